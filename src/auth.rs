@@ -1,0 +1,91 @@
+//! The authentication phase: from a routed request to an identity or a refusal.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+
+use crate::conn::ConnInfo;
+use crate::identity::Identity;
+use crate::route::{AuthKind, Route};
+use crate::server::body::Body;
+
+/// What an authenticator decided.
+pub enum AuthOutcome {
+    /// Forward to Keystone; `None` means the route needs no identity.
+    Forward(Option<Identity>),
+    /// Refuse with a status and a short reason for the client and the log.
+    Deny(Denial),
+    /// The authenticator answers itself (e.g. an OIDC redirect).
+    Respond(http::Response<Body>),
+}
+
+/// A refusal. The reason is shown to the client and logged: it must name
+/// what was wrong without echoing secrets (tokens, cookies, keys).
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub status: StatusCode,
+    pub reason: String,
+    /// Value of `WWW-Authenticate` for 401 answers.
+    pub www_authenticate: Option<String>,
+}
+
+impl Denial {
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Denial {
+            status,
+            reason: reason.into(),
+            www_authenticate: None,
+        }
+    }
+    pub fn unauthorized(reason: impl Into<String>, challenge: impl Into<String>) -> Self {
+        Denial {
+            status: StatusCode::UNAUTHORIZED,
+            reason: reason.into(),
+            www_authenticate: Some(challenge.into()),
+        }
+    }
+}
+
+/// Authenticators built from the configuration, one per kind in use.
+#[derive(Clone, Default)]
+pub struct Authenticators {
+    pub x509: Option<Arc<crate::pki::X509Authenticator>>,
+}
+
+impl Authenticators {
+    /// Builds the authenticators the configured routes need.
+    pub fn build(
+        cfg: &crate::config::Config,
+        _trust: &crate::pki::TrustStore,
+    ) -> Result<Authenticators, String> {
+        let _ = cfg;
+        Ok(Authenticators::default())
+    }
+
+    /// Runs the authenticator the route asks for.
+    pub async fn authenticate(
+        &self,
+        route: &Route,
+        req: &http::request::Parts,
+        conn: &ConnInfo,
+    ) -> AuthOutcome {
+        match route.auth {
+            AuthKind::None => AuthOutcome::Forward(None),
+            AuthKind::X509 => match &self.x509 {
+                Some(a) => a.authenticate(route, req, conn).await,
+                None => missing(route),
+            },
+            AuthKind::Bearer | AuthKind::Oidc => missing(route),
+        }
+    }
+}
+
+/// A route whose authenticator was not built: a configuration the
+/// validator should have refused. Fail closed.
+fn missing(route: &Route) -> AuthOutcome {
+    tracing::error!(route = %route.name, auth = route.auth.as_str(), "no authenticator configured for route");
+    AuthOutcome::Deny(Denial::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "authentication for this path is not configured",
+    ))
+}

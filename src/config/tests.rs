@@ -1,0 +1,106 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, Problems> {
+    Config::parse(Path::new("fedgate.toml"), text.to_string())
+}
+
+const MINIMAL: &str =
+    "[upstream]\nurl = \"uwsgi://127.0.0.1:5001\"\n[[route]]\npath = \"^/\"\nauth = \"none\"\n";
+
+#[test]
+fn defaults_are_the_grid_paths() {
+    let c = parse(MINIMAL).unwrap();
+    assert!(c.validate().is_empty(), "{}", c.validate());
+    assert_eq!(
+        c.tls.certificate.get_ref(),
+        Path::new("/etc/grid-security/hostcert.pem")
+    );
+    assert_eq!(
+        c.tls.private_key.get_ref(),
+        Path::new("/etc/grid-security/hostkey.pem")
+    );
+    assert_eq!(
+        c.tls.ca_dir.get_ref(),
+        Path::new("/etc/grid-security/certificates")
+    );
+    assert_eq!(
+        c.voms.dir.get_ref(),
+        Path::new("/etc/grid-security/vomsdir")
+    );
+    assert_eq!(c.tls.client_auth, ClientAuth::Optional);
+    assert_eq!(
+        c.server.listen_addrs(),
+        vec!["0.0.0.0:5000".parse().unwrap()]
+    );
+    assert_eq!(
+        c.admin.listen_addrs(),
+        vec!["127.0.0.1:9090".parse().unwrap()]
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors_with_line() {
+    let e = parse("[upstream]\nurl = \"uwsgi://127.0.0.1:5001\"\ntimeout = 3\n")
+        .err()
+        .unwrap();
+    assert_eq!(e.0[0].line, Some(3), "{e}");
+    assert!(e.0[0].message.contains("timeout"), "{e}");
+    let e = parse(&format!("{MINIMAL}[tls]\nclient_auht = \"required\"\n"))
+        .err()
+        .unwrap();
+    assert_eq!(e.0[0].line, Some(7), "{e}");
+    let e = parse(&format!("{MINIMAL}[bogus]\n")).err().unwrap();
+    assert!(e.to_string().starts_with("fedgate.toml:6:"), "{e}");
+}
+
+#[test]
+fn bad_values_name_their_line() {
+    let c = parse(
+        "[server]\nlisten = [\"0.0.0.0:5000\", \"not-an-address\"]\ntrusted_proxies = [\"10.0.0.0/40\"]\n\
+         [upstream]\nurl = \"https://keystone:5000\"\n[[route]]\npath = \"^/\"\nauth = \"none\"\n",
+    )
+    .unwrap();
+    let p = c.validate();
+    let lines: Vec<_> = p.0.iter().map(|x| x.line).collect();
+    assert_eq!(lines, vec![Some(2), Some(3), Some(5)], "{p}");
+    assert!(p.0[2].message.contains("uwsgi://host:port"), "{p}");
+}
+
+#[test]
+fn client_auth_values() {
+    for (v, want) in [
+        ("none", ClientAuth::None),
+        ("optional", ClientAuth::Optional),
+        ("required", ClientAuth::Required),
+    ] {
+        let c = parse(&format!("{MINIMAL}[tls]\nclient_auth = \"{v}\"\n")).unwrap();
+        assert_eq!(c.tls.client_auth, want);
+    }
+    assert!(parse(&format!("{MINIMAL}[tls]\nclient_auth = \"maybe\"\n")).is_err());
+}
+
+#[test]
+fn no_routes_is_a_problem() {
+    let c = parse("[upstream]\nurl = \"http://127.0.0.1:5000\"\n").unwrap();
+    let p = c.validate();
+    assert_eq!(p.0.len(), 1);
+    assert!(p.0[0].message.contains("[[route]]"));
+}
+
+#[test]
+fn missing_upstream_is_an_error() {
+    let e = parse("[[route]]\npath = \"^/\"\nauth = \"none\"\n")
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("upstream"), "{e}");
+}
+
+#[test]
+fn example_config_parses_and_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/fedgate.example.toml");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let p = c.validate();
+    assert!(p.is_empty(), "{p}");
+}

@@ -1,0 +1,41 @@
+//! What the listener learned about a connection, shared by all its requests.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use rustls_pki_types::CertificateDer;
+
+/// Per-connection facts handed to every request on that connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// `None` only for plain-HTTP test listeners; production listeners are TLS.
+    pub tls: Option<TlsInfo>,
+}
+
+#[derive(Debug)]
+pub struct TlsInfo {
+    /// "TLSv1.2" or "TLSv1.3", as mod_ssl's `SSL_PROTOCOL`.
+    pub version: &'static str,
+    /// IANA cipher suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    pub sni: Option<String>,
+    pub alpn: Option<Vec<u8>>,
+    /// The client's chain exactly as presented, leaf first. Its
+    /// CertificateVerify signature was checked in the handshake; the chain
+    /// itself is validated by the X.509 authenticator.
+    pub client_chain: Vec<CertificateDer<'static>>,
+    /// The X.509 authenticator's verdict, computed once per connection
+    /// (gridsite does the same per TLS session).
+    pub x509_verdict: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl ConnInfo {
+    pub fn client_chain(&self) -> &[CertificateDer<'static>] {
+        self.tls
+            .as_ref()
+            .map(|t| t.client_chain.as_slice())
+            .unwrap_or(&[])
+    }
+}

@@ -1,0 +1,182 @@
+//! X-Forwarded-* headers, from which Keystone builds its URLs when it sits
+//! behind a proxy (oslo.middleware's HTTPProxyToWSGI).
+//!
+//! Values a client sends are replaced, unless the client is a configured
+//! trusted proxy, in which case its X-Forwarded-For chain is extended. The
+//! RFC 7239 `Forwarded` header, which oslo.middleware also reads, is
+//! dropped from untrusted clients for the same reason.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use http::header::{FORWARDED, HeaderValue};
+
+use crate::conn::ConnInfo;
+
+/// An address block, e.g. `10.0.0.0/8` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, bits) = match s.split_once('/') {
+            Some((a, b)) => (a.parse::<IpAddr>().ok()?, Some(b.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Cidr { net: addr, bits })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.net, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            _ => ip,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.bits),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.bits),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let full = (bits / 8) as usize;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    let rem = bits % 8;
+    rem == 0 || (a[full] >> (8 - rem)) == (b[full] >> (8 - rem))
+}
+
+/// Sets X-Forwarded-For/Proto/Host/Port for the request.
+pub fn apply(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&str>, trusted: &[Cidr]) {
+    let peer = conn.peer.ip();
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
+        v4 => v4,
+    };
+    let from_trusted = trusted.iter().any(|c| c.contains(peer));
+    let xff = "x-forwarded-for";
+    let chain = if from_trusted {
+        let prior: Vec<&str> = headers
+            .get_all(xff)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if prior.is_empty() {
+            peer.to_string()
+        } else {
+            format!("{}, {peer}", prior.join(", "))
+        }
+    } else {
+        headers.remove(FORWARDED);
+        peer.to_string()
+    };
+    set(headers, xff, &chain);
+    if !(from_trusted && headers.contains_key("x-forwarded-proto")) {
+        set(
+            headers,
+            "x-forwarded-proto",
+            if conn.tls.is_some() { "https" } else { "http" },
+        );
+    }
+    if !(from_trusted && headers.contains_key("x-forwarded-host")) {
+        match host {
+            Some(h) => set(headers, "x-forwarded-host", h),
+            None => {
+                headers.remove("x-forwarded-host");
+            }
+        }
+    }
+    if !(from_trusted && headers.contains_key("x-forwarded-port")) {
+        set(headers, "x-forwarded-port", &conn.local.port().to_string());
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(peer: &str) -> ConnInfo {
+        ConnInfo {
+            peer: peer.parse().unwrap(),
+            local: "10.1.1.1:5000".parse().unwrap(),
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.200.3.4".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.0.0.1".parse().unwrap()));
+        let c = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(c.contains("2001:db8::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("192.0.2.1")
+                .unwrap()
+                .contains("192.0.2.1".parse().unwrap())
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("nonsense").is_none());
+        assert!(
+            Cidr::parse("10.0.0.0/7")
+                .unwrap()
+                .contains("11.1.1.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn client_values_are_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.insert("x-forwarded-proto", "gopher".parse().unwrap());
+        h.insert(
+            "forwarded",
+            "for=6.6.6.6;proto=http;host=evil".parse().unwrap(),
+        );
+        apply(
+            &mut h,
+            &conn("192.0.2.9:1234"),
+            Some("keystone.example:5000"),
+            &[],
+        );
+        assert_eq!(h["x-forwarded-for"], "192.0.2.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "keystone.example:5000");
+        assert_eq!(h["x-forwarded-port"], "5000");
+        assert!(!h.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn trusted_proxy_chain_is_extended() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        apply(
+            &mut h,
+            &conn("10.0.0.2:1234"),
+            Some("k"),
+            &[Cidr::parse("10.0.0.0/8").unwrap()],
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+}

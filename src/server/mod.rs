@@ -1,0 +1,237 @@
+//! The listener: accept, TLS handshake, HTTP/1.1 or HTTP/2, and the
+//! request pipeline; plus reload and graceful shutdown.
+
+pub mod body;
+pub mod forwarded;
+pub mod hop;
+pub mod pipeline;
+pub mod reply;
+pub mod runtime;
+pub mod scrub;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch as tokio_watch};
+use tokio_rustls::TlsAcceptor;
+
+pub use runtime::{Runtime, Shared};
+
+use crate::conn::{ConnInfo, TlsInfo};
+
+/// Binds every address, failing with the address that could not be bound.
+pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        out.push(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
+/// A shutdown trigger shared by all accept loops.
+#[derive(Clone)]
+pub struct Shutdown {
+    tx: tokio_watch::Sender<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Shutdown {
+            tx: tokio_watch::channel(false).0,
+        }
+    }
+    pub fn trigger(&self) {
+        let _ = self.tx.send(true);
+    }
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true)
+        .max_buf_size(128 * 1024);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128)
+        .max_header_list_size(128 * 1024);
+    b
+}
+
+/// Serves TLS clients on `listeners` until `shutdown` fires, then lets
+/// in-flight requests finish for up to the configured drain time.
+pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: Shutdown) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let max = shared.runtime.load().config.server.max_connections;
+    let permits = Arc::new(Semaphore::new(max));
+    let mut loops = Vec::new();
+    for l in listeners {
+        loops.push(tokio::spawn(accept_loop(
+            shared.clone(),
+            l,
+            graceful.clone(),
+            permits.clone(),
+            shutdown.clone(),
+        )));
+    }
+    shutdown.wait().await;
+    for l in &loops {
+        l.abort();
+    }
+    let drain = shared.runtime.load().config.server.shutdown_timeout();
+    tracing::info!(
+        seconds = drain.as_secs(),
+        "shutting down: no new connections, draining in-flight requests"
+    );
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(drain) => tracing::warn!("drain time over; closing the remaining connections"),
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    graceful: Arc<GracefulShutdown>,
+    permits: Arc<Semaphore>,
+    shutdown: Shutdown,
+) {
+    let local = listener.local_addr().ok();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %peer, "connection limit reached; closing new connection");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let local = tcp
+            .local_addr()
+            .ok()
+            .or(local)
+            .unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+        let shared = shared.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let rt = shared.runtime.load_full();
+            let acceptor = TlsAcceptor::from(rt.tls.clone());
+            let timeout = rt.config.server.handshake_timeout();
+            drop(rt);
+            let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    shared.metrics.handshake("failed");
+                    tracing::info!(peer = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    shared.metrics.handshake("timeout");
+                    tracing::info!(peer = %peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            shared.metrics.handshake("ok");
+            let (_, session) = tls.get_ref();
+            let info = TlsInfo {
+                version: crate::tls::version_name(session.protocol_version()),
+                cipher: session
+                    .negotiated_cipher_suite()
+                    .map(|c| format!("{:?}", c.suite()))
+                    .unwrap_or_default(),
+                sni: session.server_name().map(str::to_string),
+                alpn: session.alpn_protocol().map(<[u8]>::to_vec),
+                client_chain: session
+                    .peer_certificates()
+                    .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+                    .unwrap_or_default(),
+                x509_verdict: Default::default(),
+            };
+            let conn = Arc::new(ConnInfo {
+                peer,
+                local,
+                tls: Some(info),
+            });
+            serve_connection(shared, conn, TokioIo::new(tls), watcher).await;
+        });
+    }
+}
+
+/// Serves HTTP on an established (TLS or test) connection.
+pub async fn serve_connection<I>(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    io: TokioIo<I>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    shared.metrics.connections.inc();
+    let svc = {
+        let shared = shared.clone();
+        let conn = conn.clone();
+        service_fn(move |req| pipeline::handle(shared.clone(), conn.clone(), req))
+    };
+    let builder = http_builder();
+    let served = builder.serve_connection(io, svc);
+    if let Err(e) = watcher.watch(served).await {
+        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    }
+    shared.metrics.connections.dec();
+}
+
+/// Reloads on SIGHUP and stops on SIGTERM or SIGINT.
+pub async fn handle_signals(shared: Arc<Shared>, shutdown: Shutdown) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading configuration, certificates and CA directory");
+                let _ = shared.reload();
+            }
+            _ = term.recv() => { tracing::info!("SIGTERM received"); shutdown.trigger(); return; }
+            _ = int.recv() => { tracing::info!("SIGINT received"); shutdown.trigger(); return; }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The request phases, in order: scrub, route, authenticate, forward.
+//!
+//! Every request takes one snapshot of the runtime, so a reload in the
+//! middle of a request cannot mix two configurations.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{ACCEPT, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use super::body::Body;
+use super::runtime::{Runtime, Shared};
+use super::{forwarded, reply};
+use crate::auth::AuthOutcome;
+use crate::conn::ConnInfo;
+use crate::metrics::{KindLabel, RequestLabels, RouteLabel};
+use crate::route::{AuthKind, Route};
+use crate::upstream::{Outbound, environ};
+
+/// Random request id, also returned to the client so a user can quote it.
+pub fn new_request_id() -> String {
+    let mut b = [0u8; 8];
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        b = (Instant::now().elapsed().as_nanos() as u64).to_le_bytes();
+    }
+    hex::encode(b)
+}
+
+/// Whether errors should be a page rather than JSON: browser flows only.
+fn wants_html(parts: &http::request::Parts, route: Option<&Route>) -> bool {
+    let browser_route = route.is_some_and(|r| r.auth == AuthKind::Oidc);
+    let accepts_html = parts
+        .headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    browser_route && accepts_html
+}
+
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let started = Instant::now();
+    let id = new_request_id();
+    let span = tracing::info_span!("request", id = %id);
+    let rt = shared.runtime.load_full();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    let (route_name, mut resp, principal) = phases(
+        &shared,
+        &rt,
+        &conn,
+        parts,
+        body.map_err(|e| -> crate::server::body::BoxError { Box::new(e) })
+            .boxed_unsync(),
+        &id,
+    )
+    .instrument(span.clone())
+    .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-fedgate-request-id", v);
+    }
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    shared
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route_name.clone(),
+            status,
+        })
+        .inc();
+    shared
+        .metrics
+        .latency
+        .get_or_create(&RouteLabel {
+            route: route_name.clone(),
+        })
+        .observe(elapsed.as_secs_f64());
+    // Path only: query strings can carry codes and states in browser flows.
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method, path = %path, status, route = %route_name,
+            user = principal.as_deref().unwrap_or("-"), peer = %conn.peer, ms = elapsed.as_secs_f64() * 1e3,
+            "request"
+        )
+    });
+    Ok(resp)
+}
+
+async fn phases(
+    shared: &Shared,
+    rt: &Runtime,
+    conn: &ConnInfo,
+    mut parts: http::request::Parts,
+    body: Body,
+    id: &str,
+) -> (String, Response<Body>, Option<String>) {
+    // 1. Scrub: nothing a client sends may pose as identity.
+    let dropped = rt.scrubber.scrub(&mut parts.headers);
+    if !dropped.is_empty() {
+        shared.metrics.scrubbed_headers.inc_by(dropped.len() as u64);
+        let names: Vec<&str> = dropped.iter().map(|n| n.as_str()).collect();
+        tracing::warn!(headers = ?names, peer = %conn.peer, "dropped client headers that could pose as identity");
+    }
+    crate::server::hop::strip(&mut parts.headers);
+    let host = environ::request_host(&parts);
+    forwarded::apply(
+        &mut parts.headers,
+        conn,
+        host.as_deref(),
+        &rt.trusted_proxies,
+    );
+
+    // 2. Route on the decoded path, which is what Keystone routes on.
+    let decoded = match percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8() {
+        Ok(p) if !p.contains('\0') => p.into_owned(),
+        _ => {
+            tracing::info!("refused a request whose path is not valid UTF-8 once decoded");
+            return (
+                "-".into(),
+                reply::json_error(
+                    StatusCode::BAD_REQUEST,
+                    "request path is not valid UTF-8 once percent-decoded",
+                ),
+                None,
+            );
+        }
+    };
+    let Some(route) = rt.routes.find(&decoded) else {
+        tracing::info!(path = %decoded, "no route matches");
+        return (
+            "-".into(),
+            reply::json_error(
+                StatusCode::NOT_FOUND,
+                "no route is configured for this path",
+            ),
+            None,
+        );
+    };
+    let html = wants_html(&parts, Some(route));
+
+    // 3. Authenticate.
+    let identity = match rt.auth.authenticate(route, &parts, conn).await {
+        AuthOutcome::Forward(id) => id,
+        AuthOutcome::Respond(r) => return (route.name.clone(), r, None),
+        AuthOutcome::Deny(d) => {
+            shared
+                .metrics
+                .denials
+                .get_or_create(&KindLabel {
+                    kind: route.auth.as_str().into(),
+                })
+                .inc();
+            tracing::info!(status = d.status.as_u16(), reason = %d.reason, auth = route.auth.as_str(), "authentication refused");
+            return (
+                route.name.clone(),
+                reply::error(d.status, &d.reason, id, html, d.www_authenticate.as_deref()),
+                None,
+            );
+        }
+    };
+    if let Some(i) = &identity {
+        tracing::debug!(method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
+    }
+    let principal = identity.as_ref().map(|i| i.principal.clone());
+
+    // 4. Forward.
+    let out = Outbound {
+        parts,
+        body,
+        conn,
+        identity: identity.as_ref(),
+    };
+    match rt.upstream.send(out).await {
+        Ok(resp) => (route.name.clone(), resp, principal),
+        Err(e) => {
+            shared
+                .metrics
+                .upstream_errors
+                .get_or_create(&KindLabel {
+                    kind: e.kind().into(),
+                })
+                .inc();
+            if e.is_upstream_fault() {
+                tracing::error!(error = %e, upstream = %rt.upstream.target().authority(), "upstream request failed");
+            } else {
+                tracing::info!(error = %e, "request refused before forwarding");
+            }
+            (
+                route.name.clone(),
+                reply::error(e.status(), &e.to_string(), id, html, None),
+                principal,
+            )
+        }
+    }
+}

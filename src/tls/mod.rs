@@ -1,0 +1,150 @@
+//! The TLS front end: rustls server configuration from the host
+//! credentials and the trust store.
+
+mod verifier;
+
+pub use verifier::GridClientVerifier;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::server::NoClientAuth;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use thiserror::Error;
+use x509_parser::prelude::*;
+
+use crate::config::{ClientAuth, TlsConfig};
+use crate::pki::TrustStore;
+
+#[derive(Debug, Error)]
+pub enum TlsSetupError {
+    #[error("cannot read certificate {0}: {1}")]
+    ReadCert(String, String),
+    #[error("certificate file {0} holds no PEM certificate")]
+    NoCert(String),
+    #[error("cannot read private key {0}: {1}")]
+    ReadKey(String, String),
+    #[error("private key {0} does not match certificate {1}")]
+    KeyMismatch(String, String),
+    #[error("TLS configuration rejected: {0}")]
+    Rustls(String),
+}
+
+/// The process-wide crypto provider (aws-lc-rs). Installed once so that
+/// every crate using rustls agrees on it.
+pub fn provider() -> Arc<CryptoProvider> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+}
+
+/// Reads the host certificate chain. An IGTF host certificate file often
+/// holds only the leaf; the chain is completed from the trust store so
+/// clients get every intermediate (roots are not sent).
+pub fn load_chain(
+    path: &Path,
+    trust: &TrustStore,
+) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let shown = path.display().to_string();
+    let pem =
+        std::fs::read(path).map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let mut chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    if chain.is_empty() {
+        return Err(TlsSetupError::NoCert(shown));
+    }
+    // Follow issuers through the store while they are not self-signed.
+    for _ in 0..8 {
+        let last = chain.last().expect("non-empty");
+        let Ok((_, c)) = X509Certificate::from_der(last.as_ref()) else {
+            break;
+        };
+        if c.subject().as_raw() == c.issuer().as_raw() {
+            break;
+        }
+        let issuer = c.issuer().as_raw();
+        let Some(ca) = trust.cas().iter().find(|ca| ca.subject_der == issuer) else {
+            break;
+        };
+        let Ok((_, cac)) = X509Certificate::from_der(ca.der.as_ref()) else {
+            break;
+        };
+        if cac.subject().as_raw() == cac.issuer().as_raw()
+            || chain.iter().any(|c| c.as_ref() == ca.der.as_ref())
+        {
+            break;
+        }
+        chain.push(ca.der.clone());
+    }
+    Ok(chain)
+}
+
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| TlsSetupError::ReadKey(path.display().to_string(), e.to_string()))
+}
+
+/// Builds the server configuration: TLS 1.2 and 1.3, ALPN h2 and
+/// http/1.1, and the client-certificate request the config asks for.
+pub fn server_config(
+    cfg: &TlsConfig,
+    trust: &TrustStore,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let provider = provider();
+    let chain = load_chain(cfg.certificate.get_ref(), trust)?;
+    let key = load_key(cfg.private_key.get_ref())?;
+    let signer = provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|e| {
+            TlsSetupError::ReadKey(
+                cfg.private_key.get_ref().display().to_string(),
+                e.to_string(),
+            )
+        })?;
+    let ck = rustls::sign::CertifiedKey::new(chain.clone(), signer);
+    if ck.keys_match().is_err() {
+        return Err(TlsSetupError::KeyMismatch(
+            cfg.private_key.get_ref().display().to_string(),
+            cfg.certificate.get_ref().display().to_string(),
+        ));
+    }
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+    let builder = match cfg.client_auth {
+        ClientAuth::None => builder.with_client_cert_verifier(Arc::new(NoClientAuth)),
+        mode => {
+            let hints = if cfg.send_ca_hints {
+                trust.hint_subjects()
+            } else {
+                Vec::new()
+            };
+            builder.with_client_cert_verifier(GridClientVerifier::new(
+                &provider,
+                hints,
+                mode == ClientAuth::Required,
+            ))
+        }
+    };
+    let mut sc = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+    sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    sc.ignore_client_order = true;
+    Ok(Arc::new(sc))
+}
+
+/// mod_ssl's name for a negotiated protocol version.
+pub fn version_name(v: Option<rustls::ProtocolVersion>) -> &'static str {
+    match v {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "unknown",
+    }
+}

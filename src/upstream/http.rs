@@ -1,0 +1,174 @@
+//! Keystone under any HTTP server: HTTP/1.1 with pooled connections, the
+//! identity passed as request headers.
+//!
+//! Headers reach a WSGI app only as `HTTP_*` names, so mappings must use
+//! those names (e.g. `HTTP_GRST_CONN_AURI_0`); the uwsgi upstream is the
+//! drop-in choice. Header names are configurable for that reason.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::header::{HOST, HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::uwsgi::declared_length;
+use super::{Outbound, Target, UpstreamError};
+use crate::config::UpstreamConfig;
+use crate::server::body::Body;
+
+pub struct HttpUpstream {
+    pub target: Target,
+    authority: Authority,
+    client: Client<HttpConnector, Body>,
+    pub connect_timeout: Duration,
+    response_timeout: Duration,
+    max_body: u64,
+    prefix: String,
+    names: BTreeMap<String, String>,
+}
+
+/// The header an identity variable travels in: explicit name, else the
+/// environ name without `HTTP_` and with `_` written as `-`.
+pub fn header_name_for(var: &str, prefix: &str, names: &BTreeMap<String, String>) -> String {
+    if let Some(n) = names.get(var) {
+        return n.clone();
+    }
+    let base = var.strip_prefix("HTTP_").unwrap_or(var);
+    format!("{prefix}{}", base.replace('_', "-"))
+}
+
+impl HttpUpstream {
+    pub fn new(target: Target, cfg: &UpstreamConfig, max_body: u64) -> Self {
+        let mut conn = HttpConnector::new();
+        conn.set_connect_timeout(Some(cfg.connect_timeout()));
+        conn.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(conn);
+        HttpUpstream {
+            authority: target
+                .authority()
+                .parse()
+                .expect("validated upstream authority"),
+            target,
+            client,
+            connect_timeout: cfg.connect_timeout(),
+            response_timeout: cfg.response_timeout(),
+            max_body,
+            prefix: cfg.identity_header_prefix.clone(),
+            names: cfg.identity_headers.clone(),
+        }
+    }
+
+    /// Header names this upstream sends identity in; the scrubber drops
+    /// client copies of them.
+    pub fn identity_header_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub async fn send(&self, req: Outbound<'_>) -> Result<http::Response<Body>, UpstreamError> {
+        let Outbound {
+            mut parts,
+            body,
+            conn: _,
+            identity,
+        } = req;
+        if declared_length(&parts)?.is_some_and(|n| n > self.max_body) {
+            return Err(UpstreamError::BodyTooLarge(self.max_body));
+        }
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(self.authority.clone());
+        uri.path_and_query = parts.uri.path_and_query().cloned();
+        let host = super::environ::request_host(&parts);
+        parts.uri =
+            http::Uri::from_parts(uri).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+        parts.version = http::Version::HTTP_11;
+        if let Some(h) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
+            parts.headers.insert(HOST, h);
+        }
+        if let Some(id) = identity {
+            for (var, value) in id.variables() {
+                let name = header_name_for(var, &self.prefix, &self.names);
+                let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    UpstreamError::BadRequest(format!("identity header name `{name}` is invalid"))
+                })?;
+                let v = HeaderValue::from_bytes(value).map_err(|_| {
+                    UpstreamError::BadRequest(format!(
+                        "value of identity header `{name}` is not a valid header value"
+                    ))
+                })?;
+                parts.headers.insert(n, v);
+            }
+        }
+        let max = self.max_body as usize;
+        let body = Limited::new(body, max)
+            .map_err(move |e| -> crate::server::body::BoxError {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Box::new(UpstreamError::BodyTooLarge(max as u64))
+                } else {
+                    e
+                }
+            })
+            .boxed_unsync();
+        let req = http::Request::from_parts(parts, body);
+        let resp = tokio::time::timeout(self.response_timeout, self.client.request(req))
+            .await
+            .map_err(|_| UpstreamError::ResponseTimeout)?
+            .map_err(classify)?;
+        let (mut parts, body) = resp.into_parts();
+        crate::server::hop::strip(&mut parts.headers);
+        Ok(http::Response::from_parts(
+            parts,
+            body.map_err(|e| -> crate::server::body::BoxError { Box::new(e) })
+                .boxed_unsync(),
+        ))
+    }
+}
+
+fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
+    use std::error::Error;
+    let mut src: Option<&(dyn Error + 'static)> = e.source();
+    while let Some(s) = src {
+        if let Some(u) = s.downcast_ref::<UpstreamError>() {
+            return match u {
+                UpstreamError::BodyTooLarge(n) => UpstreamError::BodyTooLarge(*n),
+                other => UpstreamError::ClientBody(other.to_string()),
+            };
+        }
+        src = s.source();
+    }
+    if e.is_connect() {
+        UpstreamError::Connect(std::io::Error::other(e.to_string()))
+    } else {
+        UpstreamError::BadResponse(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names() {
+        let mut names = BTreeMap::new();
+        names.insert("REMOTE_USER".to_string(), "X-Fedgate-User".to_string());
+        assert_eq!(
+            header_name_for("GRST_CONN_AURI_0", "", &names),
+            "GRST-CONN-AURI-0"
+        );
+        assert_eq!(header_name_for("HTTP_OIDC_ISS", "", &names), "OIDC-ISS");
+        assert_eq!(
+            header_name_for("OIDC-eduperson_entitlement", "X-", &names),
+            "X-OIDC-eduperson-entitlement"
+        );
+        assert_eq!(header_name_for("REMOTE_USER", "", &names), "X-Fedgate-User");
+    }
+}

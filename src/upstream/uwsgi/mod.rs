@@ -1,0 +1,269 @@
+//! Keystone under uWSGI, spoken to as Apache's mod_proxy_uwsgi does.
+//!
+//! One request per connection (the protocol has no keep-alive): the packet
+//! header and environ, then exactly CONTENT_LENGTH body bytes, then uWSGI
+//! answers with a plain HTTP/1.x response and closes.
+
+pub mod frame;
+pub mod response;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use self::response::{Chunk, ChunkedDecoder, Framing};
+use super::{Outbound, Target, UpstreamError, connect, environ};
+use crate::config::UpstreamConfig;
+use crate::server::body::{Body, BoxError};
+
+pub struct UwsgiUpstream {
+    pub target: Target,
+    authority: String,
+    pub connect_timeout: Duration,
+    response_timeout: Duration,
+    max_body: u64,
+}
+
+/// Parses a request's Content-Length, if it has one.
+pub(crate) fn declared_length(parts: &http::request::Parts) -> Result<Option<u64>, UpstreamError> {
+    match parts.headers.get(CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| UpstreamError::BadRequest("invalid Content-Length".into())),
+    }
+}
+
+impl UwsgiUpstream {
+    pub fn new(target: Target, cfg: &UpstreamConfig, max_body: u64) -> Self {
+        UwsgiUpstream {
+            authority: target.authority(),
+            target,
+            connect_timeout: cfg.connect_timeout(),
+            response_timeout: cfg.response_timeout(),
+            max_body,
+        }
+    }
+
+    pub async fn send(&self, req: Outbound<'_>) -> Result<http::Response<Body>, UpstreamError> {
+        let Outbound {
+            parts,
+            body,
+            conn,
+            identity,
+        } = req;
+        let declared = declared_length(&parts)?;
+        if declared.is_some_and(|n| n > self.max_body) {
+            return Err(UpstreamError::BodyTooLarge(self.max_body));
+        }
+        // uwsgi needs CONTENT_LENGTH up front: a body of unknown length
+        // (chunked, or HTTP/2 without the header) is buffered first.
+        let (length, buffered, mut streaming) = match declared {
+            Some(n) => (n, None, Some(body)),
+            None => {
+                let bytes = collect_limited(body, self.max_body).await?;
+                (bytes.len() as u64, Some(bytes), None)
+            }
+        };
+        let cl = if length > 0 || declared.is_some() {
+            Some(length)
+        } else {
+            None
+        };
+        let env = environ::build(&parts, conn, identity, cl);
+        let packet = frame::encode(&env).map_err(|e| match e {
+            frame::FrameError::TooLarge(n) => UpstreamError::EnvironTooLarge(n),
+            other => UpstreamError::BadRequest(other.to_string()),
+        })?;
+
+        let mut sock = connect(&self.authority, self.connect_timeout).await?;
+        sock.write_all(&packet).await.map_err(UpstreamError::Io)?;
+        if let Some(b) = buffered {
+            sock.write_all(&b).await.map_err(UpstreamError::Io)?;
+        } else if let Some(body) = streaming.take() {
+            copy_exact(body, &mut sock, length).await?;
+        }
+        sock.flush().await.map_err(UpstreamError::Io)?;
+        self.read_response(sock).await
+    }
+
+    async fn read_response(
+        &self,
+        mut sock: TcpStream,
+    ) -> Result<http::Response<Body>, UpstreamError> {
+        let mut buf = BytesMut::with_capacity(8192);
+        let head = tokio::time::timeout(self.response_timeout, async {
+            loop {
+                if let Some((head, n)) = response::parse_head(&buf)
+                    .map_err(|e| UpstreamError::BadResponse(e.to_string()))?
+                {
+                    let _ = buf.split_to(n);
+                    return Ok(head);
+                }
+                if sock.read_buf(&mut buf).await.map_err(UpstreamError::Io)? == 0 {
+                    return Err(UpstreamError::BadResponse(
+                        "connection closed before a response".into(),
+                    ));
+                }
+            }
+        })
+        .await
+        .map_err(|_| UpstreamError::ResponseTimeout)??;
+
+        let mut resp = http::Response::builder().status(head.status);
+        for (name, value) in &head.headers {
+            let skip = crate::server::hop::is_hop_by_hop(name)
+                || (name.eq_ignore_ascii_case("content-length")
+                    && !matches!(head.framing, Framing::Length(_)));
+            if skip {
+                continue;
+            }
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                (Ok(n), Ok(v)) => {
+                    resp = resp.header(n, v);
+                }
+                _ => {
+                    tracing::warn!(header = %name, "dropped an invalid response header from Keystone")
+                }
+            }
+        }
+        let body = response_body(sock, buf, head.framing, self.response_timeout);
+        resp.body(body)
+            .map_err(|e| UpstreamError::BadResponse(e.to_string()))
+    }
+}
+
+async fn collect_limited(mut body: Body, max: u64) -> Result<Bytes, UpstreamError> {
+    let mut out = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| UpstreamError::ClientBody(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if (out.len() + data.len()) as u64 > max {
+                return Err(UpstreamError::BodyTooLarge(max));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// Streams exactly `length` bytes of `body` to `sock`.
+async fn copy_exact(
+    mut body: Body,
+    sock: &mut TcpStream,
+    length: u64,
+) -> Result<(), UpstreamError> {
+    let mut sent = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| UpstreamError::ClientBody(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            sent += data.len() as u64;
+            if sent > length {
+                return Err(UpstreamError::ClientBody(
+                    "body is longer than its Content-Length".into(),
+                ));
+            }
+            sock.write_all(&data).await.map_err(UpstreamError::Io)?;
+        }
+    }
+    if sent != length {
+        return Err(UpstreamError::ClientBody(format!(
+            "body ended after {sent} of {length} bytes"
+        )));
+    }
+    Ok(())
+}
+
+struct BodyState {
+    sock: TcpStream,
+    buf: BytesMut,
+    framing: Framing,
+    chunked: ChunkedDecoder,
+    left: u64,
+    done: bool,
+    idle: Duration,
+}
+
+/// Streams the response body as it arrives.
+fn response_body(sock: TcpStream, buf: BytesMut, framing: Framing, idle: Duration) -> Body {
+    let left = if let Framing::Length(n) = framing {
+        n
+    } else {
+        0
+    };
+    let st = BodyState {
+        sock,
+        buf,
+        framing,
+        chunked: ChunkedDecoder::default(),
+        left,
+        done: false,
+        idle,
+    };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        match next_data(&mut st).await {
+            Ok(Some(b)) => Some((Ok(Frame::data(b)), st)),
+            Ok(None) => None,
+            Err(e) => {
+                st.done = true;
+                Some((Err(e), st))
+            }
+        }
+    });
+    BodyExt::boxed_unsync(StreamBody::new(stream.boxed()))
+}
+
+async fn fill(st: &mut BodyState) -> Result<usize, BoxError> {
+    match tokio::time::timeout(st.idle, st.sock.read_buf(&mut st.buf)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err("Keystone stopped sending the response body".into()),
+    }
+}
+
+async fn next_data(st: &mut BodyState) -> Result<Option<Bytes>, BoxError> {
+    loop {
+        match st.framing {
+            Framing::Length(_) => {
+                if st.left == 0 {
+                    return Ok(None);
+                }
+                if st.buf.is_empty() && fill(st).await? == 0 {
+                    return Err("Keystone closed the connection before the end of the body".into());
+                }
+                let n = (st.left as usize).min(st.buf.len());
+                st.left -= n as u64;
+                return Ok(Some(st.buf.split_to(n).freeze()));
+            }
+            Framing::UntilClose => {
+                if st.buf.is_empty() && fill(st).await? == 0 {
+                    return Ok(None);
+                }
+                return Ok(Some(st.buf.split().freeze()));
+            }
+            Framing::Chunked => match st.chunked.decode(&mut st.buf)? {
+                Chunk::Data(b) => return Ok(Some(b)),
+                Chunk::Done => return Ok(None),
+                Chunk::NeedMore => {
+                    if fill(st).await? == 0 {
+                        return Err("Keystone closed the connection inside a chunked body".into());
+                    }
+                }
+            },
+        }
+    }
+}
