@@ -45,6 +45,9 @@ pub enum TargetError {
 impl Target {
     pub fn parse(s: &str) -> Result<Target, TargetError> {
         let u = url::Url::parse(s).map_err(|e| TargetError::NotUrl(s.into(), e.to_string()))?;
+        if u.scheme() != "uwsgi" && u.scheme() != "http" {
+            return Err(TargetError::Scheme(u.scheme().into()));
+        }
         let host = u
             .host_str()
             .ok_or_else(|| TargetError::HostPort(s.into()))?
