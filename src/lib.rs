@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod pki;
 pub mod route;
 pub mod server;
+pub mod session;
 pub mod tls;
 pub mod upstream;
 pub mod voms;
