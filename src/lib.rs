@@ -17,6 +17,7 @@ pub mod demo;
 pub mod identity;
 pub mod logging;
 pub mod metrics;
+pub mod oidc;
 pub mod pki;
 pub mod route;
 pub mod server;

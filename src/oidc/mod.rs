@@ -1,0 +1,3 @@
+//! OpenID Connect (placeholder until the IdP registry lands).
+
+pub mod websso;
