@@ -179,7 +179,9 @@ impl Upstream {
             t @ Target::Uwsgi { .. } => {
                 Upstream::Uwsgi(uwsgi::UwsgiUpstream::new(t, cfg, max_body))
             }
-            t @ Target::Http { .. } => Upstream::Http(Box::new(http::HttpUpstream::new(t, cfg, max_body))),
+            t @ Target::Http { .. } => {
+                Upstream::Http(Box::new(http::HttpUpstream::new(t, cfg, max_body)))
+            }
         })
     }
 
