@@ -191,7 +191,10 @@ impl Gateway {
         let mut child = Command::new(fedgate_bin())
             .args(["run", "--config"])
             .arg(&config)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("FEDGATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

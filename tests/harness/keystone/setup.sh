@@ -137,6 +137,10 @@ cat >"$WORKDIR/etc/uwsgi.ini" <<EOF
 module = keystone.wsgi.api:application
 http-socket = 127.0.0.1:$PORT
 uwsgi-socket = 127.0.0.1:$UPORT
+; uWSGI's http-socket has no keep-alive yet answers HTTP/1.1 without saying
+; so, then closes: a pooling HTTP client (fedgate's http:// upstream) can
+; send its next request into the closing socket. Say it explicitly.
+add-header = Connection: close
 ; the uwsgi vars block holds every environ variable: 65535 is the protocol
 ; maximum and what real entitlement lists need (the default is 4096)
 buffer-size = 65535
