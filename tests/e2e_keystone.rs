@@ -228,13 +228,14 @@ fn spoofing(ks: &Keystone, pki: &Pki, gw: &Gateway) {
 /// The control: the same values as real environ variables, written
 /// straight to Keystone's uwsgi socket, DO log in. So the 401s above are
 /// fedgate's doing, not a broken Keystone or mapping.
-fn direct_uwsgi_control(ks: &Keystone) {
+fn direct_uwsgi_control(ks: &Keystone, who: &str) {
+    let dn = format!("{DN}-{who}");
     let oidc = [
         ("HTTP_OIDC_ISS", ks.issuer.as_str()),
-        ("HTTP_OIDC_SUB", "mallory"),
+        ("HTTP_OIDC_SUB", who),
         ("OIDC-eduperson_entitlement", ENTITLEMENT),
     ];
-    let voms = [("GRST_CONN_AURI_0", DN), ("GRST_VOMS_FQANS", FQAN)];
+    let voms = [("GRST_CONN_AURI_0", dn.as_str()), ("GRST_VOMS_FQANS", FQAN)];
     for (path, vars) in [(OIDC_AUTH, &oidc[..]), (VOMS_AUTH, &voms[..])] {
         let (status, head) = uwsgi_post(&ks.uwsgi, path, vars);
         assert_eq!(status, 201, "{path}: {head}");
@@ -304,7 +305,7 @@ fn scenario(kind: &str) {
     api_through(&ks, &pki, &gw);
     openstack_cli(&ks, &pki, &gw);
     spoofing(&ks, &pki, &gw);
-    direct_uwsgi_control(&ks);
+    direct_uwsgi_control(&ks, &format!("mallory-{kind}"));
 }
 
 #[test]

@@ -146,7 +146,9 @@ add-header = Connection: close
 buffer-size = 65535
 master = true
 processes = 1
-threads = 4
+; one request at a time: sqlite (even in WAL mode) answers concurrent
+; writers (two federated logins shadowing users) with "database is locked"
+threads = 1
 enable-threads = true
 lazy-apps = true
 need-app = true
