@@ -97,8 +97,11 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: S
         )));
     }
     shutdown.wait().await;
-    for l in &loops {
+    // Wait for the loops to end: each holds an Arc of `graceful`, which
+    // must be the last one for try_unwrap below to drain real connections.
+    for l in loops {
         l.abort();
+        let _ = l.await;
     }
     // The loops hold clones of `graceful`: wait until they are gone so the
     // drain below covers every connection they accepted.

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (only what is missing),
+# starts the project's own Keystone (tests/harness/keystone) on 18600/18601,
+# runs every test including the end-to-end ones, stops Keystone, and exits
+# with the test result.
+#
+#   scripts/test.sh [extra cargo test arguments]
+#
+# Environment:
+#   FEDGATE_SKIP_KEYSTONE=1   no Keystone: the e2e tests print SKIPPED and pass
+#   FEDGATE_KEYSTONE_WORKDIR  (target/keystone-e2e) database, keys, logs
+#   FEDGATE_KEYSTONE_PORT     (18600; +1 is the uwsgi socket)
+#   FEDGATE_KEYSTONE_VENV     (~/.cache/fedgate/keystone-venv) reused when complete
+#   FEDGATE_NO_INSTALL=1      never run apt-get / npm
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+T0=$SECONDS
+say() { printf '\n== %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------ prerequisites
+command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (rustup.rs)" >&2; exit 2; }
+APT_PKGS=(curl openssl ca-certificates python3 python3-venv)
+if [ "${FEDGATE_NO_INSTALL:-0}" != 1 ]; then
+  missing=()
+  for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+  for pkg in tests/harness/*/package.json; do
+    [ -e "$pkg" ] || continue
+    d=$(dirname "$pkg")
+    if [ ! -d "$d/node_modules" ]; then
+      say "npm dependencies of $d"
+      if [ -f "$d/package-lock.json" ]; then (cd "$d" && npm ci --no-audit --no-fund); else (cd "$d" && npm install --no-audit --no-fund); fi
+    fi
+  done
+fi
+
+# ------------------------------------------------------------ Keystone
+KS_DIR=${FEDGATE_KEYSTONE_WORKDIR:-$ROOT/target/keystone-e2e}
+KS_PORT=${FEDGATE_KEYSTONE_PORT:-18600}
+KS_STARTED=0
+stop_keystone() {
+  if [ "$KS_STARTED" = 1 ]; then
+    tests/harness/keystone/setup.sh "$KS_DIR" "$KS_PORT" down >/dev/null 2>&1 || true
+  fi
+}
+trap stop_keystone EXIT
+if [ "${FEDGATE_SKIP_KEYSTONE:-0}" = 1 ]; then
+  say "FEDGATE_SKIP_KEYSTONE=1: the Keystone end-to-end tests will be skipped"
+  unset FEDGATE_E2E_KEYSTONE_URL FEDGATE_E2E_KEYSTONE_UWSGI
+else
+  say "Keystone (tests/harness/keystone) on 127.0.0.1:$KS_PORT (+1 uwsgi)"
+  t=$SECONDS
+  KS_STARTED=1
+  FEDGATE_KEYSTONE_VENV=${FEDGATE_KEYSTONE_VENV:-$HOME/.cache/fedgate/keystone-venv} \
+    tests/harness/keystone/setup.sh "$KS_DIR" "$KS_PORT" up >/dev/null
+  # shellcheck disable=SC1091
+  . "$KS_DIR/env.sh"
+  echo "Keystone ready in $((SECONDS - t)) s: $FEDGATE_E2E_KEYSTONE_URL, uwsgi $FEDGATE_E2E_KEYSTONE_UWSGI" >&2
+fi
+
+# ------------------------------------------------------------ tests
+say "cargo test --all-targets --no-fail-fast $*"
+t=$SECONDS
+LOG=$ROOT/target/test-output.log
+mkdir -p "$ROOT/target"
+set +e
+cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$LOG" | grep -a -v '^\[fedgate\]'
+rc=${PIPESTATUS[0]}
+set -e
+read -r passed failed ignored < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) {
+    if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
+  END { print p + 0, f + 0, g + 0 }' "$LOG")
+say "summary"
+echo "tests: $passed passed, $failed failed, $ignored ignored (cargo test: $((SECONDS - t)) s, total $((SECONDS - T0)) s)"
+if [ -n "${FEDGATE_E2E_KEYSTONE_URL:-}" ]; then
+  echo "Keystone end-to-end: ran against $FEDGATE_E2E_KEYSTONE_URL and uwsgi://$FEDGATE_E2E_KEYSTONE_UWSGI"
+else
+  echo "Keystone end-to-end: SKIPPED (no Keystone)"
+fi
+grep -a -E '^test .* FAILED$|^    [a-z_:]+$' "$LOG" | sed 's/^/  /' || true
+echo "full output (with fedgate logs): $LOG"
+[ "$rc" = 0 ] && echo "RESULT: PASS" || echo "RESULT: FAIL (exit $rc)"
+exit "$rc"

@@ -1,0 +1,300 @@
+//! Operations with the real binary: check-config, config errors, SIGHUP
+//! reload, SIGTERM drain, the admin endpoints.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::upstream::{http_echo, uwsgi_echo};
+use common::{Conf, Gateway, pki, run_fedgate};
+
+const SIGHUP: i32 = 1;
+const SIGTERM: i32 = 15;
+
+#[test]
+fn check_config_ok_and_problems_with_lines() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        Conf::new(format!("uwsgi://{}", up.addr)).render(&pki),
+    )
+    .unwrap();
+    let (code, out, err) = run_fedgate(&["check-config"], &good);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("configuration OK"), "{out}");
+
+    // Several problems at once, each with file:line.
+    let mut conf = Conf::new(format!("uwsgi://{}", common::dead_addr()));
+    conf.routes = "[[route]]\nname = \"bad\"\npath = \"^/v3(\"\nauth = \"none\"\n";
+    let text = conf.render(&pki).replace(
+        &pki.host_key.display().to_string(),
+        &pki.user_key.display().to_string(),
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, &text).unwrap();
+    let (code, out, err) = run_fedgate(&["check-config"], &bad);
+    assert_ne!(code, 0, "{out}{err}");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let at = |needle: &str| format!("{}:{}:", bad.display(), line_of(needle));
+    assert!(
+        err.contains(&at("path = \"^/v3(\"")),
+        "regex problem at its line: {err}"
+    );
+    assert!(
+        err.contains(&at("private_key")),
+        "key mismatch at its line: {err}"
+    );
+    assert!(
+        err.contains(&at("url = ")),
+        "unreachable upstream at its line: {err}"
+    );
+
+    // A missing certificate file.
+    let text = Conf::new(format!("uwsgi://{}", up.addr))
+        .render(&pki)
+        .replace(
+            &pki.host_cert.display().to_string(),
+            "/nonexistent/hostcert.pem",
+        );
+    std::fs::write(&bad, &text).unwrap();
+    let (code, _, err) = run_fedgate(&["check-config"], &bad);
+    assert_ne!(code, 0);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("certificate"))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("{}:{line}:", bad.display())), "{err}");
+    assert!(err.contains("/nonexistent/hostcert.pem"), "{err}");
+}
+
+#[test]
+fn broken_config_exits_non_zero_naming_file_and_line() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fedgate.toml");
+    let base = Conf::new("uwsgi://127.0.0.1:5001").render(&pki);
+    for (broken, needle) in [
+        (
+            base.replace("[upstream]\n", "[upstream]\nuryl = \"x\"\n"),
+            "uryl",
+        ),
+        (
+            base.replace("client_auth = \"optional\"", "client_auth = \"sometimes\""),
+            "client_auth",
+        ),
+        (
+            base.replace(
+                "[admin]\nlisten = [\"127.0.0.1:0\"]",
+                "[admin]\nlisten = [\"127.0.0.1:0\"] junk",
+            ),
+            "junk",
+        ),
+        (
+            base.replace("url = \"uwsgi://127.0.0.1:5001\"", "url = \"ftp://k:1\""),
+            "url =",
+        ),
+    ] {
+        std::fs::write(&path, &broken).unwrap();
+        let line = broken.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        for cmd in ["run", "check-config"] {
+            let (code, out, err) = run_fedgate(&[cmd], &path);
+            assert_ne!(code, 0, "{cmd} {needle}: {out}{err}");
+            let want = format!("{}:{}", path.display(), line);
+            let close = (line.saturating_sub(1)..=line + 1)
+                .any(|l| err.contains(&format!("{}:{l}:", path.display())));
+            assert!(
+                close,
+                "{cmd}: `{needle}` should be reported near {want}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sighup_swaps_routes_without_dropping_a_keep_alive_connection() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
+    conf.routes = "[[route]]\nname = \"v3\"\npath = \"^/v3\"\nauth = \"none\"\n";
+    let gw = Gateway::start(&pki, &conf);
+    let mut c = gw.client(&pki);
+    assert_eq!(c.request("GET", "/v3", &[], b"").status, 200);
+    assert_eq!(c.request("GET", "/new", &[], b"").status, 404);
+
+    conf.routes = "[[route]]\nname = \"v3\"\npath = \"^/v3\"\nauth = \"none\"\n\
+                   [[route]]\nname = \"new\"\npath = \"^/new\"\nauth = \"none\"\n";
+    std::fs::write(&gw.config, conf.render(&pki)).unwrap();
+    gw.signal(SIGHUP);
+    assert!(
+        gw.logs
+            .wait_for("configuration reloaded", Duration::from_secs(10))
+            .is_some()
+    );
+    // Same TCP+TLS connection: the client never reconnects on its own.
+    let r = c.request("GET", "/new/thing", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(up.record.last().get("PATH_INFO"), Some("/new/thing"));
+    assert_eq!(c.request("GET", "/v3", &[], b"").status, 200);
+    let m = gw.admin_get("/metrics").text();
+    assert!(
+        m.contains("fedgate_config_reloads_total{result=\"ok\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn bad_new_config_is_refused_and_the_old_one_kept() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let conf = Conf::new(format!("uwsgi://{}", up.addr));
+    let gw = Gateway::start(&pki, &conf);
+    let mut c = gw.client(&pki);
+    assert_eq!(c.request("GET", "/v3", &[], b"").status, 200);
+    for broken in [
+        conf.render(&pki).replace("path = \"^/\"", "path = \"^/(\""),
+        conf.render(&pki).replace("[server]", "[sever]"),
+        conf.render(&pki)
+            .replace(&pki.host_key.display().to_string(), "/nonexistent/key.pem"),
+    ] {
+        let before = gw.logs.count("reload refused");
+        std::fs::write(&gw.config, broken).unwrap();
+        gw.signal(SIGHUP);
+        let t0 = Instant::now();
+        while gw.logs.count("reload refused") == before && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let line = gw
+            .logs
+            .all()
+            .into_iter()
+            .filter(|l| l.contains("reload refused"))
+            .last();
+        let line = line.expect("a log line says the reload was refused");
+        assert!(
+            line.contains("fedgate.toml"),
+            "the line names the file: {line}"
+        );
+        assert_eq!(
+            c.request("GET", "/v3", &[], b"").status,
+            200,
+            "old config still serves"
+        );
+        assert_eq!(
+            gw.get(&pki, "/v3/new-conn").status,
+            200,
+            "and new connections too"
+        );
+    }
+    let m = gw.admin_get("/metrics").text();
+    assert!(
+        m.contains("fedgate_config_reloads_total{result=\"failed\"} 3"),
+        "{m}"
+    );
+}
+
+#[test]
+fn sigterm_drains_an_in_flight_request() {
+    let pki = pki();
+    let up = http_echo();
+    let mut gw = Gateway::start(&pki, &Conf::new(format!("http://{}", up.addr)));
+    let addr = gw.addr;
+    let cfg = common::client::config(&pki, None, &[b"http/1.1"], None);
+    let slow = std::thread::spawn(move || {
+        let mut c = common::Client::connect(addr, cfg).unwrap();
+        let t0 = Instant::now();
+        let r = c.request("GET", "/slow/2000", &[], b"");
+        (r, t0.elapsed())
+    });
+    let t0 = Instant::now();
+    while up.record.heads() == 0 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        up.record.heads(),
+        1,
+        "the slow request reached the upstream"
+    );
+    gw.signal(SIGTERM);
+    assert!(
+        gw.logs
+            .wait_for("SIGTERM", Duration::from_secs(5))
+            .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // No new connections while draining.
+    let refused = common::Client::connect(gw.addr, common::client::config(&pki, None, &[], None))
+        .and_then(|mut c| c.try_request("GET", "/v3", &[], b""));
+    assert!(refused.is_err(), "a new connection was served during drain");
+    let (r, took) = slow.join().unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "the in-flight request completed: {}",
+        r.text()
+    );
+    assert!(took >= Duration::from_millis(1900));
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "clean exit after drain"
+    );
+}
+
+#[test]
+fn admin_health_readiness_and_metrics() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let gw = Gateway::start(&pki, &Conf::new(format!("uwsgi://{}", up.addr)));
+    let r = gw.admin_get("/healthz");
+    assert_eq!((r.status, r.text().trim()), (200, "ok"));
+    assert_eq!(gw.admin_get("/readyz").status, 200);
+    for _ in 0..3 {
+        assert_eq!(gw.get(&pki, "/v3").status, 200);
+    }
+    assert_eq!(gw.get(&pki, "/v3/%FF").status, 400);
+    // A failed handshake: a client that does not trust the host certificate.
+    let mut bad = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut bad, b"").unwrap();
+    let _ = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--tls-max", "1.2"])
+        .arg(format!("https://127.0.0.1:{}/", gw.port()))
+        .status();
+    let m = gw.admin_get("/metrics");
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().contains("openmetrics"));
+    let m = m.text();
+    for want in [
+        "fedgate_requests_total{route=\"keystone\",status=\"200\"} 3",
+        "fedgate_requests_total{route=\"-\",status=\"400\"} 1",
+        "fedgate_request_duration_seconds_bucket{",
+        "fedgate_request_duration_seconds_count{route=\"keystone\"} 3",
+        "fedgate_tls_handshakes_total{result=\"ok\"} 4",
+        "fedgate_tls_handshakes_total{result=\"failed\"} 1",
+    ] {
+        assert!(m.contains(want), "metrics lack `{want}`:\n{m}");
+    }
+
+    // Upstream down: not ready, and the error is counted.
+    let gw = Gateway::start(&pki, &Conf::new(format!("uwsgi://{}", common::dead_addr())));
+    let r = gw.admin_get("/readyz");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(
+        gw.admin_get("/healthz").status,
+        200,
+        "live even when not ready"
+    );
+    assert_eq!(gw.get(&pki, "/v3").status, 502);
+    let m = gw.admin_get("/metrics").text();
+    assert!(
+        m.contains("fedgate_upstream_errors_total{kind=\"connect\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("fedgate_requests_total{route=\"keystone\",status=\"502\"} 1"),
+        "{m}"
+    );
+}
