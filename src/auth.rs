@@ -60,9 +60,10 @@ impl Authenticators {
         _trust: &crate::pki::TrustStore,
     ) -> Result<Authenticators, String> {
         let mut a = Authenticators::default();
-        let wants_bearer = cfg.routes.iter().any(|r| {
-            matches!(*r.auth.get_ref(), AuthKind::Bearer | AuthKind::Introspect)
-        });
+        let wants_bearer = cfg
+            .routes
+            .iter()
+            .any(|r| matches!(*r.auth.get_ref(), AuthKind::Bearer | AuthKind::Introspect));
         if wants_bearer {
             a.bearer = Some(Arc::new(crate::token::BearerAuthenticator::build(cfg)?));
         }

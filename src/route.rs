@@ -66,7 +66,10 @@ impl RouteConfig {
             AuthKind::None => {}
             AuthKind::Bearer | AuthKind::Introspect => {
                 if cfg.idps.is_empty() && cfg.metadata_dir.is_none() {
-                    p.push(src.problem(&self.auth, "bearer tokens need at least one [[idp]] (or metadata_dir)"));
+                    p.push(src.problem(
+                        &self.auth,
+                        "bearer tokens need at least one [[idp]] (or metadata_dir)",
+                    ));
                 }
                 let b = self.bearer.clone().unwrap_or_default();
                 for r in &b.require_claims {
@@ -76,7 +79,10 @@ impl RouteConfig {
                 }
                 for n in b.idps.iter().chain(b.opaque_idps.iter().flatten()) {
                     if cfg.metadata_dir.is_none() && !cfg.idps.iter().any(|i| &i.name == n) {
-                        p.push(src.problem(&self.path, format!("[route.bearer] names idp `{n}`, which is not configured")));
+                        p.push(src.problem(
+                            &self.path,
+                            format!("[route.bearer] names idp `{n}`, which is not configured"),
+                        ));
                     }
                 }
                 if *self.auth.get_ref() == AuthKind::Introspect && b.clients.is_empty() {
@@ -91,10 +97,18 @@ impl RouteConfig {
                 ),
             )),
         }
-        if self.bearer.is_some() && !matches!(*self.auth.get_ref(), AuthKind::Bearer | AuthKind::Introspect) {
+        if self.bearer.is_some()
+            && !matches!(
+                *self.auth.get_ref(),
+                AuthKind::Bearer | AuthKind::Introspect
+            )
+        {
             p.push(Problem::file(
                 &src.path,
-                format!("route `{}` has a [route.bearer] table but auth is not \"bearer\"", self.path.get_ref()),
+                format!(
+                    "route `{}` has a [route.bearer] table but auth is not \"bearer\"",
+                    self.path.get_ref()
+                ),
             ));
         }
         if self.x509.is_some() && *self.auth.get_ref() != AuthKind::X509 {

@@ -404,7 +404,10 @@ impl Config {
         if let Some(d) = &self.metadata_dir
             && !d.get_ref().is_dir()
         {
-            p.push(src.problem(d, format!("metadata_dir {} is not a directory", d.get_ref().display())));
+            p.push(src.problem(
+                d,
+                format!("metadata_dir {} is not a directory", d.get_ref().display()),
+            ));
         }
         p
     }

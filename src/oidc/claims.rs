@@ -154,7 +154,10 @@ pub fn to_identity(
     };
     let mut id = Identity::new(method, sub);
     id.set("HTTP_OIDC_ISS", issuer.as_bytes().to_vec());
-    id.set("HTTP_OIDC_SUB", format_value(&Value::String(sub.into())).unwrap_or_default());
+    id.set(
+        "HTTP_OIDC_SUB",
+        format_value(&Value::String(sub.into())).unwrap_or_default(),
+    );
     for (name, v) in claims {
         if !export.wants(name) {
             continue;

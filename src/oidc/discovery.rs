@@ -68,7 +68,10 @@ pub struct Discovery {
 
 /// `<issuer>/.well-known/openid-configuration`, appended to a path issuer.
 pub fn well_known(issuer: &str) -> String {
-    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
 }
 
 impl Discovery {
@@ -103,7 +106,9 @@ impl Discovery {
         if let Some(f) = self.current.load_full() {
             if !self.fixed
                 && f.at.elapsed() >= self.refresh
-                && !self.refreshing.swap(true, std::sync::atomic::Ordering::AcqRel)
+                && !self
+                    .refreshing
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
                 && let Ok(h) = tokio::runtime::Handle::try_current()
             {
                 let me = self.clone();
@@ -150,8 +155,8 @@ impl Discovery {
 /// Parses a discovery document and checks it belongs to `issuer`
 /// (OpenID Connect Discovery §4.3: exact match).
 pub fn parse(body: &[u8], issuer: &str) -> Result<ProviderMetadata, DiscoveryError> {
-    let doc: ProviderMetadata =
-        serde_json::from_slice(body).map_err(|e| DiscoveryError::Parse(String::new(), e.to_string()))?;
+    let doc: ProviderMetadata = serde_json::from_slice(body)
+        .map_err(|e| DiscoveryError::Parse(String::new(), e.to_string()))?;
     if doc.issuer != issuer {
         return Err(DiscoveryError::IssuerMismatch {
             expected: issuer.into(),
@@ -167,15 +172,24 @@ mod tests {
 
     #[test]
     fn well_known_appends_to_path_issuers() {
-        assert_eq!(well_known("https://a.b/realms/egi"), "https://a.b/realms/egi/.well-known/openid-configuration");
-        assert_eq!(well_known("https://a.b/"), "https://a.b/.well-known/openid-configuration");
+        assert_eq!(
+            well_known("https://a.b/realms/egi"),
+            "https://a.b/realms/egi/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            well_known("https://a.b/"),
+            "https://a.b/.well-known/openid-configuration"
+        );
     }
 
     #[test]
     fn issuer_must_match_exactly() {
         let d = br#"{"issuer":"https://a.b/","jwks_uri":"https://a.b/jwks"}"#;
         assert!(parse(d, "https://a.b/").is_ok());
-        assert!(matches!(parse(d, "https://a.b"), Err(DiscoveryError::IssuerMismatch { .. })));
+        assert!(matches!(
+            parse(d, "https://a.b"),
+            Err(DiscoveryError::IssuerMismatch { .. })
+        ));
         assert!(parse(b"[]", "https://a.b").is_err());
     }
 }

@@ -176,7 +176,11 @@ impl HttpClient {
                 .await
                 .map_err(|e| HttpError::Body(url.into(), e.to_string()))?
                 .to_bytes();
-            Ok(Answer { status, headers, body })
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
@@ -212,7 +216,10 @@ mod tests {
     #[test]
     fn basic_auth_encodes_reserved_characters() {
         // "a:b" must not be confused with the separator.
-        assert_eq!(basic_auth("gateway", "gateway-secret"), "Basic Z2F0ZXdheTpnYXRld2F5LXNlY3JldA==");
+        assert_eq!(
+            basic_auth("gateway", "gateway-secret"),
+            "Basic Z2F0ZXdheTpnYXRld2F5LXNlY3JldA=="
+        );
         let v = basic_auth("a:b", "p w");
         let raw = base64::engine::general_purpose::STANDARD
             .decode(v.strip_prefix("Basic ").unwrap())

@@ -59,10 +59,12 @@ fn default_leeway() -> u64 {
     60
 }
 fn default_algorithms() -> Vec<String> {
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// One `[[idp]]` table.
@@ -136,9 +138,14 @@ impl IdpConfig {
     /// The client secret from either form; `client_secret_env` wins.
     pub fn secret(&self) -> Result<Option<Secret>, String> {
         if let Some(var) = &self.client_secret_env {
-            return std::env::var(var).map(|s| Some(Secret::new(s))).map_err(|_| {
-                format!("idp `{}`: environment variable {var} (client_secret_env) is not set", self.name)
-            });
+            return std::env::var(var)
+                .map(|s| Some(Secret::new(s)))
+                .map_err(|_| {
+                    format!(
+                        "idp `{}`: environment variable {var} (client_secret_env) is not set",
+                        self.name
+                    )
+                });
         }
         Ok(self.client_secret.clone())
     }
@@ -147,7 +154,10 @@ impl IdpConfig {
     pub fn validate(&self, src: &Source, p: &mut Problems) {
         match url::Url::parse(self.issuer()) {
             Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
-            _ => p.push(src.problem(&self.issuer, format!("idp `{}`: issuer must be an http(s) URL", self.name))),
+            _ => p.push(src.problem(
+                &self.issuer,
+                format!("idp `{}`: issuer must be an http(s) URL", self.name),
+            )),
         }
         if self.name.is_empty() {
             p.push(src.problem(&self.issuer, "idp without a name"));
@@ -159,7 +169,13 @@ impl IdpConfig {
             ));
         }
         if self.client_secret.is_some() && self.client_secret_env.is_some() {
-            p.push(src.problem(&self.issuer, format!("idp `{}`: set client_secret or client_secret_env, not both", self.name)));
+            p.push(src.problem(
+                &self.issuer,
+                format!(
+                    "idp `{}`: set client_secret or client_secret_env, not both",
+                    self.name
+                ),
+            ));
         }
         if let Err(e) = self.secret() {
             p.push(src.problem(&self.issuer, e));
@@ -175,7 +191,14 @@ impl IdpConfig {
         if let Some(ca) = &self.ca_file
             && !ca.get_ref().is_file()
         {
-            p.push(src.problem(ca, format!("idp `{}`: ca_file {} is not a file", self.name, ca.get_ref().display())));
+            p.push(src.problem(
+                ca,
+                format!(
+                    "idp `{}`: ca_file {} is not a file",
+                    self.name,
+                    ca.get_ref().display()
+                ),
+            ));
         }
     }
 }
@@ -192,7 +215,10 @@ pub struct Idp {
 
 impl std::fmt::Debug for Idp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Idp").field("name", &self.config.name).field("issuer", &self.config.issuer()).finish()
+        f.debug_struct("Idp")
+            .field("name", &self.config.name)
+            .field("issuer", &self.config.issuer())
+            .finish()
     }
 }
 
@@ -216,7 +242,11 @@ impl Idp {
             http.clone(),
             Duration::from_secs(cfg.jwks_refresh_secs),
         );
-        let algorithms = cfg.algorithms.iter().filter_map(|a| super::jwks::parse_alg(a)).collect();
+        let algorithms = cfg
+            .algorithms
+            .iter()
+            .filter_map(|a| super::jwks::parse_alg(a))
+            .collect();
         Ok(Idp {
             client_secret: cfg.secret()?,
             config: cfg,
@@ -241,7 +271,9 @@ impl Idp {
         let m = self.discovery.get().await?;
         m.introspection_endpoint
             .clone()
-            .ok_or(super::discovery::DiscoveryError::Missing("introspection_endpoint"))
+            .ok_or(super::discovery::DiscoveryError::Missing(
+                "introspection_endpoint",
+            ))
     }
 
     pub async fn userinfo_endpoint(&self) -> Result<String, super::discovery::DiscoveryError> {
@@ -251,7 +283,9 @@ impl Idp {
         let m = self.discovery.get().await?;
         m.userinfo_endpoint
             .clone()
-            .ok_or(super::discovery::DiscoveryError::Missing("userinfo_endpoint"))
+            .ok_or(super::discovery::DiscoveryError::Missing(
+                "userinfo_endpoint",
+            ))
     }
 }
 
@@ -308,7 +342,10 @@ pub fn validate_all(idps: &[IdpConfig], src: &Source, p: &mut Problems) {
     for i in idps {
         i.validate(src, p);
         if seen.insert(i.name.clone(), ()).is_some() {
-            p.push(Problem::file(&src.path, format!("idp name `{}` is used twice", i.name)));
+            p.push(Problem::file(
+                &src.path,
+                format!("idp name `{}` is used twice", i.name),
+            ));
         }
     }
 }

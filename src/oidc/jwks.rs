@@ -72,7 +72,12 @@ impl Key {
         let by_type = match self.kind {
             KeyKind::Rsa => matches!(
                 alg,
-                Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512
             ),
             KeyKind::P256 => alg == Algorithm::ES256,
             KeyKind::P384 => alg == Algorithm::ES384,
@@ -94,7 +99,10 @@ impl KeySet {
     /// refusing the whole set.
     pub fn parse(body: &[u8]) -> Result<KeySet, String> {
         let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        let arr = v.get("keys").and_then(|k| k.as_array()).ok_or("no `keys` array")?;
+        let arr = v
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .ok_or("no `keys` array")?;
         let mut keys = Vec::new();
         for k in arr {
             let Ok(jwk) = serde_json::from_value::<Jwk>(k.clone()) else {
@@ -188,7 +196,12 @@ pub struct Jwks {
 }
 
 impl Jwks {
-    pub fn new(discovery: Arc<Discovery>, uri: Option<String>, http: HttpClient, refresh: Duration) -> Jwks {
+    pub fn new(
+        discovery: Arc<Discovery>,
+        uri: Option<String>,
+        http: HttpClient,
+        refresh: Duration,
+    ) -> Jwks {
         Jwks {
             discovery,
             uri,

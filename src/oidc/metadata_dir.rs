@@ -36,8 +36,10 @@ struct ConfFile {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, MetadataDirError> {
-    let text = std::fs::read(path).map_err(|e| MetadataDirError::File(path.into(), e.to_string()))?;
-    serde_json::from_slice(&text).map_err(|e| MetadataDirError::File(path.into(), format!("not valid JSON: {e}")))
+    let text =
+        std::fs::read(path).map_err(|e| MetadataDirError::File(path.into(), e.to_string()))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| MetadataDirError::File(path.into(), format!("not valid JSON: {e}")))
 }
 
 /// Reads every `.provider` with its `.client` (required) and `.conf`
@@ -46,7 +48,12 @@ pub fn load(dir: &Path) -> Result<Vec<IdpConfig>, MetadataDirError> {
     let mut stems: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| MetadataDirError::Dir(dir.into(), e))?
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".provider")).map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".provider"))
+                .map(str::to_string)
+        })
         .collect();
     stems.sort();
     let mut out = Vec::new();
@@ -55,7 +62,9 @@ pub fn load(dir: &Path) -> Result<Vec<IdpConfig>, MetadataDirError> {
         let file = |ext: &str| dir.join(format!("{stem}.{ext}"));
         let provider_path = file("provider");
         let meta: ProviderMetadata = read_json(&provider_path)?;
-        let expected = percent_encoding::percent_decode_str(&stem).decode_utf8_lossy().into_owned();
+        let expected = percent_encoding::percent_decode_str(&stem)
+            .decode_utf8_lossy()
+            .into_owned();
         let stripped = meta
             .issuer
             .trim_start_matches("https://")
@@ -69,9 +78,16 @@ pub fn load(dir: &Path) -> Result<Vec<IdpConfig>, MetadataDirError> {
         }
         let client: ClientFile = read_json(&file("client"))?;
         let conf_path = file("conf");
-        let conf: ConfFile = if conf_path.exists() { read_json(&conf_path)? } else { ConfFile::default() };
-        let mut c: IdpConfig = toml::from_str(&format!("name = {:?}\nissuer = {:?}\n", expected, meta.issuer))
-            .map_err(|e| MetadataDirError::File(provider_path.clone(), e.to_string()))?;
+        let conf: ConfFile = if conf_path.exists() {
+            read_json(&conf_path)?
+        } else {
+            ConfFile::default()
+        };
+        let mut c: IdpConfig = toml::from_str(&format!(
+            "name = {:?}\nissuer = {:?}\n",
+            expected, meta.issuer
+        ))
+        .map_err(|e| MetadataDirError::File(provider_path.clone(), e.to_string()))?;
         c.issuer = Spanned::new(0..0, meta.issuer.clone());
         c.client_id = Some(client.client_id);
         c.client_secret = client.client_secret.map(crate::config::Secret::new);
@@ -97,8 +113,16 @@ mod tests {
             r#"{"issuer":"https://aai.egi.eu/auth/realms/egi","jwks_uri":"https://aai.egi.eu/jwks","introspection_endpoint":"https://aai.egi.eu/i"}"#,
         )
         .unwrap();
-        std::fs::write(d.path().join(format!("{stem}.client")), r#"{"client_id":"c","client_secret":"s","response_type":"code"}"#).unwrap();
-        std::fs::write(d.path().join(format!("{stem}.conf")), r#"{"scope":"openid","jwks_refresh_interval":600}"#).unwrap();
+        std::fs::write(
+            d.path().join(format!("{stem}.client")),
+            r#"{"client_id":"c","client_secret":"s","response_type":"code"}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join(format!("{stem}.conf")),
+            r#"{"scope":"openid","jwks_refresh_interval":600}"#,
+        )
+        .unwrap();
         std::fs::write(d.path().join("unrelated.txt"), "x").unwrap();
         let v = load(d.path()).unwrap();
         assert_eq!(v.len(), 1);
@@ -107,7 +131,14 @@ mod tests {
         assert_eq!(v[0].client_id.as_deref(), Some("c"));
         assert_eq!(v[0].client_secret.as_ref().unwrap().expose(), "s");
         assert_eq!(v[0].jwks_refresh_secs, 600);
-        assert_eq!(v[0].static_metadata.as_ref().unwrap().introspection_endpoint.as_deref(), Some("https://aai.egi.eu/i"));
+        assert_eq!(
+            v[0].static_metadata
+                .as_ref()
+                .unwrap()
+                .introspection_endpoint
+                .as_deref(),
+            Some("https://aai.egi.eu/i")
+        );
     }
 
     #[test]

@@ -151,7 +151,11 @@ async fn phases(
     if route.auth == AuthKind::Introspect
         && let Some(b) = &rt.auth.bearer
     {
-        return (route.name.clone(), b.introspect_endpoint(route, &parts, body).await, None);
+        return (
+            route.name.clone(),
+            b.introspect_endpoint(route, &parts, body).await,
+            None,
+        );
     }
 
     // 3. Authenticate.

@@ -89,7 +89,9 @@ pub struct Validated {
 
 impl Validated {
     pub fn new(idp: &str, claims: Map<String, Value>) -> Validated {
-        let exp = claims.get("exp").and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)));
+        let exp = claims
+            .get("exp")
+            .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)));
         Validated {
             idp: idp.to_string(),
             exp,
@@ -118,7 +120,12 @@ struct TtlPolicy {
 }
 
 impl Expiry<Key, Arc<Entry>> for TtlPolicy {
-    fn expire_after_create(&self, _k: &Key, v: &Arc<Entry>, _at: std::time::Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _k: &Key,
+        v: &Arc<Entry>,
+        _at: std::time::Instant,
+    ) -> Option<Duration> {
         Some(v.validated.ttl(now(), self.cap))
     }
 }
@@ -164,7 +171,12 @@ impl TokenCache {
     /// The cached result for `key`, or the result of `validate` (run once
     /// for all concurrent callers with the same key; checked first in the
     /// shared cache) turned into an entry by `build`.
-    pub async fn get_or_validate<V, B>(&self, key: Key, validate: V, build: B) -> Result<Arc<Entry>, TokenError>
+    pub async fn get_or_validate<V, B>(
+        &self,
+        key: Key,
+        validate: V,
+        build: B,
+    ) -> Result<Arc<Entry>, TokenError>
     where
         V: Future<Output = Result<Validated, TokenError>>,
         B: Fn(Validated) -> Result<Entry, TokenError>,
@@ -216,7 +228,6 @@ impl TokenCache {
 pub fn label(k: &Key) -> String {
     hex::encode(&k[..6])
 }
-
 
 #[cfg(test)]
 mod tests;

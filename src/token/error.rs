@@ -47,7 +47,9 @@ pub enum TokenError {
 impl TokenError {
     pub fn status(&self) -> StatusCode {
         match self {
-            TokenError::Unavailable(_) | TokenError::BadResponse(_) => StatusCode::SERVICE_UNAVAILABLE,
+            TokenError::Unavailable(_) | TokenError::BadResponse(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::UNAUTHORIZED,
         }
     }

@@ -11,7 +11,9 @@ pub fn bearer(headers: &http::HeaderMap, max_bytes: usize) -> Result<&str, Token
     for v in headers.get_all(AUTHORIZATION) {
         let Ok(s) = v.to_str() else { continue };
         let s = s.trim();
-        let Some((scheme, rest)) = s.split_once(' ') else { continue };
+        let Some((scheme, rest)) = s.split_once(' ') else {
+            continue;
+        };
         if scheme.eq_ignore_ascii_case("bearer") {
             if found.is_some() {
                 return Err(TokenError::Malformed("more than one bearer token".into()));
@@ -33,8 +35,13 @@ pub fn check_chars(t: &str) -> Result<(), TokenError> {
     if body.is_empty() {
         return Err(TokenError::Malformed("empty token".into()));
     }
-    if !body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)) {
-        return Err(TokenError::Malformed("characters outside the RFC 6750 token alphabet".into()));
+    if !body
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    {
+        return Err(TokenError::Malformed(
+            "characters outside the RFC 6750 token alphabet".into(),
+        ));
     }
     Ok(())
 }
@@ -53,13 +60,25 @@ mod tests {
 
     #[test]
     fn cases() {
-        assert_eq!(bearer(&h(&["Bearer abc.def-_~+/=="]), 100), Ok("abc.def-_~+/=="));
+        assert_eq!(
+            bearer(&h(&["Bearer abc.def-_~+/=="]), 100),
+            Ok("abc.def-_~+/==")
+        );
         assert_eq!(bearer(&h(&["bearer   abc"]), 100), Ok("abc"));
         assert_eq!(bearer(&h(&[]), 100), Err(TokenError::Missing));
         assert_eq!(bearer(&h(&["Basic dTpw"]), 100), Err(TokenError::Missing));
         assert_eq!(bearer(&h(&["Bearer abc"]), 2), Err(TokenError::TooLarge(2)));
-        assert!(matches!(bearer(&h(&["Bearer a b"]), 100), Err(TokenError::Malformed(_))));
-        assert!(matches!(bearer(&h(&["Bearer ==="]), 100), Err(TokenError::Malformed(_))));
-        assert!(matches!(bearer(&h(&["Bearer a", "Bearer b"]), 100), Err(TokenError::Malformed(_))));
+        assert!(matches!(
+            bearer(&h(&["Bearer a b"]), 100),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            bearer(&h(&["Bearer ==="]), 100),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            bearer(&h(&["Bearer a", "Bearer b"]), 100),
+            Err(TokenError::Malformed(_))
+        ));
     }
 }

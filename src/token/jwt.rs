@@ -24,7 +24,9 @@ pub struct Unverified {
 /// with `alg`). Anything else is treated as an opaque token.
 pub fn looks_like_jwt(token: &str) -> bool {
     let mut parts = token.split('.');
-    let (Some(h), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     B64.decode(h)
@@ -38,7 +40,9 @@ pub fn looks_like_jwt(token: &str) -> bool {
 pub fn peek(token: &str) -> Result<Unverified, TokenError> {
     let bad = |m: &str| TokenError::Malformed(m.into());
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(bad("not a compact JWS"));
     };
     let header: Map<String, Value> = B64
@@ -51,7 +55,10 @@ pub fn peek(token: &str) -> Result<Unverified, TokenError> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| bad("JWT payload is not base64url JSON"))?;
-    let alg = header.get("alg").and_then(Value::as_str).ok_or_else(|| bad("JWT header has no alg"))?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("JWT header has no alg"))?;
     let kid = match header.get("kid") {
         None => None,
         Some(Value::String(k)) => Some(k.clone()),

@@ -80,7 +80,8 @@ pub struct IntrospectClient {
     pub secret: Secret,
 }
 
-static DEFAULT_ROUTE: std::sync::LazyLock<RouteBearer> = std::sync::LazyLock::new(RouteBearer::default);
+static DEFAULT_ROUTE: std::sync::LazyLock<RouteBearer> =
+    std::sync::LazyLock::new(RouteBearer::default);
 
 /// Validates bearer tokens for every bearer and introspect route.
 pub struct BearerAuthenticator {
@@ -97,7 +98,10 @@ impl BearerAuthenticator {
             let Some(b) = &r.bearer else { continue };
             for n in b.idps.iter().chain(b.opaque_idps.iter().flatten()) {
                 if registry.by_name(n).is_none() {
-                    return Err(format!("route `{}` names idp `{n}`, which is not configured", r.path.get_ref()));
+                    return Err(format!(
+                        "route `{}` names idp `{n}`, which is not configured",
+                        r.path.get_ref()
+                    ));
                 }
             }
         }
@@ -133,7 +137,10 @@ impl BearerAuthenticator {
         if let Some(rule) = rules::first_failure(&opts.require_claims, &entry.validated.claims) {
             return AuthOutcome::Deny(Denial::new(
                 StatusCode::FORBIDDEN,
-                format!("the token's claim `{}` does not satisfy this path's requirements", rule.claim),
+                format!(
+                    "the token's claim `{}` does not satisfy this path's requirements",
+                    rule.claim
+                ),
             ));
         }
         AuthOutcome::Forward(Some(entry.identity.clone()))
@@ -144,10 +151,16 @@ impl BearerAuthenticator {
     pub async fn check(&self, token: &str, opts: &RouteBearer) -> Result<Arc<Entry>, TokenError> {
         let entry = if jwt::looks_like_jwt(token) {
             let u = jwt::peek(token)?;
-            let idp = self.registry.by_issuer(jwt::issuer(&u)?).ok_or(TokenError::UnknownIssuer)?.clone();
+            let idp = self
+                .registry
+                .by_issuer(jwt::issuer(&u)?)
+                .ok_or(TokenError::UnknownIssuer)?
+                .clone();
             let key = cache::key(&[token.as_bytes()]);
             self.cache
-                .get_or_validate(key, validate_jwt(idp.clone(), token), |v| build_entry(&idp, v))
+                .get_or_validate(key, validate_jwt(idp.clone(), token), |v| {
+                    build_entry(&idp, v)
+                })
                 .await?
         } else {
             let plan = self.opaque_plan(opts);
@@ -173,7 +186,10 @@ impl BearerAuthenticator {
 
     fn opaque_plan(&self, opts: &RouteBearer) -> Vec<Arc<Idp>> {
         match &opts.opaque_idps {
-            Some(names) => names.iter().filter_map(|n| self.registry.by_name(n).cloned()).collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| self.registry.by_name(n).cloned())
+                .collect(),
             None => self
                 .registry
                 .iter()
@@ -226,7 +242,11 @@ async fn validate_opaque(plan: Vec<Arc<Idp>>, token: &str) -> Result<Validated, 
 }
 
 /// Adds userinfo claims the token lacks (optional), then checks `sub`.
-async fn finish(idp: &Idp, token: &str, mut claims: Map<String, Value>) -> Result<Validated, TokenError> {
+async fn finish(
+    idp: &Idp,
+    token: &str,
+    mut claims: Map<String, Value>,
+) -> Result<Validated, TokenError> {
     if idp.config.userinfo {
         match userinfo(idp, token).await {
             Ok(extra) if extra.get("sub") == claims.get("sub") => {
@@ -235,7 +255,9 @@ async fn finish(idp: &Idp, token: &str, mut claims: Map<String, Value>) -> Resul
                 }
             }
             Ok(_) => tracing::warn!(idp = idp.name(), "userinfo names another subject; ignored"),
-            Err(e) => tracing::info!(idp = idp.name(), error = %e, "userinfo not available for this token"),
+            Err(e) => {
+                tracing::info!(idp = idp.name(), error = %e, "userinfo not available for this token")
+            }
         }
     }
     match claims.get("sub") {
@@ -247,7 +269,11 @@ async fn finish(idp: &Idp, token: &str, mut claims: Map<String, Value>) -> Resul
 
 async fn userinfo(idp: &Idp, token: &str) -> Result<Map<String, Value>, String> {
     let url = idp.userinfo_endpoint().await.map_err(|e| e.to_string())?;
-    let a = idp.http.get(&url, Some(token)).await.map_err(|e| e.to_string())?;
+    let a = idp
+        .http
+        .get(&url, Some(token))
+        .await
+        .map_err(|e| e.to_string())?;
     if !a.status.is_success() {
         return Err(format!("HTTP {}", a.status.as_u16()));
     }
@@ -259,8 +285,10 @@ fn build_entry(idp: &Idp, v: Validated) -> Result<Entry, TokenError> {
         claims: idp.config.claims.clone(),
         remote_user: idp.config.remote_user,
     };
-    let identity =
-        claims::to_identity(AuthMethod::Bearer, idp.issuer(), &v.claims, &export).map_err(|_| TokenError::NoSubject)?;
-    Ok(Entry { validated: v, identity })
+    let identity = claims::to_identity(AuthMethod::Bearer, idp.issuer(), &v.claims, &export)
+        .map_err(|_| TokenError::NoSubject)?;
+    Ok(Entry {
+        validated: v,
+        identity,
+    })
 }
-

@@ -62,20 +62,27 @@ impl RequireClaim {
             None => return false,
         };
         values.iter().any(|s| {
-            self.value.as_deref().is_none_or(|want| want == s) && self.regex.as_ref().is_none_or(|r| r.0.is_match(s))
+            self.value.as_deref().is_none_or(|want| want == s)
+                && self.regex.as_ref().is_none_or(|r| r.0.is_match(s))
         })
     }
 
     pub fn check_shape(&self) -> Result<(), String> {
         match (&self.value, &self.regex) {
             (Some(_), None) | (None, Some(_)) => Ok(()),
-            _ => Err(format!("require_claims for `{}` needs exactly one of value and regex", self.claim)),
+            _ => Err(format!(
+                "require_claims for `{}` needs exactly one of value and regex",
+                self.claim
+            )),
         }
     }
 }
 
 /// The first rule that fails, if any: every rule must hold.
-pub fn first_failure<'a>(rules: &'a [RequireClaim], claims: &Map<String, Value>) -> Option<&'a RequireClaim> {
+pub fn first_failure<'a>(
+    rules: &'a [RequireClaim],
+    claims: &Map<String, Value>,
+) -> Option<&'a RequireClaim> {
     rules.iter().find(|r| !r.matches(claims))
 }
 
@@ -104,8 +111,14 @@ mod tests {
         assert!(rule("claim = \"email_verified\"\nvalue = \"true\"").matches(c));
         assert!(rule("claim = \"realm.roles\"\nvalue = \"admin\"").matches(c));
         assert!(!rule("claim = \"missing\"\nregex = \".*\"").matches(c));
-        let rules = vec![rule("claim = \"iss\"\nvalue = \"https://i\""), rule("claim = \"iss\"\nvalue = \"x\"")];
-        assert_eq!(first_failure(&rules, c).unwrap().value.as_deref(), Some("x"));
+        let rules = vec![
+            rule("claim = \"iss\"\nvalue = \"https://i\""),
+            rule("claim = \"iss\"\nvalue = \"x\""),
+        ];
+        assert_eq!(
+            first_failure(&rules, c).unwrap().value.as_deref(),
+            Some("x")
+        );
     }
 
     #[test]

@@ -25,8 +25,14 @@ pub struct SharedCache {
 }
 
 impl SharedCache {
-    pub fn new(url: &str, prefix: &str, timeout: Duration, cap: Duration) -> Result<SharedCache, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("cache.redis_url is not usable: {e}"))?;
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        cap: Duration,
+    ) -> Result<SharedCache, String> {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("cache.redis_url is not usable: {e}"))?;
         Ok(SharedCache {
             client,
             prefix: prefix.to_string(),
@@ -99,8 +105,12 @@ impl SharedCache {
         if ttl == 0 {
             return;
         }
-        let Some(mut c) = self.conn().await else { return };
-        let Ok(body) = serde_json::to_vec(v) else { return };
+        let Some(mut c) = self.conn().await else {
+            return;
+        };
+        let Ok(body) = serde_json::to_vec(v) else {
+            return;
+        };
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.name(k)).arg(body).arg("EX").arg(ttl);
         let q = cmd.query_async::<()>(&mut c);

@@ -80,7 +80,11 @@ async fn expired_results_are_not_kept() {
         assert!(r.is_ok());
         tokio::time::sleep(Duration::from_millis(2100)).await;
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "an expired entry must be validated again");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "an expired entry must be validated again"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +108,10 @@ async fn negative_cache_remembers_refusals_briefly() {
         }
     };
     for _ in 0..5 {
-        assert_eq!(run(TokenError::Inactive).await.err(), Some(TokenError::Inactive));
+        assert_eq!(
+            run(TokenError::Inactive).await.err(),
+            Some(TokenError::Inactive)
+        );
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -17,7 +17,8 @@ struct Signer {
 fn rsa(kid: Option<&str>) -> Signer {
     let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
     let enc = EncodingKey::from_rsa_pem(kp.serialize_pem().as_bytes()).unwrap();
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap()).unwrap();
+    let mut jwk =
+        serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap()).unwrap();
     let o = jwk.as_object_mut().unwrap();
     o.remove("alg");
     o.remove("kid");
@@ -34,7 +35,8 @@ fn rsa(kid: Option<&str>) -> Signer {
 fn ec() -> Signer {
     let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let enc = EncodingKey::from_ec_pem(kp.serialize_pem().as_bytes()).unwrap();
-    let jwk = serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::ES256).unwrap()).unwrap();
+    let jwk =
+        serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::ES256).unwrap()).unwrap();
     Signer {
         enc,
         jwk,
@@ -51,7 +53,8 @@ fn now() -> i64 {
 }
 
 fn claims(extra: Value) -> Value {
-    let mut c = json!({"iss": ISS, "sub": "alice", "aud": "keystone", "exp": now() + 600, "iat": now()});
+    let mut c =
+        json!({"iss": ISS, "sub": "alice", "aud": "keystone", "exp": now() + 600, "iat": now()});
     for (k, v) in extra.as_object().unwrap() {
         if v.is_null() {
             c.as_object_mut().unwrap().remove(k);
@@ -68,9 +71,17 @@ fn sign(s: &Signer, alg: Algorithm, kid: Option<&str>, c: &Value) -> String {
     jsonwebtoken::encode(&h, c, &s.enc).unwrap()
 }
 
-fn check(token: &str, keys: &KeySet, aud: &[&str], leeway: u64) -> Result<Map<String, Value>, TokenError> {
+fn check(
+    token: &str,
+    keys: &KeySet,
+    aud: &[&str],
+    leeway: u64,
+) -> Result<Map<String, Value>, TokenError> {
     let u = peek(token)?;
-    let alg = allowed_alg(&u.alg, &[Algorithm::RS256, Algorithm::PS256, Algorithm::ES256])?;
+    let alg = allowed_alg(
+        &u.alg,
+        &[Algorithm::RS256, Algorithm::PS256, Algorithm::ES256],
+    )?;
     let aud: Vec<String> = aud.iter().map(|s| s.to_string()).collect();
     check_with(token, alg, u.kid.as_deref(), keys, ISS, &aud, leeway)
 }
@@ -85,10 +96,16 @@ fn valid_token_and_kid_routing() {
     assert_eq!(c["sub"], "alice");
     // the right key under the wrong kid is refused
     let t = sign(&b, Algorithm::RS256, Some("a"), &claims(json!({})));
-    assert_eq!(check(&t, &keys, &["keystone"], 0), Err(TokenError::BadSignature));
+    assert_eq!(
+        check(&t, &keys, &["keystone"], 0),
+        Err(TokenError::BadSignature)
+    );
     // unknown kid
     let t = sign(&b, Algorithm::RS256, Some("zz"), &claims(json!({})));
-    assert_eq!(check(&t, &keys, &["keystone"], 0), Err(TokenError::UnknownKey));
+    assert_eq!(
+        check(&t, &keys, &["keystone"], 0),
+        Err(TokenError::UnknownKey)
+    );
 }
 
 #[test]
@@ -100,7 +117,10 @@ fn jwks_without_kid_tries_each_key() {
     assert!(check(&t, &keys, &["keystone"], 0).is_ok());
     let other = rsa(None);
     let t = sign(&other, Algorithm::RS256, None, &claims(json!({})));
-    assert_eq!(check(&t, &keys, &["keystone"], 0), Err(TokenError::BadSignature));
+    assert_eq!(
+        check(&t, &keys, &["keystone"], 0),
+        Err(TokenError::BadSignature)
+    );
 }
 
 #[test]
@@ -110,7 +130,10 @@ fn alg_none_is_refused() {
     let h = B64.encode(br#"{"alg":"none","kid":"a"}"#);
     let p = B64.encode(claims(json!({})).to_string());
     for t in [format!("{h}.{p}."), format!("{h}.{p}.AAAA")] {
-        assert_eq!(check(&t, &keys, &[], 0), Err(TokenError::AlgorithmNotAllowed));
+        assert_eq!(
+            check(&t, &keys, &[], 0),
+            Err(TokenError::AlgorithmNotAllowed)
+        );
     }
 }
 
@@ -124,7 +147,10 @@ fn hs256_with_the_rsa_public_key_as_secret_is_refused() {
         pem_public: vec![],
     };
     let t = sign(&forged, Algorithm::HS256, Some("a"), &claims(json!({})));
-    assert_eq!(check(&t, &keys, &[], 0), Err(TokenError::AlgorithmNotAllowed));
+    assert_eq!(
+        check(&t, &keys, &[], 0),
+        Err(TokenError::AlgorithmNotAllowed)
+    );
     // Even if an allow-list were misconfigured, no RSA key accepts HS256.
     assert_eq!(
         check_with(&t, Algorithm::HS256, Some("a"), &keys, ISS, &[], 0),
@@ -153,12 +179,24 @@ fn expiry_and_not_before_with_leeway() {
     let a = rsa(Some("a"));
     let keys = set(&[&a.jwk]);
     let t = |c: Value| sign(&a, Algorithm::RS256, Some("a"), &claims(c));
-    assert_eq!(check(&t(json!({"exp": now() - 30})), &keys, &[], 0), Err(TokenError::Expired));
+    assert_eq!(
+        check(&t(json!({"exp": now() - 30})), &keys, &[], 0),
+        Err(TokenError::Expired)
+    );
     assert!(check(&t(json!({"exp": now() - 30})), &keys, &[], 60).is_ok());
-    assert_eq!(check(&t(json!({"exp": now() - 90})), &keys, &[], 60), Err(TokenError::Expired));
-    assert_eq!(check(&t(json!({"nbf": now() + 30})), &keys, &[], 0), Err(TokenError::NotYetValid));
+    assert_eq!(
+        check(&t(json!({"exp": now() - 90})), &keys, &[], 60),
+        Err(TokenError::Expired)
+    );
+    assert_eq!(
+        check(&t(json!({"nbf": now() + 30})), &keys, &[], 0),
+        Err(TokenError::NotYetValid)
+    );
     assert!(check(&t(json!({"nbf": now() + 30})), &keys, &[], 60).is_ok());
-    assert!(matches!(check(&t(json!({"exp": null})), &keys, &[], 60), Err(TokenError::Malformed(_))));
+    assert!(matches!(
+        check(&t(json!({"exp": null})), &keys, &[], 60),
+        Err(TokenError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -166,10 +204,27 @@ fn issuer_and_audience() {
     let a = rsa(Some("a"));
     let keys = set(&[&a.jwk]);
     let t = |c: Value| sign(&a, Algorithm::RS256, Some("a"), &claims(c));
-    assert_eq!(check(&t(json!({"iss": "https://idp.test/"})), &keys, &[], 0), Err(TokenError::WrongIssuer));
-    assert_eq!(check(&t(json!({"aud": "other"})), &keys, &["keystone"], 0), Err(TokenError::WrongAudience));
-    assert!(check(&t(json!({"aud": ["other", "keystone"]})), &keys, &["keystone"], 0).is_ok());
-    assert!(matches!(check(&t(json!({"aud": null})), &keys, &["keystone"], 0), Err(TokenError::Malformed(_))));
+    assert_eq!(
+        check(&t(json!({"iss": "https://idp.test/"})), &keys, &[], 0),
+        Err(TokenError::WrongIssuer)
+    );
+    assert_eq!(
+        check(&t(json!({"aud": "other"})), &keys, &["keystone"], 0),
+        Err(TokenError::WrongAudience)
+    );
+    assert!(
+        check(
+            &t(json!({"aud": ["other", "keystone"]})),
+            &keys,
+            &["keystone"],
+            0
+        )
+        .is_ok()
+    );
+    assert!(matches!(
+        check(&t(json!({"aud": null})), &keys, &["keystone"], 0),
+        Err(TokenError::Malformed(_))
+    ));
     // no audience configured: aud is not checked
     assert!(check(&t(json!({"aud": "other"})), &keys, &[], 0).is_ok());
 }
