@@ -190,6 +190,7 @@ pub fn idp_toml(name: &str, port: u16, extra: &str) -> String {
 /// fedgate serving in this process.
 pub struct Gate {
     pub addr: SocketAddr,
+    pub ca_file: PathBuf,
     pub client: HttpClient,
     pub bound: fedgate::cli::Bound,
     _dir: tempfile::TempDir,
@@ -205,14 +206,19 @@ impl Gate {
     /// `top` goes before the tables (e.g. `metadata_dir`), `tables` after
     /// the upstream (idps, cache, routes).
     pub async fn start(tables: &str) -> Gate {
-        fedgate::tls::provider();
-        let dir = tempfile::tempdir().unwrap();
-        let pki = fedgate::demo::pki::create(dir.path()).unwrap();
         let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let up_port = up.local_addr().unwrap().port();
         tokio::spawn(fedgate::demo::echo::serve_uwsgi_echo(up));
+        Self::start_with_upstream(&format!("uwsgi://127.0.0.1:{up_port}"), tables).await
+    }
+
+    /// Same, in front of another upstream (a real Keystone).
+    pub async fn start_with_upstream(upstream: &str, tables: &str) -> Gate {
+        fedgate::tls::provider();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = fedgate::demo::pki::create(dir.path()).unwrap();
         let text = format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 8192\n[admin]\nlisten = []\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca_dir = \"{}\"\n[upstream]\nurl = \"uwsgi://127.0.0.1:{up_port}\"\n{tables}",
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 8192\n[admin]\nlisten = []\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca_dir = \"{}\"\n[upstream]\nurl = \"{upstream}\"\n{tables}",
             pki.host_cert.display(),
             pki.host_key.display(),
             pki.ca_dir.display()
@@ -230,6 +236,7 @@ impl Gate {
         let client = HttpClient::new(Some(&pki.ca_file), Duration::from_secs(30)).unwrap();
         Gate {
             addr,
+            ca_file: pki.ca_file.clone(),
             client,
             bound,
             _dir: dir,
