@@ -190,6 +190,7 @@ pub struct Jwks {
     uri: Option<String>,
     http: HttpClient,
     refresh: Duration,
+    min_refetch: Duration,
     current: ArcSwapOption<Loaded>,
     /// Serialises fetches and remembers when the last one started.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
@@ -207,9 +208,16 @@ impl Jwks {
             uri,
             http,
             refresh,
+            min_refetch: MIN_REFETCH,
             current: ArcSwapOption::new(None),
             last_fetch: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Overrides [`MIN_REFETCH`] (tests).
+    pub fn with_min_refetch(mut self, d: Duration) -> Jwks {
+        self.min_refetch = d;
+        self
     }
 
     /// The key set for a token with this `kid`: the current set, refreshed
@@ -232,7 +240,7 @@ impl Jwks {
         {
             return Ok(l.set.clone());
         }
-        let recently = last.is_some_and(|t| t.elapsed() < MIN_REFETCH);
+        let recently = last.is_some_and(|t| t.elapsed() < self.min_refetch);
         if recently && let Some(l) = self.current.load_full() {
             return Ok(l.set.clone());
         }
@@ -305,6 +313,75 @@ mod tests {
         // Never an EC or HMAC algorithm with an RSA key.
         assert_eq!(s.candidates(None, Algorithm::ES256).len(), 0);
         assert_eq!(s.candidates(None, Algorithm::HS256).len(), 0);
+    }
+
+    /// A JWKS server on loopback that counts fetches and can fail.
+    async fn jwks_server(
+        body: String,
+        fail_after: usize,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", l.local_addr().unwrap());
+        let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = n.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let i = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (status, b) = if i < fail_after {
+                    ("200 OK", body.as_str())
+                } else {
+                    ("500 Oops", "")
+                };
+                let r = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+                    b.len()
+                );
+                let _ = s.write_all(r.as_bytes()).await;
+            }
+        });
+        (url, n)
+    }
+
+    fn jwks_for(url: &str, refresh: Duration) -> Jwks {
+        let http = HttpClient::new(None, Duration::from_secs(5)).unwrap();
+        let meta: super::super::discovery::ProviderMetadata =
+            serde_json::from_value(serde_json::json!({"issuer": "https://i"})).unwrap();
+        let d = Arc::new(Discovery::new(
+            "https://i",
+            None,
+            Some(meta),
+            http.clone(),
+            refresh,
+        ));
+        Jwks::new(d, Some(url.to_string()), http, refresh)
+    }
+
+    #[tokio::test]
+    async fn unknown_kid_refetch_is_rate_limited() {
+        let doc = format!(r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"k1"}}]}}"#);
+        let (url, n) = jwks_server(doc, usize::MAX).await;
+        let j = jwks_for(&url, Duration::from_secs(3600));
+        assert!(j.keys_for(Some("k1")).await.unwrap().has_kid("k1"));
+        for _ in 0..20 {
+            assert!(!j.keys_for(Some("nope")).await.unwrap().has_kid("nope"));
+        }
+        // within MIN_REFETCH of the last fetch, unknown kids fetch nothing
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn last_good_set_is_served_while_the_idp_fails() {
+        let doc = format!(r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"k1"}}]}}"#);
+        let (url, n) = jwks_server(doc, 1).await;
+        let j = jwks_for(&url, Duration::from_millis(1)).with_min_refetch(Duration::from_millis(1));
+        assert!(j.keys_for(None).await.unwrap().has_kid("k1"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // stale: a refresh is attempted, fails, and the old set is used
+        assert!(j.keys_for(None).await.unwrap().has_kid("k1"));
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]
