@@ -22,10 +22,12 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 log() { echo "[bench] $*" >&2; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; log "port $1 not up"; exit 1; }
-ulimit -n 65536 || true
+ulimit -n 20000 2>/dev/null || true
 [ -x "$FEDGATE" ] || { log "build first: cargo build --release"; exit 2; }
 rm -rf "$RUN"; mkdir -p "$RUN"/{pki,up/htdocs,up/tmp,apache/run,apache/log,fg/ca}
 
+# fedgate-none = the same fedgate on a route with auth = "none": the cost of
+# TLS + proxying alone, to separate it from the bearer check.
 # ---- PKI: one test CA; server cert for IdP, Apache and fedgate (RSA-2048)
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout "$RUN/pki/ca.key" -out "$RUN/pki/ca.pem" 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$RUN/pki/key.pem" -out "$RUN/pki/req.pem" 2>/dev/null
@@ -70,6 +72,7 @@ Include $M/authn_core.load
 Include $M/authz_core.load
 Include $M/authz_user.load
 Include $M/mime.load
+TypesConfig /etc/mime.types
 Include $M/socache_shmcb.load
 Include $M/ssl.load
 Include $M/ssl.conf
@@ -99,6 +102,7 @@ OIDCClaimDelimiter ";"
 APC
 APACHE_RUN_DIR=$RUN/apache/run APACHE_LOG_DIR=$RUN/apache/log apache2 -d "$RUN/apache" -f "$RUN/apache/apache.conf" -DFOREGROUND &
 PIDS+=($!)
+APACHE_PID=$!
 
 # ---- fedgate
 cat > "$RUN/fg/fedgate.toml" <<FG
@@ -121,6 +125,10 @@ issuer = "$ISS"
 client_id = "gateway"
 client_secret = "gateway-secret"
 ca_file = "$RUN/pki/ca.pem"
+[[route]]
+name = "baseline"
+path = "^/none/"
+auth = "none"
 [[route]]
 name = "openid"
 path = "^/"
@@ -146,22 +154,29 @@ for url in "https://127.0.0.1:$P_FG$PATH_AUTH" "https://127.0.0.1:$P_MAO$PATH_AU
 done
 log "sanity ok (fedgate $("$FEDGATE" --version 2>/dev/null || true), $(apache2 -v | head -1), MAO $(dpkg-query -W -f '${Version}' libapache2-mod-auth-openidc))"
 
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }   # utime+stime in ticks (fedgate only)
-declare -A RPS P50 P99
-printf 'rep,target,req_per_s,p50,p99,introspections\n' > "$RUN/results.csv"
+# CPU ticks (utime+stime, + reaped children) of a process and its live children
+cpu() { local t=0 p; for p in "$1" $(pgrep -P "$1"); do
+  t=$((t + $(awk '{print $14+$15+$16+$17}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+TCK=$(getconf CLK_TCK)
+printf 'rep,target,req_per_s,p50,p99,introspections,server_cpu_ms_per_req\n' > "$RUN/results.csv"
 for rep in $(seq "$REPS"); do
-  for target in fedgate mao; do
-    port=$P_FG; [ $target = mao ] && port=$P_MAO
+  for target in fedgate mao fedgate-none; do
+    url=https://127.0.0.1:$P_FG$PATH_AUTH
+    [ $target = mao ] && url=https://127.0.0.1:$P_MAO$PATH_AUTH
+    [ $target = fedgate-none ] && url=https://127.0.0.1:$P_FG/none$PATH_AUTH
+    pid=$FG_PID; [ $target = mao ] && pid=$APACHE_PID
     sleep 2
-    i0=$(introspections)
-    out=$(wrk -t2 -c"$CONC" -d"${DURATION}s" --timeout 5s --latency -H "Authorization: Bearer $T" "https://127.0.0.1:$port$PATH_AUTH")
-    i1=$(introspections)
+    i0=$(introspections); c0=$(cpu $pid)
+    out=$(wrk -t2 -c"$CONC" -d"${DURATION}s" --timeout 5s --latency -H "Authorization: Bearer $T" "$url")
+    i1=$(introspections); c1=$(cpu $pid)
+    reqs=$(awk '/requests in/ {print $1}' <<< "$out")
+    cpums=$(python3 -c "print(round(($c1-$c0)*1000/$TCK/$reqs, 4))")
     rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
     p50=$(awk '$1=="50%" {print $2}' <<< "$out"); p99=$(awk '$1=="99%" {print $2}' <<< "$out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' <<< "$out")
     [ -z "$non2xx" ] || { log "$target: $non2xx non-2xx answers"; exit 1; }
-    echo "$rep,$target,$rps,$p50,$p99,$((i1 - i0))" >> "$RUN/results.csv"
-    log "rep $rep $target: $rps req/s p50 $p50 p99 $p99 introspections $((i1 - i0))"
+    echo "$rep,$target,$rps,$p50,$p99,$((i1 - i0)),$cpums" >> "$RUN/results.csv"
+    log "rep $rep $target: $rps req/s p50 $p50 p99 $p99 introspections $((i1 - i0)) server CPU ${cpums} ms/req"
   done
 done
 
@@ -185,10 +200,13 @@ med = lambda t, k: statistics.median(float(r[k]) for r in rows if r['target'] ==
 ratios = [float(a['req_per_s']) / float(b['req_per_s']) for a, b in zip(
     [r for r in rows if r['target'] == 'fedgate'], [r for r in rows if r['target'] == 'mao'])]
 print(f"keep-alive, cached token ({len(ratios)} interleaved reps, median):")
-for t in ('fedgate', 'mao'):
+for t in ('fedgate', 'mao', 'fedgate-none'):
     per = ', '.join(r['req_per_s'] for r in rows if r['target'] == t)
-    print(f"  {t:8s} {med(t, 'req_per_s'):9.0f} req/s   (per rep: {per})")
+    print(f"  {t:12s} {med(t, 'req_per_s'):9.0f} req/s   server CPU {med(t, 'server_cpu_ms_per_req'):.3f} ms/req   (req/s per rep: {per})")
 print(f"  ratio fedgate/MAO: median {statistics.median(ratios):.2f}x (per rep: {', '.join(f'{r:.2f}' for r in ratios)})")
+cr = [float(b['server_cpu_ms_per_req']) / float(a['server_cpu_ms_per_req']) for a, b in zip(
+    [r for r in rows if r['target'] == 'fedgate'], [r for r in rows if r['target'] == 'mao'])]
+print(f"  CPU per request, MAO/fedgate: median {statistics.median(cr):.2f}x (per rep: {', '.join(f'{r:.2f}' for r in cr)})")
 fi, ff, fn, mi, mf, mn, n = sys.argv[2:]
 print(f"burst of {n} concurrent requests with one fresh token:")
 print(f"  fedgate: {fi} introspection(s), failed {ff}, non-2xx {fn}")
