@@ -50,6 +50,7 @@ impl Denial {
 #[derive(Clone, Default)]
 pub struct Authenticators {
     pub x509: Option<Arc<crate::pki::X509Authenticator>>,
+    pub bearer: Option<Arc<crate::token::BearerAuthenticator>>,
 }
 
 impl Authenticators {
@@ -58,8 +59,15 @@ impl Authenticators {
         cfg: &crate::config::Config,
         _trust: &crate::pki::TrustStore,
     ) -> Result<Authenticators, String> {
-        let _ = cfg;
-        Ok(Authenticators::default())
+        let mut a = Authenticators::default();
+        let wants_bearer = cfg
+            .routes
+            .iter()
+            .any(|r| matches!(*r.auth.get_ref(), AuthKind::Bearer | AuthKind::Introspect));
+        if wants_bearer {
+            a.bearer = Some(Arc::new(crate::token::BearerAuthenticator::build(cfg)?));
+        }
+        Ok(a)
     }
 
     /// Runs the authenticator the route asks for.
@@ -75,7 +83,11 @@ impl Authenticators {
                 Some(a) => a.authenticate(route, req, conn).await,
                 None => missing(route),
             },
-            AuthKind::Bearer | AuthKind::Oidc => missing(route),
+            AuthKind::Bearer => match &self.bearer {
+                Some(b) => b.authenticate(route, req).await,
+                None => missing(route),
+            },
+            AuthKind::Oidc | AuthKind::Introspect => missing(route),
         }
     }
 }

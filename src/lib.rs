@@ -23,5 +23,6 @@ pub mod route;
 pub mod server;
 pub mod session;
 pub mod tls;
+pub mod token;
 pub mod upstream;
 pub mod voms;

@@ -22,6 +22,8 @@ pub enum AuthKind {
     Bearer,
     /// Browser login with the OIDC authorization-code flow.
     Oidc,
+    /// ESACO-compatible RFC 7662 endpoint (fedgate answers itself).
+    Introspect,
 }
 
 impl AuthKind {
@@ -31,6 +33,7 @@ impl AuthKind {
             AuthKind::X509 => "x509",
             AuthKind::Bearer => "bearer",
             AuthKind::Oidc => "oidc",
+            AuthKind::Introspect => "introspect",
         }
     }
 }
@@ -48,6 +51,9 @@ pub struct RouteConfig {
     /// Options of the x509 authenticator for this route.
     #[serde(default)]
     pub x509: Option<crate::pki::RouteX509>,
+    /// Options of bearer and introspect routes.
+    #[serde(default)]
+    pub bearer: Option<crate::token::RouteBearer>,
 }
 
 impl RouteConfig {
@@ -58,6 +64,31 @@ impl RouteConfig {
         }
         match *self.auth.get_ref() {
             AuthKind::None => {}
+            AuthKind::Bearer | AuthKind::Introspect => {
+                if cfg.idps.is_empty() && cfg.metadata_dir.is_none() {
+                    p.push(src.problem(
+                        &self.auth,
+                        "bearer tokens need at least one [[idp]] (or metadata_dir)",
+                    ));
+                }
+                let b = self.bearer.clone().unwrap_or_default();
+                for r in &b.require_claims {
+                    if let Err(e) = r.check_shape() {
+                        p.push(src.problem(&self.path, e));
+                    }
+                }
+                for n in b.idps.iter().chain(b.opaque_idps.iter().flatten()) {
+                    if cfg.metadata_dir.is_none() && !cfg.idps.iter().any(|i| &i.name == n) {
+                        p.push(src.problem(
+                            &self.path,
+                            format!("[route.bearer] names idp `{n}`, which is not configured"),
+                        ));
+                    }
+                }
+                if *self.auth.get_ref() == AuthKind::Introspect && b.clients.is_empty() {
+                    p.push(src.problem(&self.auth, "auth = \"introspect\" needs [route.bearer] clients (Basic credentials of callers)"));
+                }
+            }
             other => p.push(src.problem(
                 &self.auth,
                 format!(
@@ -65,6 +96,20 @@ impl RouteConfig {
                     other.as_str()
                 ),
             )),
+        }
+        if self.bearer.is_some()
+            && !matches!(
+                *self.auth.get_ref(),
+                AuthKind::Bearer | AuthKind::Introspect
+            )
+        {
+            p.push(Problem::file(
+                &src.path,
+                format!(
+                    "route `{}` has a [route.bearer] table but auth is not \"bearer\"",
+                    self.path.get_ref()
+                ),
+            ));
         }
         if self.x509.is_some() && *self.auth.get_ref() != AuthKind::X509 {
             p.push(Problem::file(

@@ -40,6 +40,15 @@ pub struct Config {
     /// Ordered: the first route whose `path` matches decides.
     #[serde(default, rename = "route")]
     pub routes: Vec<crate::route::RouteConfig>,
+    /// Trusted OpenID providers (bearer tokens and browser login).
+    #[serde(default, rename = "idp")]
+    pub idps: Vec<crate::oidc::IdpConfig>,
+    /// mod_auth_openidc `OIDCMetadataDir`: more IdPs, read as is.
+    #[serde(default)]
+    pub metadata_dir: Option<Spanned<PathBuf>>,
+    /// Token validation cache (memory, optionally Redis).
+    #[serde(default)]
+    pub cache: crate::token::CacheConfig,
     /// Where this configuration was read from, for error messages.
     #[serde(skip)]
     pub source: Source,
@@ -391,6 +400,15 @@ impl Config {
         }
         self.x509.validate(src, &mut p);
         self.voms.validate(src, &mut p);
+        crate::oidc::idp::validate_all(&self.idps, src, &mut p);
+        if let Some(d) = &self.metadata_dir
+            && !d.get_ref().is_dir()
+        {
+            p.push(src.problem(
+                d,
+                format!("metadata_dir {} is not a directory", d.get_ref().display()),
+            ));
+        }
         p
     }
 }

@@ -147,6 +147,17 @@ async fn phases(
     };
     let html = wants_html(&parts, Some(route));
 
+    // The ESACO-compatible endpoint answers itself and needs the body.
+    if route.auth == AuthKind::Introspect
+        && let Some(b) = &rt.auth.bearer
+    {
+        return (
+            route.name.clone(),
+            b.introspect_endpoint(route, &parts, body).await,
+            None,
+        );
+    }
+
     // 3. Authenticate.
     let identity = match rt.auth.authenticate(route, &parts, conn).await {
         AuthOutcome::Forward(id) => id,
