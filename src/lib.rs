@@ -21,6 +21,7 @@ pub mod oidc;
 pub mod pki;
 pub mod route;
 pub mod server;
+pub mod session;
 pub mod tls;
 pub mod token;
 pub mod upstream;

@@ -8,5 +8,6 @@ pub mod http;
 pub mod idp;
 pub mod jwks;
 pub mod metadata_dir;
+pub mod websso;
 
 pub use idp::{Idp, IdpConfig, Registry, Validation};

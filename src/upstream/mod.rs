@@ -170,7 +170,7 @@ pub struct Outbound<'a> {
 /// The configured Keystone connection.
 pub enum Upstream {
     Uwsgi(uwsgi::UwsgiUpstream),
-    Http(http::HttpUpstream),
+    Http(Box<http::HttpUpstream>),
 }
 
 impl Upstream {
@@ -179,7 +179,9 @@ impl Upstream {
             t @ Target::Uwsgi { .. } => {
                 Upstream::Uwsgi(uwsgi::UwsgiUpstream::new(t, cfg, max_body))
             }
-            t @ Target::Http { .. } => Upstream::Http(http::HttpUpstream::new(t, cfg, max_body)),
+            t @ Target::Http { .. } => {
+                Upstream::Http(Box::new(http::HttpUpstream::new(t, cfg, max_body)))
+            }
         })
     }
 

@@ -1,0 +1,225 @@
+//! Server-side session storage: in process (moka) for one node, or Redis
+//! so that several fedgate nodes behind a load balancer share sessions.
+//! The cookie only carries a random session id, sealed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// What fedgate remembers about a logged-in browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionData {
+    /// Name of the `[[idp]]` the user logged in with.
+    pub idp: String,
+    /// Verified claims (ID token + userinfo), as the IdP gave them.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Kept for RP-initiated logout (`id_token_hint`); never logged.
+    pub id_token: Option<String>,
+    /// Unix seconds.
+    pub created: i64,
+    pub last_seen: i64,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("session store (Redis) failed: {0}")]
+    Redis(String),
+    #[error("stored session is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Lifetime rules shared by both backends.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub inactivity: Duration,
+    pub max_duration: Duration,
+}
+
+impl Lifetimes {
+    /// Whether a session may still be used at `now` (Unix seconds).
+    pub fn alive(&self, s: &SessionData, now: i64) -> bool {
+        now - s.last_seen <= self.inactivity.as_secs() as i64
+            && now - s.created <= self.max_duration.as_secs() as i64
+    }
+
+    /// How long a store should keep it after a touch at `now`.
+    pub fn ttl(&self, s: &SessionData, now: i64) -> Duration {
+        let to_max = (s.created + self.max_duration.as_secs() as i64 - now).max(1) as u64;
+        Duration::from_secs(to_max.min(self.inactivity.as_secs().max(1)))
+    }
+}
+
+/// Storage key for a session id: a hash, so the store never holds the
+/// bearer value of the cookie itself.
+pub fn storage_key(id: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id);
+    format!("fedgate:session:{}", hex::encode(d.as_ref()))
+}
+
+#[derive(Clone)]
+pub enum SessionStore {
+    Memory(moka::future::Cache<String, Arc<SessionData>>),
+    Redis(redis::aio::ConnectionManager),
+}
+
+impl SessionStore {
+    pub fn memory(max_entries: u64, lifetimes: Lifetimes) -> Self {
+        SessionStore::Memory(
+            moka::future::Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(lifetimes.max_duration)
+                .build(),
+        )
+    }
+
+    pub async fn redis(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError::Redis(e.to_string()))?;
+        let cm = redis::aio::ConnectionManager::new(client)
+            .await
+            .map_err(|e| StoreError::Redis(e.to_string()))?;
+        Ok(SessionStore::Redis(cm))
+    }
+
+    /// Fetches a live session and records the visit; expired ones are removed.
+    pub async fn touch(
+        &self,
+        id: &[u8],
+        lifetimes: Lifetimes,
+        now: i64,
+    ) -> Result<Option<SessionData>, StoreError> {
+        let key = storage_key(id);
+        let Some(mut s) = self.get(&key).await? else {
+            return Ok(None);
+        };
+        if !lifetimes.alive(&s, now) {
+            self.remove_key(&key).await?;
+            return Ok(None);
+        }
+        s.last_seen = now;
+        self.put(&key, &s, lifetimes.ttl(&s, now)).await?;
+        Ok(Some(s))
+    }
+
+    pub async fn insert(
+        &self,
+        id: &[u8],
+        s: &SessionData,
+        lifetimes: Lifetimes,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.put(&storage_key(id), s, lifetimes.ttl(s, now)).await
+    }
+
+    pub async fn remove(&self, id: &[u8]) -> Result<(), StoreError> {
+        self.remove_key(&storage_key(id)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<SessionData>, StoreError> {
+        match self {
+            SessionStore::Memory(c) => Ok(c.get(key).await.map(|a| (*a).clone())),
+            SessionStore::Redis(cm) => {
+                let mut cm = cm.clone();
+                let v: Option<String> = redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut cm)
+                    .await
+                    .map_err(|e| StoreError::Redis(e.to_string()))?;
+                v.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+                    .transpose()
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, s: &SessionData, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            SessionStore::Memory(c) => {
+                c.insert(key.to_string(), Arc::new(s.clone())).await;
+                Ok(())
+            }
+            SessionStore::Redis(cm) => {
+                let mut cm = cm.clone();
+                let j = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(j)
+                    .arg("EX")
+                    .arg(ttl.as_secs().max(1))
+                    .query_async::<()>(&mut cm)
+                    .await
+                    .map_err(|e| StoreError::Redis(e.to_string()))
+            }
+        }
+    }
+
+    async fn remove_key(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            SessionStore::Memory(c) => {
+                c.invalidate(key).await;
+                Ok(())
+            }
+            SessionStore::Redis(cm) => {
+                let mut cm = cm.clone();
+                redis::cmd("DEL")
+                    .arg(key)
+                    .query_async::<()>(&mut cm)
+                    .await
+                    .map_err(|e| StoreError::Redis(e.to_string()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(created: i64, last_seen: i64) -> SessionData {
+        SessionData {
+            idp: "egi".into(),
+            claims: Default::default(),
+            id_token: None,
+            created,
+            last_seen,
+        }
+    }
+
+    const L: Lifetimes = Lifetimes {
+        inactivity: Duration::from_secs(300),
+        max_duration: Duration::from_secs(3600),
+    };
+
+    #[test]
+    fn lifetime_rules() {
+        assert!(L.alive(&data(0, 0), 300));
+        assert!(!L.alive(&data(0, 0), 301), "inactive too long");
+        assert!(
+            !L.alive(&data(0, 3500), 3601),
+            "past the maximum duration even if active"
+        );
+        assert_eq!(L.ttl(&data(0, 0), 0), Duration::from_secs(300));
+        assert_eq!(L.ttl(&data(0, 3500), 3500), Duration::from_secs(100));
+    }
+
+    #[tokio::test]
+    async fn memory_store_expires_by_inactivity() {
+        let s = SessionStore::memory(100, L);
+        s.insert(b"id1", &data(1000, 1000), L, 1000).await.unwrap();
+        assert!(s.touch(b"id1", L, 1200).await.unwrap().is_some());
+        assert!(
+            s.touch(b"id1", L, 1450).await.unwrap().is_some(),
+            "the touch at 1200 extended it"
+        );
+        assert!(s.touch(b"id1", L, 1751).await.unwrap().is_none());
+        assert!(
+            s.touch(b"id1", L, 1752).await.unwrap().is_none(),
+            "removed once expired"
+        );
+        assert!(s.touch(b"other", L, 1000).await.unwrap().is_none());
+        assert!(
+            storage_key(b"id1").starts_with("fedgate:session:")
+                && !storage_key(b"id1").contains("id1")
+        );
+    }
+}
