@@ -37,6 +37,17 @@ pub struct Head {
 /// Parses a head from the start of `buf`. `Ok(None)` means more bytes are
 /// needed; on success returns the head and its length in bytes.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ResponseError> {
+    // uWSGI writes the request's SERVER_PROTOCOL back in its status line, so
+    // an HTTP/2 client's request comes back as `HTTP/2.0 200 OK`, which
+    // httparse (HTTP/1.x only) refuses. The version is irrelevant here.
+    if let Some(rest) = buf.strip_prefix(b"HTTP/").filter(|r| !r.starts_with(b"1.")) {
+        if let Some(sp) = rest.iter().position(|&b| b == b' ') {
+            let mut fixed = b"HTTP/1.1".to_vec();
+            fixed.extend_from_slice(&rest[sp..]);
+            // `fixed` starts with 8 version bytes where `buf` had 5 + sp.
+            return parse_head(&fixed).map(|o| o.map(|(h, n)| (h, n + 5 + sp - 8)));
+        }
+    }
     let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut r = httparse::Response::new(&mut hs);
     match r.parse(buf) {
@@ -203,6 +214,18 @@ mod tests {
             h.headers[1],
             ("X-Subject-Token".to_string(), b"gAAA".to_vec())
         );
+    }
+
+    #[test]
+    fn http2_status_line_from_uwsgi() {
+        let raw = b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        let (h, n) = parse_head(raw).unwrap().unwrap();
+        assert_eq!(h.status, 200);
+        assert_eq!(&raw[n..], b"{}");
+        let raw = b"HTTP/2 401 UNAUTHORIZED\r\n\r\n";
+        let (h, n) = parse_head(raw).unwrap().unwrap();
+        assert_eq!((h.status, n), (401, raw.len()));
+        assert!(parse_head(b"HTTP/2.0 200 OK\r\nA: b").unwrap().is_none());
     }
 
     #[test]
