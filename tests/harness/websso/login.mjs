@@ -4,6 +4,7 @@
 //
 //   node login.mjs --url https://localhost:PORT/v3/auth/OS-FEDERATION/websso/openid?origin=... \
 //        [--user alice] [--password alice-pw] [--abort] [--cookies-in FILE] [--cookies-out FILE]
+//        [--header 'Name: value']... [--record-redirect FILE]
 //
 // The browser opens --url, logs in at the IdP (#username, #password,
 // #submit, then #allow on the consent page; --abort clicks #abort instead),
@@ -23,6 +24,8 @@ const { values: a } = parseArgs({
     abort: { type: 'boolean', default: false },
     'cookies-in': { type: 'string' },
     'cookies-out': { type: 'string' },
+    header: { type: 'string', multiple: true, default: [] },
+    'record-redirect': { type: 'string' },
     timeout: { type: 'string', default: '30000' },
   },
 });
@@ -38,7 +41,8 @@ const browser = await chromium.launch({
 });
 let result = { outcome: 'timeout', hops: [] };
 try {
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+  const extraHTTPHeaders = Object.fromEntries(a.header.map((h) => { const i = h.indexOf(':'); return [h.slice(0, i).trim(), h.slice(i + 1).trim()]; }));
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, extraHTTPHeaders });
   if (a['cookies-in']) await ctx.addCookies(JSON.parse(fs.readFileSync(a['cookies-in'], 'utf8')));
   const page = await ctx.newPage();
   let token = null;
@@ -54,6 +58,9 @@ try {
     return route.abort();
   });
   page.on('response', (r) => {
+    // The full login-return URL (code and state) for replay tests; written
+    // to a file the test owns, never printed.
+    if (a['record-redirect'] && r.url().includes('code=')) fs.writeFileSync(a['record-redirect'], r.url());
     if (r.request().isNavigationRequest()) result.hops.push({ status: r.status(), url: r.url().replace(/([?&](code|state)=)[^&]{6}[^&]*/g, '$1…') });
   });
   let lastResp = await page.goto(a.url, { waitUntil: 'domcontentloaded' });
