@@ -327,8 +327,11 @@ impl WebSso {
         let t = now();
         let timeout = self.cfg.state_timeout_secs as i64;
         let mut pending =
+            // Without the cookie the response cannot belong to a login started
+            // in this browser (or it was already used): both are "unknown".
             match Pending::open(&self.keys, cookies::get(&parts.headers, state::COOKIE)) {
                 Ok(p) => p,
+                Err(StateError::NoCookie) => Pending::default(),
                 Err(e) => return deny(StatusCode::BAD_REQUEST, e.to_string()),
             };
         let Some(st) = query_param(&parts.uri, "state") else {
