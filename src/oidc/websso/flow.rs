@@ -490,3 +490,50 @@ impl WebSso {
         [self.cfg.session.cookie_name.as_str(), state::COOKIE]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn browsers_and_scripts() {
+        assert!(is_browser(&h(&[(
+            "accept",
+            "text/html,application/xhtml+xml"
+        )])));
+        assert!(
+            is_browser(&h(&[("accept", "*/*")])),
+            "curl's default, as mod_auth_openidc treats it"
+        );
+        assert!(is_browser(&h(&[])));
+        assert!(is_browser(&h(&[
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document")
+        ])));
+        assert!(!is_browser(&h(&[("accept", "application/json")])));
+        assert!(!is_browser(&h(&[
+            ("accept", "text/html"),
+            ("x-requested-with", "XMLHttpRequest")
+        ])));
+        assert!(!is_browser(&h(&[
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "cors")
+        ])));
+        assert!(!is_browser(&h(&[
+            ("accept", "*/*"),
+            ("sec-fetch-dest", "empty")
+        ])));
+    }
+}
