@@ -13,6 +13,14 @@ use crate::server::body::Body;
 pub enum AuthOutcome {
     /// Forward to Keystone; `None` means the route needs no identity.
     Forward(Option<Identity>),
+    /// Forward `uri` (GET) instead of this request, with this identity, and
+    /// add these headers to Keystone's answer: the end of a browser login,
+    /// which replays the original WebSSO request.
+    Replay {
+        uri: http::Uri,
+        identity: Identity,
+        response_headers: http::HeaderMap,
+    },
     /// Refuse with a status and a short reason for the client and the log.
     Deny(Denial),
     /// The authenticator answers itself (e.g. an OIDC redirect).
@@ -51,11 +59,12 @@ impl Denial {
 pub struct Authenticators {
     pub x509: Option<Arc<crate::pki::X509Authenticator>>,
     pub bearer: Option<Arc<crate::token::BearerAuthenticator>>,
+    pub websso: Option<Arc<crate::oidc::websso::flow::WebSso>>,
 }
 
 impl Authenticators {
     /// Builds the authenticators the configured routes need.
-    pub fn build(
+    pub async fn build(
         cfg: &crate::config::Config,
         _trust: &crate::pki::TrustStore,
     ) -> Result<Authenticators, String> {
@@ -66,6 +75,18 @@ impl Authenticators {
             .any(|r| matches!(*r.auth.get_ref(), AuthKind::Bearer | AuthKind::Introspect));
         if wants_bearer {
             a.bearer = Some(Arc::new(crate::token::BearerAuthenticator::build(cfg)?));
+        }
+        if cfg
+            .routes
+            .iter()
+            .any(|r| *r.auth.get_ref() == AuthKind::Oidc)
+        {
+            let registry = match &a.bearer {
+                Some(b) => b.registry.clone(),
+                None => Arc::new(crate::oidc::Registry::build(cfg)?),
+            };
+            let w = crate::oidc::websso::flow::WebSso::build(cfg.oidc.clone(), registry).await?;
+            a.websso = Some(Arc::new(w));
         }
         Ok(a)
     }
@@ -87,7 +108,11 @@ impl Authenticators {
                 Some(b) => b.authenticate(route, req).await,
                 None => missing(route),
             },
-            AuthKind::Oidc | AuthKind::Introspect => missing(route),
+            AuthKind::Oidc => match &self.websso {
+                Some(w) => w.authenticate(route, req).await,
+                None => missing(route),
+            },
+            AuthKind::Introspect => missing(route),
         }
     }
 }

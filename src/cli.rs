@@ -117,7 +117,7 @@ pub async fn serve_config(
 ) -> Result<(), ServeError> {
     let listen = cfg.server.listen_addrs();
     let admin = cfg.admin.listen_addrs();
-    let rt = Runtime::build(cfg).map_err(ServeError::Config)?;
+    let rt = Runtime::build(cfg).await.map_err(ServeError::Config)?;
     let listeners = crate::server::bind_all(&listen)
         .await
         .map_err(ServeError::Bind)?;

@@ -51,6 +51,9 @@ pub struct RouteConfig {
     /// Options of the x509 authenticator for this route.
     #[serde(default)]
     pub x509: Option<crate::pki::RouteX509>,
+    /// Options of browser-login routes.
+    #[serde(default)]
+    pub oidc: Option<crate::oidc::websso::config::RouteOidc>,
     /// Options of bearer and introspect routes.
     #[serde(default)]
     pub bearer: Option<crate::token::RouteBearer>,
@@ -87,6 +90,25 @@ impl RouteConfig {
                 }
                 if *self.auth.get_ref() == AuthKind::Introspect && b.clients.is_empty() {
                     p.push(src.problem(&self.auth, "auth = \"introspect\" needs [route.bearer] clients (Basic credentials of callers)"));
+                }
+            }
+            AuthKind::Oidc => {
+                if cfg.idps.is_empty() && cfg.metadata_dir.is_none() {
+                    p.push(src.problem(
+                        &self.auth,
+                        "browser login needs at least one [[idp]] (or metadata_dir)",
+                    ));
+                }
+                if cfg.oidc.trusted_dashboards.is_empty() {
+                    p.push(src.problem(&self.auth, "browser login needs [oidc] trusted_dashboards (Keystone's trusted_dashboard values)"));
+                }
+                for n in self.oidc.iter().flat_map(|o| o.idps.iter()) {
+                    if cfg.metadata_dir.is_none() && !cfg.idps.iter().any(|i| &i.name == n) {
+                        p.push(src.problem(
+                            &self.path,
+                            format!("[route.oidc] names idp `{n}`, which is not configured"),
+                        ));
+                    }
                 }
             }
             other => p.push(src.problem(

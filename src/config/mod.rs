@@ -46,6 +46,9 @@ pub struct Config {
     /// mod_auth_openidc `OIDCMetadataDir`: more IdPs, read as is.
     #[serde(default)]
     pub metadata_dir: Option<Spanned<PathBuf>>,
+    /// The browser login (Horizon WebSSO) and its sessions.
+    #[serde(default)]
+    pub oidc: crate::oidc::websso::config::OidcConfig,
     /// Token validation cache (memory, optionally Redis).
     #[serde(default)]
     pub cache: crate::token::CacheConfig,
@@ -401,6 +404,7 @@ impl Config {
         self.x509.validate(src, &mut p);
         self.voms.validate(src, &mut p);
         crate::oidc::idp::validate_all(&self.idps, src, &mut p);
+        self.oidc.validate(src, &mut p);
         if let Some(d) = &self.metadata_dir
             && !d.get_ref().is_dir()
         {

@@ -126,6 +126,12 @@ pub struct IdpConfig {
     pub metadata_refresh_secs: u64,
     /// Set when the IdP came from a metadata directory: its discovery
     /// document, used as is.
+    /// Label on the IdP chooser page of the browser login.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Scopes requested in the browser login (default: `[oidc] scopes`).
+    #[serde(default)]
+    pub scopes: Option<String>,
     #[serde(skip)]
     pub static_metadata: Option<ProviderMetadata>,
 }

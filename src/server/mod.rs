@@ -236,7 +236,7 @@ pub async fn handle_signals(shared: Arc<Shared>, shutdown: Shutdown) {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading configuration, certificates and CA directory");
-                let _ = shared.reload();
+                let _ = shared.reload().await;
             }
             _ = term.recv() => { tracing::info!("SIGTERM received"); shutdown.trigger(); return; }
             _ = int.recv() => { tracing::info!("SIGINT received"); shutdown.trigger(); return; }

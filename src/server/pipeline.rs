@@ -32,13 +32,15 @@ pub fn new_request_id() -> String {
 
 /// Whether errors should be a page rather than JSON: browser flows only.
 fn wants_html(parts: &http::request::Parts, route: Option<&Route>) -> bool {
-    let browser_route = route.is_some_and(|r| r.auth == AuthKind::Oidc);
-    let accepts_html = parts
+    route.is_some_and(|r| r.auth == AuthKind::Oidc) && accepts_html(parts)
+}
+
+fn accepts_html(parts: &http::request::Parts) -> bool {
+    parts
         .headers
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
-    browser_route && accepts_html
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 pub async fn handle(
@@ -134,21 +136,42 @@ async fn phases(
             );
         }
     };
-    let Some(route) = rt.routes.find(&decoded) else {
-        tracing::info!(path = %decoded, "no route matches");
-        return (
-            "-".into(),
-            reply::json_error(
-                StatusCode::NOT_FOUND,
-                "no route is configured for this path",
-            ),
-            None,
-        );
+    // fedgate's own endpoints of the browser login.
+    let websso = rt.auth.websso.as_ref();
+    if let Some(w) = websso
+        && decoded == w.cfg.logout_path
+    {
+        return ("oidc-logout".into(), w.logout(&parts).await, None);
+    }
+    let login_return = websso.filter(|w| decoded == w.cfg.redirect_path);
+    let route = match login_return {
+        Some(_) => None,
+        None => match rt.routes.find(&decoded) {
+            Some(r) => Some(r),
+            None => {
+                tracing::info!(path = %decoded, "no route matches");
+                return (
+                    "-".into(),
+                    reply::json_error(
+                        StatusCode::NOT_FOUND,
+                        "no route is configured for this path",
+                    ),
+                    None,
+                );
+            }
+        },
     };
-    let html = wants_html(&parts, Some(route));
+    let route_name = route
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| "oidc-redirect".into());
+    let html = match route {
+        Some(r) => wants_html(&parts, Some(r)),
+        None => accepts_html(&parts),
+    };
 
     // The ESACO-compatible endpoint answers itself and needs the body.
-    if route.auth == AuthKind::Introspect
+    if let Some(route) = route
+        && route.auth == AuthKind::Introspect
         && let Some(b) = &rt.auth.bearer
     {
         return (
@@ -159,25 +182,49 @@ async fn phases(
     }
 
     // 3. Authenticate.
-    let identity = match rt.auth.authenticate(route, &parts, conn).await {
+    let outcome = match (login_return, route) {
+        (Some(w), _) => w.finish_login(&parts).await,
+        (None, Some(route)) => rt.auth.authenticate(route, &parts, conn).await,
+        (None, None) => unreachable!("a request is either a login return or routed"),
+    };
+    let mut body = body;
+    let mut extra_headers = None;
+    let identity = match outcome {
         AuthOutcome::Forward(id) => id,
-        AuthOutcome::Respond(r) => return (route.name.clone(), r, None),
+        AuthOutcome::Replay {
+            uri,
+            identity,
+            response_headers,
+        } => {
+            // The original WebSSO request, replayed with the new identity.
+            parts.uri = uri;
+            parts.method = http::Method::GET;
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            parts.headers.remove(http::header::CONTENT_TYPE);
+            body = crate::server::body::empty();
+            extra_headers = Some(response_headers);
+            Some(identity)
+        }
+        AuthOutcome::Respond(r) => return (route_name, r, None),
         AuthOutcome::Deny(d) => {
+            let kind = route.map(|r| r.auth.as_str()).unwrap_or("oidc");
             shared
                 .metrics
                 .denials
-                .get_or_create(&KindLabel {
-                    kind: route.auth.as_str().into(),
-                })
+                .get_or_create(&KindLabel { kind: kind.into() })
                 .inc();
-            tracing::info!(status = d.status.as_u16(), reason = %d.reason, auth = route.auth.as_str(), "authentication refused");
+            tracing::info!(status = d.status.as_u16(), reason = %d.reason, auth = kind, "authentication refused");
             return (
-                route.name.clone(),
+                route_name,
                 reply::error(d.status, &d.reason, id, html, d.www_authenticate.as_deref()),
                 None,
             );
         }
     };
+    // Keystone has no use for fedgate's own cookies.
+    if let Some(w) = websso {
+        crate::oidc::websso::cookies::strip_own(&mut parts.headers, &w.own_cookies());
+    }
     if let Some(i) = &identity {
         tracing::debug!(method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
     }
@@ -191,7 +238,14 @@ async fn phases(
         identity: identity.as_ref(),
     };
     match rt.upstream.send(out).await {
-        Ok(resp) => (route.name.clone(), resp, principal),
+        Ok(mut resp) => {
+            if let Some(h) = extra_headers {
+                for (k, v) in h.iter() {
+                    resp.headers_mut().append(k, v.clone());
+                }
+            }
+            (route_name, resp, principal)
+        }
         Err(e) => {
             shared
                 .metrics
@@ -206,7 +260,7 @@ async fn phases(
                 tracing::info!(error = %e, "request refused before forwarding");
             }
             (
-                route.name.clone(),
+                route_name,
                 reply::error(e.status(), &e.to_string(), id, html, None),
                 principal,
             )

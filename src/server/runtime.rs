@@ -29,7 +29,7 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the state, reading certificates, keys and the CA directory.
     /// Problems name the configuration line whose value is at fault.
-    pub fn build(config: Config) -> Result<Runtime, Problems> {
+    pub async fn build(config: Config) -> Result<Runtime, Problems> {
         config.validate().into_result()?;
         let src = &config.source;
         let (trust, bad) = TrustStore::load(config.tls.ca_dir.get_ref()).map_err(|e| {
@@ -72,6 +72,7 @@ impl Runtime {
             .filter_map(|t| Cidr::parse(t.get_ref()))
             .collect();
         let auth = Authenticators::build(&config, &trust)
+            .await
             .map_err(|e| Problems::one(Problem::file(&src.path, e)))?;
         Ok(Runtime {
             config,
@@ -102,9 +103,12 @@ impl Shared {
 
     /// Re-reads the configuration file and swaps the state in one step. A
     /// configuration that fails to build is refused and the running one kept.
-    pub fn reload(&self) -> Result<(), Problems> {
+    pub async fn reload(&self) -> Result<(), Problems> {
         let path = self.runtime.load().config.source.path.clone();
-        let result = Config::load(&path).and_then(Runtime::build);
+        let result = match Config::load(&path) {
+            Ok(c) => Runtime::build(c).await,
+            Err(p) => Err(p),
+        };
         match result {
             Ok(rt) => {
                 let old = self.runtime.load();

@@ -63,7 +63,7 @@ pub async fn watch_files(shared: Arc<Shared>, every: Duration) {
         if pending {
             pending = false;
             tracing::info!("watched files changed: reloading");
-            let _ = shared.reload();
+            let _ = shared.reload().await;
             last = fingerprint(&watched(&shared));
         }
     }

@@ -113,22 +113,39 @@ pub struct RouteOidc {
 
 impl OidcConfig {
     pub fn validate(&self, src: &Source, p: &mut Problems) {
-        for (what, path) in [("redirect_path", &self.redirect_path), ("logout_path", &self.logout_path)] {
+        for (what, path) in [
+            ("redirect_path", &self.redirect_path),
+            ("logout_path", &self.logout_path),
+        ] {
             if !path.starts_with('/') {
-                p.push(Problem::file(&src.path, format!("oidc.{what} must be an absolute path starting with /")));
+                p.push(Problem::file(
+                    &src.path,
+                    format!("oidc.{what} must be an absolute path starting with /"),
+                ));
             }
         }
         for d in &self.trusted_dashboards {
-            if url::Url::parse(d).map(|u| u.scheme() != "https" && u.scheme() != "http").unwrap_or(true) {
-                p.push(Problem::file(&src.path, format!("oidc.trusted_dashboards: `{d}` is not an http(s) URL")));
+            if url::Url::parse(d)
+                .map(|u| u.scheme() != "https" && u.scheme() != "http")
+                .unwrap_or(true)
+            {
+                p.push(Problem::file(
+                    &src.path,
+                    format!("oidc.trusted_dashboards: `{d}` is not an http(s) URL"),
+                ));
             }
         }
         if let Some(u) = &self.redirect_uri {
             if !u.starts_with("https://") {
-                p.push(Problem::file(&src.path, "oidc.redirect_uri must be an https:// URL"));
+                p.push(Problem::file(
+                    &src.path,
+                    "oidc.redirect_uri must be an https:// URL",
+                ));
             }
         }
-        if crate::session::KeyRing::from_base64(self.session.keys.iter().map(|k| k.expose())).is_err() {
+        if crate::session::KeyRing::from_base64(self.session.keys.iter().map(|k| k.expose()))
+            .is_err()
+        {
             p.push(Problem::file(&src.path, "oidc.session.keys: each key must be 32 random bytes in base64 (openssl rand -base64 32)"));
         }
     }

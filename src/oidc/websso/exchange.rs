@@ -39,8 +39,15 @@ pub async fn code_for_claims(
 ) -> Result<(Map<String, Value>, Option<String>), ExchangeError> {
     let name = idp.name().to_string();
     let unavailable = |e: String| ExchangeError::Unavailable(name.clone(), e);
-    let meta = idp.discovery.get().await.map_err(|e| unavailable(e.to_string()))?;
-    let token_ep = meta.token_endpoint.clone().ok_or_else(|| unavailable("no token_endpoint in discovery".into()))?;
+    let meta = idp
+        .discovery
+        .get()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let token_ep = meta
+        .token_endpoint
+        .clone()
+        .ok_or_else(|| unavailable("no token_endpoint in discovery".into()))?;
     let client_id = idp.config.client_id.clone().unwrap_or_default();
     let secret = idp.client_secret.as_ref().map(|s| s.expose().to_string());
     let mut form = vec![
@@ -53,33 +60,50 @@ pub async fn code_for_claims(
         form.push(("client_id", client_id.as_str()));
     }
     let basic = secret.as_deref().map(|s| (client_id.as_str(), s));
-    let a = idp.http.post_form(&token_ep, basic, &form).await.map_err(|e| unavailable(e.to_string()))?;
+    let a = idp
+        .http
+        .post_form(&token_ep, basic, &form)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
     let body: Map<String, Value> = serde_json::from_slice(&a.body).unwrap_or_default();
     if !a.status.is_success() {
         let err = body.get("error").and_then(Value::as_str).unwrap_or("error");
-        return Err(ExchangeError::Refused(name, format!("HTTP {} {err}", a.status.as_u16())));
+        return Err(ExchangeError::Refused(
+            name,
+            format!("HTTP {} {err}", a.status.as_u16()),
+        ));
     }
     let id_token = body
         .get("id_token")
         .and_then(Value::as_str)
-        .ok_or_else(|| ExchangeError::Refused(name.clone(), "the token response has no id_token".into()))?
+        .ok_or_else(|| {
+            ExchangeError::Refused(name.clone(), "the token response has no id_token".into())
+        })?
         .to_string();
-    let mut claims = verify_id_token(idp, &id_token, &client_id, &login.nonce, iat_slack, now).await?;
+    let mut claims =
+        verify_id_token(idp, &id_token, &client_id, &login.nonce, iat_slack, now).await?;
 
     if let Some(at) = body.get("access_token").and_then(Value::as_str) {
         if let Ok(ep) = idp.userinfo_endpoint().await {
             match idp.http.get(&ep, Some(at)).await {
                 Ok(u) if u.status.is_success() => {
-                    let info: Map<String, Value> = serde_json::from_slice(&u.body).unwrap_or_default();
+                    let info: Map<String, Value> =
+                        serde_json::from_slice(&u.body).unwrap_or_default();
                     if info.get("sub") != claims.get("sub") {
-                        return Err(ExchangeError::IdToken("userinfo is about another subject".into()));
+                        return Err(ExchangeError::IdToken(
+                            "userinfo is about another subject".into(),
+                        ));
                     }
                     let mut merged = info;
                     merged.append(&mut claims);
                     claims = merged;
                 }
-                Ok(u) => tracing::warn!(idp = %name, status = u.status.as_u16(), "userinfo refused; using ID-token claims only"),
-                Err(e) => tracing::warn!(idp = %name, error = %e, "userinfo failed; using ID-token claims only"),
+                Ok(u) => {
+                    tracing::warn!(idp = %name, status = u.status.as_u16(), "userinfo refused; using ID-token claims only")
+                }
+                Err(e) => {
+                    tracing::warn!(idp = %name, error = %e, "userinfo failed; using ID-token claims only")
+                }
             }
         }
     }
@@ -99,11 +123,25 @@ pub async fn verify_id_token(
     let bad = |m: String| ExchangeError::IdToken(m);
     let u = jwt::peek(token).map_err(|e| bad(e.to_string()))?;
     let alg = jwt::allowed_alg(&u.alg, &idp.algorithms).map_err(|e| bad(e.to_string()))?;
-    let keys = idp.jwks.keys_for(u.kid.as_deref()).await.map_err(|e| ExchangeError::Unavailable(idp.name().into(), e.to_string()))?;
-    let claims = jwt::check_with(token, alg, u.kid.as_deref(), &keys, idp.issuer(), &[client_id.to_string()], idp.config.leeway_secs)
-        .map_err(|e| bad(e.to_string()))?;
+    let keys = idp
+        .jwks
+        .keys_for(u.kid.as_deref())
+        .await
+        .map_err(|e| ExchangeError::Unavailable(idp.name().into(), e.to_string()))?;
+    let claims = jwt::check_with(
+        token,
+        alg,
+        u.kid.as_deref(),
+        &keys,
+        idp.issuer(),
+        &[client_id.to_string()],
+        idp.config.leeway_secs,
+    )
+    .map_err(|e| bad(e.to_string()))?;
     if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
-        return Err(bad("nonce does not match this login (replayed or injected response)".into()));
+        return Err(bad(
+            "nonce does not match this login (replayed or injected response)".into(),
+        ));
     }
     if let Some(Value::Array(auds)) = claims.get("aud") {
         if auds.len() > 1 && claims.get("azp").and_then(Value::as_str) != Some(client_id) {

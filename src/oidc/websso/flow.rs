@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use http::header::{ACCEPT, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
 use http::{Response, StatusCode, Uri};
-use serde_json::{Map, Value};
 
 use super::config::{OidcConfig, RouteOidc};
 use super::pages::{self, Choice};
@@ -34,7 +33,10 @@ pub struct WebSso {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// mod_auth_openidc's rule for clients that must get 401 rather than a
@@ -44,7 +46,9 @@ pub fn is_browser(h: &HeaderMap) -> bool {
     if get("x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("XMLHttpRequest")) {
         return false;
     }
-    if get("sec-fetch-mode").is_some_and(|v| v != "navigate") || get("sec-fetch-dest").is_some_and(|v| v != "document") {
+    if get("sec-fetch-mode").is_some_and(|v| v != "navigate")
+        || get("sec-fetch-dest").is_some_and(|v| v != "document")
+    {
         return false;
     }
     match get(ACCEPT.as_str()) {
@@ -59,7 +63,10 @@ fn redirect(to: &str) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(to) {
         r.headers_mut().insert(LOCATION, v);
     }
-    r.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     r
 }
 
@@ -68,51 +75,75 @@ fn deny(status: StatusCode, reason: impl Into<String>) -> AuthOutcome {
 }
 
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 impl WebSso {
     pub async fn build(cfg: OidcConfig, registry: Arc<Registry>) -> Result<WebSso, String> {
         let s = &cfg.session;
         let keys = if s.keys.is_empty() {
-            tracing::warn!("oidc.session.keys is not set: using a random key; sessions end on restart and are not shared between nodes");
+            tracing::warn!(
+                "oidc.session.keys is not set: using a random key; sessions end on restart and are not shared between nodes"
+            );
             KeyRing::ephemeral().map_err(|e| e.to_string())?
         } else {
-            KeyRing::from_base64(s.keys.iter().map(|k| k.expose())).map_err(|e| format!("oidc.session.keys: {e}"))?
+            KeyRing::from_base64(s.keys.iter().map(|k| k.expose()))
+                .map_err(|e| format!("oidc.session.keys: {e}"))?
         };
         let lifetimes = Lifetimes {
             inactivity: std::time::Duration::from_secs(s.inactivity_timeout_secs),
             max_duration: std::time::Duration::from_secs(s.max_duration_secs),
         };
         let store = match &s.redis_url {
-            Some(u) => SessionStore::redis(u.expose()).await.map_err(|e| e.to_string())?,
+            Some(u) => SessionStore::redis(u.expose())
+                .await
+                .map_err(|e| e.to_string())?,
             None => SessionStore::memory(s.max_sessions, lifetimes),
         };
-        Ok(WebSso { cfg, registry, keys, store, lifetimes })
+        Ok(WebSso {
+            cfg,
+            registry,
+            keys,
+            store,
+            lifetimes,
+        })
     }
 
     fn allowed<'a>(&'a self, ro: Option<&'a RouteOidc>) -> Vec<&'a Arc<Idp>> {
         let names = ro.map(|r| r.idps.as_slice()).unwrap_or(&[]);
-        self.registry.iter().filter(|i| names.is_empty() || names.iter().any(|n| n == i.name())).collect()
+        self.registry
+            .iter()
+            .filter(|i| names.is_empty() || names.iter().any(|n| n == i.name()))
+            .collect()
     }
 
     fn redirect_uri(&self, parts: &http::request::Parts) -> String {
         if let Some(u) = &self.cfg.redirect_uri {
             return u.clone();
         }
-        let host = crate::upstream::environ::request_host(parts).unwrap_or_else(|| "localhost".into());
+        let host =
+            crate::upstream::environ::request_host(parts).unwrap_or_else(|| "localhost".into());
         format!("https://{host}{}", self.cfg.redirect_path)
     }
 
     fn export(idp: &Idp) -> Export {
-        Export { claims: idp.config.claims.clone(), remote_user: idp.config.remote_user }
+        Export {
+            claims: idp.config.claims.clone(),
+            remote_user: idp.config.remote_user,
+        }
     }
 
     /// A request on a WebSSO route.
     pub async fn authenticate(&self, route: &Route, parts: &http::request::Parts) -> AuthOutcome {
         // 1. Never an open redirector: the dashboard must be trusted first.
         if let Err(e) = origin::check(parts.uri.query(), &self.cfg.trusted_dashboards) {
-            let status = if matches!(e, origin::OriginError::Missing) { StatusCode::BAD_REQUEST } else { StatusCode::FORBIDDEN };
+            let status = if matches!(e, origin::OriginError::Missing) {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::FORBIDDEN
+            };
             return deny(status, e.to_string());
         }
         let ro = route.config.oidc.as_ref();
@@ -121,7 +152,12 @@ impl WebSso {
         // 2. An existing session for an IdP allowed here.
         if let Some(s) = self.session(parts).await {
             if let Some(idp) = allowed.iter().find(|i| i.name() == s.idp) {
-                return match to_identity(AuthMethod::OidcSession, idp.issuer(), &s.claims, &Self::export(idp)) {
+                return match to_identity(
+                    AuthMethod::OidcSession,
+                    idp.issuer(),
+                    &s.claims,
+                    &Self::export(idp),
+                ) {
                     Ok(id) => AuthOutcome::Forward(Some(id)),
                     Err(e) => deny(StatusCode::UNAUTHORIZED, e.to_string()),
                 };
@@ -138,23 +174,45 @@ impl WebSso {
         let chosen = match query_param(&parts.uri, "iss") {
             Some(iss) => match allowed.iter().find(|i| i.issuer() == iss) {
                 Some(i) => (*i).clone(),
-                None => return deny(StatusCode::BAD_REQUEST, format!("identity provider {iss} is not offered here")),
+                None => {
+                    return deny(
+                        StatusCode::BAD_REQUEST,
+                        format!("identity provider {iss} is not offered here"),
+                    );
+                }
             },
             None if allowed.len() == 1 => allowed[0].clone(),
-            None if allowed.is_empty() => return deny(StatusCode::INTERNAL_SERVER_ERROR, "no identity provider is configured for this path"),
+            None if allowed.is_empty() => {
+                return deny(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "no identity provider is configured for this path",
+                );
+            }
             None => return AuthOutcome::Respond(self.chooser(parts, &allowed)),
         };
         self.start_login(parts, &chosen).await
     }
 
     fn chooser(&self, parts: &http::request::Parts, allowed: &[&Arc<Idp>]) -> Response<Body> {
-        let base = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let base = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let sep = if base.contains('?') { '&' } else { '?' };
         let choices: Vec<Choice> = allowed
             .iter()
             .map(|i| {
-                let iss: String = url::form_urlencoded::byte_serialize(i.issuer().as_bytes()).collect();
-                Choice { label: i.config.display_name.clone().unwrap_or_else(|| i.name().to_string()), href: format!("{base}{sep}iss={iss}") }
+                let iss: String =
+                    url::form_urlencoded::byte_serialize(i.issuer().as_bytes()).collect();
+                Choice {
+                    label: i
+                        .config
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| i.name().to_string()),
+                    href: format!("{base}{sep}iss={iss}"),
+                }
             })
             .collect();
         pages::chooser(&choices)
@@ -181,41 +239,84 @@ impl WebSso {
     async fn start_login(&self, parts: &http::request::Parts, idp: &Idp) -> AuthOutcome {
         let meta = match idp.discovery.get().await {
             Ok(m) => m,
-            Err(e) => return deny(StatusCode::BAD_GATEWAY, format!("identity provider {} is unavailable: {e}", idp.name())),
+            Err(e) => {
+                return deny(
+                    StatusCode::BAD_GATEWAY,
+                    format!("identity provider {} is unavailable: {e}", idp.name()),
+                );
+            }
         };
         let Some(authz) = meta.authorization_endpoint.clone() else {
-            return deny(StatusCode::BAD_GATEWAY, format!("identity provider {} publishes no authorization_endpoint", idp.name()));
+            return deny(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "identity provider {} publishes no authorization_endpoint",
+                    idp.name()
+                ),
+            );
         };
         let Some(client_id) = idp.config.client_id.clone() else {
-            return deny(StatusCode::INTERNAL_SERVER_ERROR, format!("identity provider {} has no client_id", idp.name()));
+            return deny(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("identity provider {} has no client_id", idp.name()),
+            );
         };
-        let target = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+        let target = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
         let t = now();
         let login = match PendingLogin::new(idp.name(), &target, t) {
             Ok(l) => l,
             Err(e) => return deny(StatusCode::URI_TOO_LONG, e.to_string()),
         };
-        let mut pending = Pending::open(&self.keys, cookies::get(&parts.headers, state::COOKIE)).unwrap_or_default();
+        let mut pending = Pending::open(&self.keys, cookies::get(&parts.headers, state::COOKIE))
+            .unwrap_or_default();
         let mut url = match url::Url::parse(&authz) {
             Ok(u) => u,
-            Err(_) => return deny(StatusCode::BAD_GATEWAY, format!("identity provider {} has an invalid authorization_endpoint", idp.name())),
+            Err(_) => {
+                return deny(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "identity provider {} has an invalid authorization_endpoint",
+                        idp.name()
+                    ),
+                );
+            }
         };
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &client_id)
             .append_pair("redirect_uri", &self.redirect_uri(parts))
-            .append_pair("scope", idp.config.scopes.as_deref().unwrap_or(&self.cfg.scopes))
+            .append_pair(
+                "scope",
+                idp.config.scopes.as_deref().unwrap_or(&self.cfg.scopes),
+            )
             .append_pair("state", &login.state)
             .append_pair("nonce", &login.nonce)
             .append_pair("code_challenge", &state::pkce_challenge(&login.verifier))
             .append_pair("code_challenge_method", "S256");
-        pending.push(login, self.cfg.max_pending_logins, t, self.cfg.state_timeout_secs as i64);
+        pending.push(
+            login,
+            self.cfg.max_pending_logins,
+            t,
+            self.cfg.state_timeout_secs as i64,
+        );
         let sealed = match pending.seal(&self.keys) {
             Ok(Some(s)) => s,
-            _ => return deny(StatusCode::INTERNAL_SERVER_ERROR, "cannot create the login state"),
+            _ => {
+                return deny(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot create the login state",
+                );
+            }
         };
         let mut r = redirect(url.as_str());
-        r.headers_mut().append(SET_COOKIE, cookies::set(state::COOKIE, &sealed, Some(self.cfg.state_timeout_secs)));
+        r.headers_mut().append(
+            SET_COOKIE,
+            cookies::set(state::COOKIE, &sealed, Some(self.cfg.state_timeout_secs)),
+        );
         tracing::info!(idp = idp.name(), "login started");
         AuthOutcome::Respond(r)
     }
@@ -225,45 +326,79 @@ impl WebSso {
     pub async fn finish_login(&self, parts: &http::request::Parts) -> AuthOutcome {
         let t = now();
         let timeout = self.cfg.state_timeout_secs as i64;
-        let mut pending = match Pending::open(&self.keys, cookies::get(&parts.headers, state::COOKIE)) {
-            Ok(p) => p,
-            Err(e) => return deny(StatusCode::BAD_REQUEST, e.to_string()),
-        };
+        let mut pending =
+            // Without the cookie the response cannot belong to a login started
+            // in this browser (or it was already used): both are "unknown".
+            match Pending::open(&self.keys, cookies::get(&parts.headers, state::COOKIE)) {
+                Ok(p) => p,
+                Err(StateError::NoCookie) => Pending::default(),
+                Err(e) => return deny(StatusCode::BAD_REQUEST, e.to_string()),
+            };
         let Some(st) = query_param(&parts.uri, "state") else {
             return deny(StatusCode::BAD_REQUEST, "the login response has no state");
         };
         let login = match pending.take(&st, t, timeout) {
             Ok(l) => l,
-            Err(e @ (StateError::Unknown | StateError::Expired)) => return deny(StatusCode::BAD_REQUEST, e.to_string()),
+            Err(e @ (StateError::Unknown | StateError::Expired)) => {
+                return deny(StatusCode::BAD_REQUEST, e.to_string());
+            }
             Err(e) => return deny(StatusCode::BAD_REQUEST, e.to_string()),
         };
         let mut headers = HeaderMap::new();
         match pending.seal(&self.keys) {
-            Ok(Some(s)) => headers.append(SET_COOKIE, cookies::set(state::COOKIE, &s, Some(self.cfg.state_timeout_secs))),
+            Ok(Some(s)) => headers.append(
+                SET_COOKIE,
+                cookies::set(state::COOKIE, &s, Some(self.cfg.state_timeout_secs)),
+            ),
             _ => headers.append(SET_COOKIE, cookies::clear(state::COOKIE)),
         };
         if let Some(err) = query_param(&parts.uri, "error") {
             let desc = query_param(&parts.uri, "error_description").unwrap_or_default();
-            return deny(StatusCode::UNAUTHORIZED, format!("the identity provider refused the login: {err} {desc}").trim().to_string());
+            return deny(
+                StatusCode::UNAUTHORIZED,
+                format!("the identity provider refused the login: {err} {desc}")
+                    .trim()
+                    .to_string(),
+            );
         }
         let Some(idp) = self.registry.by_name(&login.idp).cloned() else {
-            return deny(StatusCode::BAD_REQUEST, "the identity provider of this login is no longer configured");
+            return deny(
+                StatusCode::BAD_REQUEST,
+                "the identity provider of this login is no longer configured",
+            );
         };
         if let Some(iss) = query_param(&parts.uri, "iss") {
             if iss != idp.issuer() {
-                return deny(StatusCode::BAD_REQUEST, "the login response comes from another issuer (RFC 9207 mix-up defence)");
+                return deny(
+                    StatusCode::BAD_REQUEST,
+                    "the login response comes from another issuer (RFC 9207 mix-up defence)",
+                );
             }
         }
         let Some(code) = query_param(&parts.uri, "code") else {
             return deny(StatusCode::BAD_REQUEST, "the login response has no code");
         };
-        let claims = match super::exchange::code_for_claims(&idp, &code, &login, &self.redirect_uri(parts), self.cfg.iat_slack_secs, t).await {
+        let claims = match super::exchange::code_for_claims(
+            &idp,
+            &code,
+            &login,
+            &self.redirect_uri(parts),
+            self.cfg.iat_slack_secs,
+            t,
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => return deny(e.status(), e.to_string()),
         };
         let id_token = claims.1;
         let claims = claims.0;
-        let identity = match to_identity(AuthMethod::OidcSession, idp.issuer(), &claims, &Self::export(&idp)) {
+        let identity = match to_identity(
+            AuthMethod::OidcSession,
+            idp.issuer(),
+            &claims,
+            &Self::export(&idp),
+        ) {
             Ok(i) => i,
             Err(e) => return deny(StatusCode::UNAUTHORIZED, e.to_string()),
         };
@@ -271,19 +406,38 @@ impl WebSso {
             Ok(b) => b,
             Err(e) => return deny(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
-        let data = SessionData { idp: idp.name().into(), claims, id_token, created: t, last_seen: t };
+        let data = SessionData {
+            idp: idp.name().into(),
+            claims,
+            id_token,
+            created: t,
+            last_seen: t,
+        };
         if let Err(e) = self.store.insert(&sid, &data, self.lifetimes, t).await {
             return deny(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
         }
         let Ok(sealed) = self.keys.seal(&self.cfg.session.cookie_name, &sid) else {
-            return deny(StatusCode::INTERNAL_SERVER_ERROR, "cannot create the session cookie");
+            return deny(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot create the session cookie",
+            );
         };
-        headers.append(SET_COOKIE, cookies::set(&self.cfg.session.cookie_name, &sealed, None));
+        headers.append(
+            SET_COOKIE,
+            cookies::set(&self.cfg.session.cookie_name, &sealed, None),
+        );
         let Ok(uri) = login.target.parse::<Uri>() else {
-            return deny(StatusCode::BAD_REQUEST, "the original URL cannot be replayed");
+            return deny(
+                StatusCode::BAD_REQUEST,
+                "the original URL cannot be replayed",
+            );
         };
         tracing::info!(idp = idp.name(), sub = %identity.principal, "login completed");
-        AuthOutcome::Replay { uri, identity, response_headers: headers }
+        AuthOutcome::Replay {
+            uri,
+            identity,
+            response_headers: headers,
+        }
     }
 
     /// Ends the session, and the IdP session where the IdP offers
@@ -296,7 +450,10 @@ impl WebSso {
                 if let Ok(Some(s)) = self.store.touch(&id, self.lifetimes, now()).await {
                     if let Some(idp) = self.registry.by_name(&s.idp) {
                         if let Ok(m) = idp.discovery.get().await {
-                            end_session = m.end_session_endpoint.clone().map(|e| (e, s.id_token.clone(), idp.config.client_id.clone()));
+                            end_session = m
+                                .end_session_endpoint
+                                .clone()
+                                .map(|e| (e, s.id_token.clone(), idp.config.client_id.clone()));
                         }
                     }
                 }
@@ -322,7 +479,8 @@ impl WebSso {
             Some(to) => redirect(&to),
             None => pages::logged_out(back.as_deref()),
         };
-        r.headers_mut().append(SET_COOKIE, cookies::clear(&self.cfg.session.cookie_name));
+        r.headers_mut()
+            .append(SET_COOKIE, cookies::clear(&self.cfg.session.cookie_name));
         tracing::info!("logout");
         r
     }
@@ -330,5 +488,52 @@ impl WebSso {
     /// Cookie names the pipeline removes before forwarding to Keystone.
     pub fn own_cookies(&self) -> [&str; 2] {
         [self.cfg.session.cookie_name.as_str(), state::COOKIE]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn browsers_and_scripts() {
+        assert!(is_browser(&h(&[(
+            "accept",
+            "text/html,application/xhtml+xml"
+        )])));
+        assert!(
+            is_browser(&h(&[("accept", "*/*")])),
+            "curl's default, as mod_auth_openidc treats it"
+        );
+        assert!(is_browser(&h(&[])));
+        assert!(is_browser(&h(&[
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document")
+        ])));
+        assert!(!is_browser(&h(&[("accept", "application/json")])));
+        assert!(!is_browser(&h(&[
+            ("accept", "text/html"),
+            ("x-requested-with", "XMLHttpRequest")
+        ])));
+        assert!(!is_browser(&h(&[
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "cors")
+        ])));
+        assert!(!is_browser(&h(&[
+            ("accept", "*/*"),
+            ("sec-fetch-dest", "empty")
+        ])));
     }
 }

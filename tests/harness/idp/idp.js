@@ -25,6 +25,7 @@ import * as path from 'node:path';
 import Provider, { errors } from 'oidc-provider';
 
 import { accountSets } from './accounts.js';
+import { interactions } from './interactions.js';
 
 const env = process.env;
 const STATE = env.IDP_STATE_DIR ?? '/tmp/fedgate-test-idp';
@@ -56,14 +57,17 @@ function storage() {
     constructor(kind) { this.kind = kind; }
     k(id) { return `${this.kind}/${id}`; }
     async upsert(id, v, ttl) {
-      data.set(this.k(id), { v, until: ttl ? Date.now() + ttl * 1000 : 0 });
+      const until = ttl ? Date.now() + ttl * 1000 : 0;
+      data.set(this.k(id), { v, until });
+      // Sessions are also looked up by uid (interactions after login).
+      if (v.uid) data.set(`${this.kind}-uid/${v.uid}`, { v: id, until });
       if (v.grantId) {
         const g = `grant/${v.grantId}`;
         (live(g) ?? data.set(g, { v: new Set(), until: 0 }).get(g).v).add(this.k(id));
       }
     }
     async find(id) { return live(this.k(id)); }
-    async findByUid() { return undefined; }
+    async findByUid(uid) { const id = live(`${this.kind}-uid/${uid}`); return id ? this.find(id) : undefined; }
     async findByUserCode() { return undefined; }
     async consume(id) { const v = live(this.k(id)); if (v) v.consumed = Math.floor(Date.now() / 1000); }
     async destroy(id) { data.delete(this.k(id)); }
@@ -103,16 +107,17 @@ function start(name, port, setName) {
   const provider = new Provider(issuer, {
     adapter: storage(),
     jwks: signingKeys(name),
-    cookies: { keys: [crypto.randomBytes(16).toString('hex')] },
+    cookies: { keys: [crypto.randomBytes(16).toString('hex')], long: { sameSite: 'lax' }, short: { sameSite: 'lax' } },
     scopes: SCOPES,
     claims: { openid: ['sub'], ...BY_SCOPE },
     clients: [
-      { client_id: 'gateway', client_secret: 'gateway-secret', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['https://127.0.0.1:18770/redirect_uri'] },
+      { client_id: 'gateway', client_secret: 'gateway-secret', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: (env.IDP_REDIRECT_URIS ?? 'https://127.0.0.1:18770/redirect_uri').split(',') },
       { client_id: 'cli', client_secret: 'cli-secret', grant_types: ['password', 'client_credentials'], response_types: [], redirect_uris: [] },
     ],
     findAccount: async (ctx, sub) => (bySub.has(sub) ? { accountId: sub, claims: async () => ({ sub, ...claimsFor(sub, SCOPES.join(' ')) }) } : undefined),
     extraTokenClaims: async (ctx, token) => (token.accountId ? claimsFor(token.accountId, token.scope) : undefined),
     ttl: { AccessToken: (ctx, token) => token.harnessTtl ?? 3600 },
+    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -175,6 +180,8 @@ function start(name, port, setName) {
     await next();
     if (!QUIET) console.log(`${new Date().toISOString()} [${name}] ${ctx.method} ${ctx.path} ${ctx.status}`);
   });
+
+  provider.use(interactions(provider, users));
 
   const server = TLS ? https.createServer(TLS, provider.callback()) : http.createServer(provider.callback());
   server.keepAliveTimeout = 65000;
