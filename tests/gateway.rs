@@ -494,7 +494,6 @@ fn demo_answers_through_tls() {
 /// connection and sends the next request into it: that request must not
 /// become a 502 (nginx retries such requests on a fresh connection).
 #[test]
-#[ignore = "BUG in src/upstream/http.rs: a request sent on a pooled connection the upstream is closing gets 502; remove this line once fixed"]
 fn http_upstream_closing_after_each_response_is_not_a_502() {
     use std::io::{BufRead, BufReader, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

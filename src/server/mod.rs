@@ -103,11 +103,6 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: S
         l.abort();
         let _ = l.await;
     }
-    // The loops hold clones of `graceful`: wait until they are gone so the
-    // drain below covers every connection they accepted.
-    for l in loops {
-        let _ = l.await;
-    }
     let drain = shared.runtime.load().config.server.shutdown_timeout();
     tracing::info!(
         seconds = drain.as_secs(),

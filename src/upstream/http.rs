@@ -118,11 +118,32 @@ impl HttpUpstream {
                 }
             })
             .boxed_unsync();
+        // A bodyless request can be sent again if the pooled connection
+        // turns out to be one the server was closing (uWSGI's http-socket
+        // closes after each response without saying so).
+        let retry = body_is_empty(&parts, &body).then(|| {
+            let mut r = http::Request::new(crate::server::body::empty());
+            *r.method_mut() = parts.method.clone();
+            *r.uri_mut() = parts.uri.clone();
+            *r.version_mut() = parts.version;
+            *r.headers_mut() = parts.headers.clone();
+            r
+        });
         let req = http::Request::from_parts(parts, body);
-        let resp = tokio::time::timeout(self.response_timeout, self.client.request(req))
+        let first = tokio::time::timeout(self.response_timeout, self.client.request(req))
             .await
-            .map_err(|_| UpstreamError::ResponseTimeout)?
-            .map_err(classify)?;
+            .map_err(|_| UpstreamError::ResponseTimeout)?;
+        let resp = match (first, retry) {
+            (Ok(r), _) => r,
+            (Err(e), Some(again)) if stale_connection(&e) => {
+                tracing::debug!(error = %e, "pooled upstream connection was closed; retrying once on a new one");
+                tokio::time::timeout(self.response_timeout, self.client.request(again))
+                    .await
+                    .map_err(|_| UpstreamError::ResponseTimeout)?
+                    .map_err(classify)?
+            }
+            (Err(e), _) => return Err(classify(e)),
+        };
         let (mut parts, body) = resp.into_parts();
         crate::server::hop::strip(&mut parts.headers);
         Ok(http::Response::from_parts(
@@ -131,6 +152,41 @@ impl HttpUpstream {
                 .boxed_unsync(),
         ))
     }
+}
+
+/// Whether a request carries no body at all (so it can be replayed).
+fn body_is_empty(parts: &http::request::Parts, body: &Body) -> bool {
+    use http_body::Body as _;
+    let declared_zero = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    body.is_end_stream() || (declared_zero && body.size_hint().exact() == Some(0))
+}
+
+/// The request failed because the pooled connection was already closing:
+/// nothing reached the application, so sending it again is safe.
+fn stale_connection(e: &hyper_util::client::legacy::Error) -> bool {
+    use std::error::Error;
+    let mut src: Option<&(dyn Error + 'static)> = e.source();
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                return true;
+            }
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        src = s.source();
+    }
+    false
 }
 
 fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
