@@ -8,6 +8,18 @@ use toml::Spanned;
 
 use crate::config::{Problems, Source};
 
+pub mod asn1;
+mod cache;
+mod evaluate;
+pub mod export;
+pub mod lsc;
+pub mod profile;
+pub mod validate;
+
+pub use cache::VomsSettings;
+pub use evaluate::evaluate;
+pub use export::{ExportNames, FqanRequirement, RouteVoms};
+
 /// `[voms]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,20 +27,81 @@ pub struct VomsConfig {
     /// The vomsdir: `<vo>/<host>.lsc` files naming each VO's trusted servers.
     #[serde(default = "default_dir")]
     pub dir: Spanned<PathBuf>,
+    /// Tolerated clock difference for AC validity, seconds (VOMS C++ and
+    /// voms-api-java use 5 minutes).
+    #[serde(default = "default_skew")]
+    pub clock_skew: Spanned<u64>,
+    /// Names this service answers to: an AC with targets must name one.
+    /// ACs without targets are accepted regardless.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Without `<vo>/<host>.lsc`, accept an AA certificate installed as a
+    /// `.pem` in `<vo>/` or the vomsdir (still path-validated).
+    #[serde(default = "default_true")]
+    pub pem_fallback: bool,
+    /// Names of the nginx-voms style values.
+    #[serde(default)]
+    pub export: ExportNames,
+    /// Validated ACs kept in memory, keyed by the hash of the AC.
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: u64,
+    /// Longest time a validated AC is trusted without re-checking its
+    /// signer (vomsdir, trust store and CRL changes show up after this),
+    /// seconds. Never past the AC's own notAfter.
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl: Spanned<u64>,
 }
 
 fn default_dir() -> Spanned<PathBuf> {
     Spanned::new(0..0, PathBuf::from("/etc/grid-security/vomsdir"))
 }
+fn default_skew() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_cache_entries() -> u64 {
+    10_000
+}
+fn default_cache_ttl() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
+}
 
 impl Default for VomsConfig {
     fn default() -> Self {
-        VomsConfig { dir: default_dir() }
+        VomsConfig {
+            dir: default_dir(),
+            clock_skew: default_skew(),
+            targets: Vec::new(),
+            pem_fallback: true,
+            export: ExportNames::default(),
+            cache_entries: default_cache_entries(),
+            cache_ttl: default_cache_ttl(),
+        }
     }
 }
 
 impl VomsConfig {
-    pub(crate) fn validate(&self, _src: &Source, _p: &mut Problems) {}
+    pub(crate) fn validate(&self, src: &Source, p: &mut Problems) {
+        if *self.clock_skew.get_ref() > 86_400 {
+            p.push(src.problem(&self.clock_skew, "voms.clock_skew above one day"));
+        }
+        if *self.cache_ttl.get_ref() > 86_400 {
+            p.push(src.problem(&self.cache_ttl, "voms.cache_ttl above one day"));
+        }
+        for name in self.export.all() {
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                p.push(crate::config::Problem::file(
+                    &src.path,
+                    format!("voms.export name `{name}` may only hold letters, digits, `_` and `-`"),
+                ));
+            }
+        }
+    }
 }
 
 /// A generic attribute (`-ga name=value (qualifier)`), as nginx-voms exports it.
