@@ -306,3 +306,73 @@ pub fn directory_names(names: &GeneralNames) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tlv(tag: u8, c: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag, c.len() as u8];
+        v.extend_from_slice(c);
+        v
+    }
+
+    #[test]
+    fn targets_in_voms_and_rfc_shapes() {
+        // spec §3.2 example, VOMS shape
+        let t = |n: &str| tlv(0xA0, &tlv(0x86, n.as_bytes()));
+        let voms = tlv(
+            0x30,
+            &tlv(
+                0x30,
+                &[tlv(0x30, &t("keystone.example.org")), tlv(0x30, &t("vm"))].concat(),
+            ),
+        );
+        let names = parse_targets(&voms).unwrap();
+        assert_eq!(
+            names,
+            vec![
+                TargetName::Name("keystone.example.org".into()),
+                TargetName::Name("vm".into())
+            ]
+        );
+        assert_eq!(hex::encode(&voms)[..12], *"302430223018");
+        let rfc = tlv(
+            0x30,
+            &tlv(
+                0x30,
+                &[t("a.example"), tlv(0xA1, &tlv(0x82, b"b.example"))].concat(),
+            ),
+        );
+        assert_eq!(
+            parse_targets(&rfc).unwrap(),
+            vec![
+                TargetName::Name("a.example".into()),
+                TargetName::Name("b.example".into())
+            ]
+        );
+        assert!(
+            parse_targets(&tlv(
+                0x30,
+                &tlv(0x30, &tlv(0x30, &[t("x"), t("y")].concat()))
+            ))
+            .is_err()
+        );
+        assert!(parse_targets(&tlv(0x30, &tlv(0x30, &tlv(0x04, b"x")))).is_err());
+    }
+
+    #[test]
+    fn acseq_framing() {
+        assert!(split_acseq(&tlv(0x30, &tlv(0x30, &[]))).is_err());
+        let two = tlv(
+            0x30,
+            &tlv(
+                0x30,
+                &[tlv(0x30, &[]), tlv(0x30, &[0x02, 0x01, 0x01])].concat(),
+            ),
+        );
+        assert_eq!(split_acseq(&two).unwrap().len(), 2);
+        assert!(split_acseq(&[0x30, 0x05, 0x30]).is_err());
+        assert!(parse_ac(&tlv(0x30, &[])).is_err());
+    }
+}

@@ -67,7 +67,7 @@ pub fn profile(ac: &ParsedAc) -> Result<VomsAc, String> {
         .and_then(one_directory_name)
         .ok_or("AC issuer is not exactly one directoryName")?;
     let serial = int_bytes(&info.serial).to_vec();
-    if info.serial.as_bytes().len() > 20 {
+    if serial.len() > 20 {
         return Err("AC serial is longer than 20 octets".into());
     }
     let (vo, uri, host, fqans) = fqan_attribute(info)?;
