@@ -111,8 +111,10 @@ impl AaVerifier for Refuse {
 }
 
 fn settings_with(f: impl FnOnce(&mut VomsConfig)) -> VomsSettings {
-    let mut c = VomsConfig::default();
-    c.dir = toml::Spanned::new(0..0, fixtures().join("vomsdir"));
+    let mut c = VomsConfig {
+        dir: toml::Spanned::new(0..0, fixtures().join("vomsdir")),
+        ..VomsConfig::default()
+    };
     f(&mut c);
     VomsSettings::from_config(&c)
 }
@@ -309,7 +311,7 @@ fn expired_ac_and_skew() {
     // it expired one hour ago: a two-hour skew accepts it
     let o = run(
         "expired_ac",
-        &settings_with(|c| c.clock_skew = toml::Spanned::new(0..0, 7200)),
+        &settings_with(|c| c.clock_skew_secs = toml::Spanned::new(0..0, 7200)),
     );
     assert_eq!(o.acs.len(), 1, "{:?}", o.refused);
 }

@@ -6,7 +6,7 @@
 //! connection-independent checks, keyed by the SHA-256 of the AC's DER;
 //! holder and time are re-checked on every use. Only successes are cached
 //! (a refusal may be fixed by a vomsdir change), and an entry lives at most
-//! `cache_ttl` and never past the AC's notAfter plus skew.
+//! `cache_ttl_secs` and never past the AC's notAfter plus skew.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,11 +62,11 @@ impl VomsSettings {
     pub fn from_config(c: &VomsConfig) -> VomsSettings {
         VomsSettings {
             dir: c.dir.get_ref().clone(),
-            skew: i64::try_from(*c.clock_skew.get_ref()).unwrap_or(i64::MAX),
+            skew: i64::try_from(*c.clock_skew_secs.get_ref()).unwrap_or(i64::MAX),
             targets: c.targets.clone(),
             pem_fallback: c.pem_fallback,
             export: c.export.clone(),
-            cache_ttl: Duration::from_secs(*c.cache_ttl.get_ref()),
+            cache_ttl: Duration::from_secs(*c.cache_ttl_secs.get_ref()),
             cache: Cache::builder()
                 .max_capacity(c.cache_entries)
                 .expire_after(PerEntry)

@@ -30,7 +30,7 @@ pub struct VomsConfig {
     /// Tolerated clock difference for AC validity, seconds (VOMS C++ and
     /// voms-api-java use 5 minutes).
     #[serde(default = "default_skew")]
-    pub clock_skew: Spanned<u64>,
+    pub clock_skew_secs: Spanned<u64>,
     /// Names this service answers to: an AC with targets must name one.
     /// ACs without targets are accepted regardless.
     #[serde(default)]
@@ -49,7 +49,7 @@ pub struct VomsConfig {
     /// signer (vomsdir, trust store and CRL changes show up after this),
     /// seconds. Never past the AC's own notAfter.
     #[serde(default = "default_cache_ttl")]
-    pub cache_ttl: Spanned<u64>,
+    pub cache_ttl_secs: Spanned<u64>,
 }
 
 fn default_dir() -> Spanned<PathBuf> {
@@ -72,23 +72,23 @@ impl Default for VomsConfig {
     fn default() -> Self {
         VomsConfig {
             dir: default_dir(),
-            clock_skew: default_skew(),
+            clock_skew_secs: default_skew(),
             targets: Vec::new(),
             pem_fallback: true,
             export: ExportNames::default(),
             cache_entries: default_cache_entries(),
-            cache_ttl: default_cache_ttl(),
+            cache_ttl_secs: default_cache_ttl(),
         }
     }
 }
 
 impl VomsConfig {
     pub(crate) fn validate(&self, src: &Source, p: &mut Problems) {
-        if *self.clock_skew.get_ref() > 86_400 {
-            p.push(src.problem(&self.clock_skew, "voms.clock_skew above one day"));
+        if *self.clock_skew_secs.get_ref() > 86_400 {
+            p.push(src.problem(&self.clock_skew_secs, "voms.clock_skew_secs above one day"));
         }
-        if *self.cache_ttl.get_ref() > 86_400 {
-            p.push(src.problem(&self.cache_ttl, "voms.cache_ttl above one day"));
+        if *self.cache_ttl_secs.get_ref() > 86_400 {
+            p.push(src.problem(&self.cache_ttl_secs, "voms.cache_ttl_secs above one day"));
         }
         for name in self.export.all() {
             if !name
@@ -152,4 +152,36 @@ pub struct VomsOutcome {
 /// untrusted intermediates only.
 pub trait AaVerifier {
     fn verify_aa(&self, aa_der: &[u8], helpers: &[&[u8]], now: i64) -> Result<(), String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_keys_and_defaults() {
+        let c: VomsConfig = toml::from_str(
+            "dir = '/v'\nclock_skew_secs = 60\ntargets = ['ks.example']\npem_fallback = false\n\
+             [export]\nfqans = 'X_FQANS'\nserial = ''\n",
+        )
+        .unwrap();
+        let s = VomsSettings::from_config(&c);
+        assert_eq!((s.skew, s.pem_fallback), (60, false));
+        assert_eq!(s.targets, vec!["ks.example".to_string()]);
+        assert_eq!(s.export.fqans, "X_FQANS");
+        assert_eq!(s.export.vo, "VOMS_VO");
+        assert!(s.export.serial.is_empty());
+        let d = VomsSettings::from_config(&VomsConfig::default());
+        assert_eq!(
+            (d.skew, d.pem_fallback, d.cache_ttl.as_secs()),
+            (300, true, 300)
+        );
+        assert!(toml::from_str::<VomsConfig>("skew = 1").is_err());
+
+        let bad: VomsConfig =
+            toml::from_str("clock_skew_secs = 90000\n[export]\nvo = 'a b'\n").unwrap();
+        let mut p = Problems::default();
+        bad.validate(&Source::default(), &mut p);
+        assert_eq!(p.0.len(), 2, "{p}");
+    }
 }

@@ -203,7 +203,7 @@ pub fn check_dynamic(c: &Checked, eec: &Eec, skew: i64, now: i64) -> Result<(), 
     Ok(())
 }
 
-/// 7. extensions: noRevAvail and AKI present and non-critical; the only
+/// Step 7, extensions: noRevAvail and AKI present and non-critical; the only
 /// critical extension understood is targetInformation.
 fn check_extensions(ac: &VomsAc) -> Result<(), String> {
     for (oid, critical) in &ac.extensions {
@@ -229,7 +229,7 @@ fn check_extensions(ac: &VomsAc) -> Result<(), String> {
     Ok(())
 }
 
-/// 8. targets: an AC without targets is for everyone; one with targets
+/// Step 8, targets: an AC without targets is for everyone; one with targets
 /// must name this service.
 fn check_targets(ac: &VomsAc, local: &[String]) -> Result<(), String> {
     let Some(targets) = &ac.targets else {
@@ -255,7 +255,7 @@ fn check_targets(ac: &VomsAc, local: &[String]) -> Result<(), String> {
     ))
 }
 
-/// 9. every FQAN belongs to the AC's VO.
+/// Step 9: every FQAN belongs to the AC's VO.
 fn check_fqans(ac: &VomsAc) -> Result<(), String> {
     let prefix = format!("/{}", ac.vo);
     for f in &ac.fqans {
