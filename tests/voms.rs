@@ -553,6 +553,34 @@ fn cache_keeps_holder_and_time_checks() {
 }
 
 #[test]
+fn too_many_acs() {
+    let s = settings();
+    let o = run("many_acs", &s);
+    assert_eq!(o.acs.len(), fedgate::voms::MAX_ACS);
+    assert_eq!(
+        o.refused,
+        vec!["1 ACs beyond the first 16 ignored".to_string()]
+    );
+    assert_eq!(s.cached_acs(), 1, "one AC, one cache entry");
+}
+
+#[test]
+fn x509_info_text() {
+    let o = run("ga", &settings());
+    let text = fedgate::voms::info::describe(&o, USER, now());
+    assert!(
+        text.contains("attribute : title = a b%c@d (test.vo)\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("issuer    : {VOMS}\n")), "{text}");
+    let text = fedgate::voms::info::describe(&run("crit_ext", &settings()), USER, now());
+    assert!(
+        text.contains("refused   : AC 1/1 (VO test.vo): unknown critical extension"),
+        "{text}"
+    );
+}
+
+#[test]
 fn route_requirement() {
     let s = settings();
     let req: fedgate::voms::RouteVoms =

@@ -9,6 +9,10 @@ use super::cache::{AcKey, VomsSettings};
 use super::validate::{Eec, Rules, check_dynamic, check_full};
 use super::{AaVerifier, VomsOutcome};
 
+/// VOMS issues one AC per VO; a client sending more is not a real VOMS
+/// user, and each uncached AC costs file reads and RSA verifications.
+pub const MAX_ACS: usize = 16;
+
 /// Evaluates the VOMS ACs of a chain whose path (EEC, proxies) the PKI
 /// module has already validated. `chain` is leaf first and `eec_index` the
 /// position of the end-entity certificate; only proxies above it (indices
@@ -56,7 +60,13 @@ pub fn evaluate(
         targets: &settings.targets,
     };
     let total = acs.len();
-    for (i, der) in acs.into_iter().enumerate() {
+    if total > MAX_ACS {
+        out.refused.push(format!(
+            "{} ACs beyond the first {MAX_ACS} ignored",
+            total - MAX_ACS
+        ));
+    }
+    for (i, der) in acs.into_iter().take(MAX_ACS).enumerate() {
         let key: AcKey = digest::digest(&digest::SHA256, der)
             .as_ref()
             .try_into()

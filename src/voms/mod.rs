@@ -12,12 +12,13 @@ pub mod asn1;
 mod cache;
 mod evaluate;
 pub mod export;
+pub mod info;
 pub mod lsc;
 pub mod profile;
 pub mod validate;
 
 pub use cache::VomsSettings;
-pub use evaluate::evaluate;
+pub use evaluate::{MAX_ACS, evaluate};
 pub use export::{ExportNames, FqanRequirement, RouteVoms};
 
 /// `[voms]`.
