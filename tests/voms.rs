@@ -621,3 +621,60 @@ fn timing() {
     let hit = t.elapsed() / n;
     println!("evaluate(): uncached {miss:?}/call (incl. test AA check), cached {hit:?}/call");
 }
+
+/// Same credentials as the gridsite reference run (chains and gridsite's
+/// `GRST_VOMS_FQANS` captured by tests/fixtures/voms/gridsite/extract.py):
+/// the set and order of accepted FQANs must equal gridsite's. The AA
+/// chain check is stubbed (the reference root CA is not kept), and the
+/// clock is set to when gridsite saw each chain.
+#[test]
+fn same_verdicts_as_gridsite() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/voms/gridsite");
+    let vomsdir = tempfile::tempdir().unwrap();
+    let root = "/DC=org/DC=example-grid/CN=Example Grid Root CA SHA256";
+    for (vo, host) in [
+        ("fedcloud.egi.eu", "voms1.fedcloud.example.org"),
+        ("ops", "voms-ops.example.org"),
+    ] {
+        std::fs::create_dir(vomsdir.path().join(vo)).unwrap();
+        let lsc = format!("/DC=org/DC=example-grid/O=Hosts/CN={host}\n{root}\n");
+        std::fs::write(vomsdir.path().join(vo).join(format!("{host}.lsc")), lsc).unwrap();
+    }
+    let c = VomsConfig {
+        dir: toml::Spanned::new(0..0, vomsdir.path().to_path_buf()),
+        ..VomsConfig::default()
+    };
+    let s = VomsSettings::from_config(&c);
+    let table = std::fs::read_to_string(golden.join("expected.tsv")).unwrap();
+    let mut cases = 0;
+    for line in table.lines().filter(|l| !l.starts_with('#')) {
+        let [case, at, expected] = line.split('\t').collect::<Vec<_>>()[..] else {
+            panic!("bad line {line}");
+        };
+        let chain = load_chain(&golden.join(format!("{case}.pem")));
+        let o = evaluate(&chain, chain.len() - 1, &Accept, &s, at.parse().unwrap());
+        // gridsite prepends each FQAN: last FQAN of the last AC first
+        let ours: Vec<String> = o
+            .acs
+            .iter()
+            .flat_map(|a| a.fqans.iter())
+            .rev()
+            .map(|f| fedgate::pki::dn::mild_encode(f.as_bytes()))
+            .collect();
+        let ours = if ours.is_empty() {
+            "-".to_string()
+        } else {
+            ours.join(";")
+        };
+        assert_eq!(ours, expected, "{case}: refused {:?}", o.refused);
+        if expected == "-" && case.contains("voms") || case == "expired_ac" {
+            assert_eq!(
+                o.refused.len(),
+                1,
+                "{case}: the AC is refused with a reason"
+            );
+        }
+        cases += 1;
+    }
+    assert_eq!(cases, 16);
+}
