@@ -391,6 +391,15 @@ fn unknown_critical_extension() {
 }
 
 #[test]
+fn duplicate_extension() {
+    // a second authority key identifier (for another key) is not resolved by picking one
+    refused_one(
+        &run("dup_aki", &settings()),
+        "AC has extension 2.5.29.35 twice",
+    );
+}
+
+#[test]
 fn targets() {
     refused_one(
         &run("targets", &settings()),

@@ -1,5 +1,17 @@
 //! VOMS attribute certificates: parsing, validation against the vomsdir,
 //! and the FQANs exported to Keystone.
+//!
+//! The PKI module validates the client chain, then calls [`evaluate`] with
+//! its [`AaVerifier`]. Only the leaf-most proxy carrying ACs counts; each
+//! of its ACs is checked on its own (spec voms-gsi §3.3, in order:
+//! [`profile`], signature, issuer binding and AA chain via [`lsc`], holder,
+//! time, extensions, targets, FQAN prefix — see [`validate`]) and a refused
+//! AC only loses its FQANs, as with gridsite. Where fedgate is stricter
+//! than gridsite, on purpose: the LSC file is `<vo>/<host>.lsc` from the
+//! AC's policyAuthority (not any `.lsc` of the VO), all its lines and
+//! chains are read, a present LSC that does not match is final, `.pem`
+//! fallback AA certificates are path-validated, unknown critical AC
+//! extensions and targets naming other services are refused.
 
 use std::path::PathBuf;
 

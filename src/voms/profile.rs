@@ -99,7 +99,13 @@ pub fn profile(ac: &ParsedAc) -> Result<VomsAc, String> {
     };
     for ext in info.extensions.iter().flatten() {
         let value = ext.extn_value.as_bytes();
-        out.extensions.push((ext.extn_id.to_string(), ext.critical));
+        let oid = ext.extn_id.to_string();
+        // A second copy could disagree with the first (two AKIs, two
+        // target lists); RFC 5280 forbids it, so refuse rather than pick.
+        if out.extensions.iter().any(|(o, _)| *o == oid) {
+            return Err(format!("AC has extension {oid} twice"));
+        }
+        out.extensions.push((oid, ext.critical));
         match ext.extn_id {
             OID_AC_CERTS => {
                 out.certs = asn1::parse_ac_certs(value)
