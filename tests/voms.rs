@@ -391,6 +391,23 @@ fn unknown_critical_extension() {
 }
 
 #[test]
+fn issuer_binding_by_key_identifier() {
+    // re-signed by the right key after an edit: the tool itself works...
+    let o = run("resigned", &settings());
+    assert_eq!(
+        fqans(&o),
+        vec![vec!["/test.vo", "/test.vo/group2/Role=manager"]],
+        "{:?}",
+        o.refused
+    );
+    // ...and an AKI naming another key is refused although the signature verifies
+    refused_one(
+        &run("bad_aki", &settings()),
+        "authority key identifier does not match",
+    );
+}
+
+#[test]
 fn duplicate_extension() {
     // a second authority key identifier (for another key) is not resolved by picking one
     refused_one(
