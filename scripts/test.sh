@@ -20,7 +20,11 @@ say() { printf '\n== %s\n' "$*" >&2; }
 
 # ------------------------------------------------------------ prerequisites
 command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (rustup.rs)" >&2; exit 2; }
-APT_PKGS=(curl openssl ca-certificates python3 python3-venv)
+# voms-clients, globus-proxy-utils: real VOMS proxies (voms-proxy-fake,
+# grid-proxy-init); apache2 + gridsite: the interop comparison; redis-server:
+# the shared token cache; chromium: the WebSSO browser login.
+APT_PKGS=(curl openssl ca-certificates python3 python3-venv voms-clients globus-proxy-utils
+  apache2 gridsite redis-server chromium)
 if [ "${FEDGATE_NO_INSTALL:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -57,6 +61,9 @@ else
   say "Keystone (tests/harness/keystone) on 127.0.0.1:$KS_PORT (+1 uwsgi)"
   t=$SECONDS
   KS_STARTED=1
+  # The issuers of the test IdPs (bearer tests: 18760/18761; WebSSO tests:
+  # 18850/18851) are remote ids of Keystone's IdP egi.eu.
+  KEYSTONE_OIDC_ISSUERS=${KEYSTONE_OIDC_ISSUERS:-http://127.0.0.1:18760,http://127.0.0.1:18761,http://127.0.0.1:18850,http://127.0.0.1:18851} \
   FEDGATE_KEYSTONE_VENV=${FEDGATE_KEYSTONE_VENV:-$HOME/.cache/fedgate/keystone-venv} \
     tests/harness/keystone/setup.sh "$KS_DIR" "$KS_PORT" up >/dev/null
   # shellcheck disable=SC1091
