@@ -56,10 +56,14 @@ impl Authenticators {
     /// Builds the authenticators the configured routes need.
     pub fn build(
         cfg: &crate::config::Config,
-        _trust: &crate::pki::TrustStore,
+        trust: &Arc<crate::pki::TrustStore>,
     ) -> Result<Authenticators, String> {
-        let _ = cfg;
-        Ok(Authenticators::default())
+        let mut a = Authenticators::default();
+        if cfg.routes.iter().any(|r| *r.auth.get_ref() == AuthKind::X509) {
+            let v = crate::pki::Validator::new(trust.clone(), cfg.x509.clone());
+            a.x509 = Some(Arc::new(crate::pki::X509Authenticator::new(Arc::new(v))));
+        }
+        Ok(a)
     }
 
     /// Runs the authenticator the route asks for.

@@ -57,7 +57,7 @@ impl RouteConfig {
             p.push(src.problem(&self.path, format!("route path is not a valid regex: {e}")));
         }
         match *self.auth.get_ref() {
-            AuthKind::None => {}
+            AuthKind::None | AuthKind::X509 => {}
             other => p.push(src.problem(
                 &self.auth,
                 format!(

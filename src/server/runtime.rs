@@ -44,7 +44,9 @@ impl Runtime {
         for b in &bad {
             tracing::warn!(file = %b.file.display(), reason = %b.reason, "skipped a CA directory entry");
         }
-        let tls = crate::tls::server_config(&config.tls, &trust).map_err(|e| {
+        let trust = Arc::new(trust);
+        let validator = Arc::new(crate::pki::Validator::new(trust.clone(), config.x509.clone()));
+        let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator)).map_err(|e| {
             let at = match e {
                 crate::tls::TlsSetupError::ReadKey(..)
                 | crate::tls::TlsSetupError::KeyMismatch(..) => {
@@ -81,7 +83,7 @@ impl Runtime {
             trusted_proxies,
             auth,
             tls,
-            trust: Arc::new(trust),
+            trust,
         })
     }
 }
