@@ -59,7 +59,11 @@ impl Authenticators {
         trust: &Arc<crate::pki::TrustStore>,
     ) -> Result<Authenticators, String> {
         let mut a = Authenticators::default();
-        if cfg.routes.iter().any(|r| *r.auth.get_ref() == AuthKind::X509) {
+        if cfg
+            .routes
+            .iter()
+            .any(|r| *r.auth.get_ref() == AuthKind::X509)
+        {
             let v = crate::pki::Validator::new(trust.clone(), cfg.x509.clone());
             a.x509 = Some(Arc::new(crate::pki::X509Authenticator::new(Arc::new(v))));
         }

@@ -76,7 +76,8 @@ pub fn main() -> ExitCode {
         file,
     } = &cli.command
     {
-        let code = crate::pki::info::run(file, ca_dir, voms_dir.as_deref(), Default::default(), *json);
+        let code =
+            crate::pki::info::run(file, ca_dir, voms_dir.as_deref(), Default::default(), *json);
         return ExitCode::from(code);
     }
     match cli.command {

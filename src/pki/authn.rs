@@ -73,24 +73,32 @@ impl X509Authenticator {
         conn: &ConnInfo,
     ) -> AuthOutcome {
         let Some(tls) = conn.tls.as_ref() else {
-            return deny(Denial::unauthorized(
-                "X.509 authentication needs a TLS connection",
-                "X509",
-            ), route, "-");
+            return deny(
+                Denial::unauthorized("X.509 authentication needs a TLS connection", "X509"),
+                route,
+                "-",
+            );
         };
         let slot = tls.x509_verdict.get_or_init(|| {
-            Arc::new(self.evaluate(&tls.client_chain, unix_now())) as Arc<dyn std::any::Any + Send + Sync>
+            Arc::new(self.evaluate(&tls.client_chain, unix_now()))
+                as Arc<dyn std::any::Any + Send + Sync>
         });
         let Some(cv) = slot.downcast_ref::<ConnVerdict>() else {
             tracing::error!(route = %route.name, "connection verdict slot holds a foreign type");
-            return AuthOutcome::Deny(Denial::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+            return AuthOutcome::Deny(Denial::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ));
         };
         let v = &cv.verdict;
         let who = v.eec().map(|c| c.subject.as_str()).unwrap_or("-");
         if let Some(f) = &v.failure {
             let denial = match f.kind {
                 FailKind::Depth => Denial::new(StatusCode::FORBIDDEN, f.reason.clone()),
-                _ => Denial::unauthorized(format!("client certificate refused: {}", f.reason), "X509"),
+                _ => Denial::unauthorized(
+                    format!("client certificate refused: {}", f.reason),
+                    "X509",
+                ),
             };
             return deny(denial, route, who);
         }
@@ -100,7 +108,11 @@ impl X509Authenticator {
             }
         }
         let Some(eec) = v.eec() else {
-            return deny(Denial::unauthorized("no end-entity certificate", "X509"), route, who);
+            return deny(
+                Denial::unauthorized("no end-entity certificate", "X509"),
+                route,
+                who,
+            );
         };
         let mut id = Identity::new(AuthMethod::X509, eec.subject.clone());
         for (k, val) in super::gridsite::env(v, Some(conn.peer.ip()), cv.voms.as_ref()) {

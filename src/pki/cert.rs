@@ -20,15 +20,15 @@ const CN_OID_DER: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
 
 /// Critical extensions fedgate understands on CA and end-entity certs.
 const KNOWN_CRITICAL: &[&str] = &[
-    "2.5.29.15", // keyUsage
-    "2.5.29.19", // basicConstraints
-    "2.5.29.37", // extKeyUsage
-    "2.5.29.17", // subjectAltName
-    "2.5.29.18", // issuerAltName
-    "2.5.29.14", // subjectKeyIdentifier
-    "2.5.29.35", // authorityKeyIdentifier
-    "2.5.29.32", // certificatePolicies
-    "2.5.29.31", // cRLDistributionPoints
+    "2.5.29.15",             // keyUsage
+    "2.5.29.19",             // basicConstraints
+    "2.5.29.37",             // extKeyUsage
+    "2.5.29.17",             // subjectAltName
+    "2.5.29.18",             // issuerAltName
+    "2.5.29.14",             // subjectKeyIdentifier
+    "2.5.29.35",             // authorityKeyIdentifier
+    "2.5.29.32",             // certificatePolicies
+    "2.5.29.31",             // cRLDistributionPoints
     "2.16.840.1.113730.1.1", // nsCertType
     OID_PROXY_RFC,
     OID_PROXY_GT3,
@@ -132,7 +132,9 @@ impl Cert {
         let (rest, c) =
             X509Certificate::from_der(der).map_err(|e| CertError::Parse(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(CertError::Parse("trailing bytes after the certificate".into()));
+            return Err(CertError::Parse(
+                "trailing bytes after the certificate".into(),
+            ));
         }
         let subject_key = super::hash::canonical_name(c.subject());
         let issuer_key = super::hash::canonical_name(c.issuer());
@@ -183,9 +185,8 @@ impl Cert {
                     cert.ca_path_len = bc.path_len_constraint;
                 }
                 ParsedExtension::KeyUsage(ku) => cert.key_usage = Some(ku.flags),
-                ParsedExtension::SubjectAlternativeName(_) | ParsedExtension::IssuerAlternativeName(_) => {
-                    cert.has_alt_names = true
-                }
+                ParsedExtension::SubjectAlternativeName(_)
+                | ParsedExtension::IssuerAlternativeName(_) => cert.has_alt_names = true,
                 ParsedExtension::CertificatePolicies(p) => {
                     robot_policy |= p.iter().any(|p| p.policy_id.to_id_string() == ROBOT_POLICY)
                 }
@@ -199,7 +200,9 @@ impl Cert {
             }
             match oid.as_str() {
                 OID_PROXY_RFC => proxy_ext = Some((ProxyKind::Rfc, ext.critical, ext.value)),
-                OID_PROXY_GT3 if proxy_ext.is_none() => proxy_ext = Some((ProxyKind::Gt3, ext.critical, ext.value)),
+                OID_PROXY_GT3 if proxy_ext.is_none() => {
+                    proxy_ext = Some((ProxyKind::Gt3, ext.critical, ext.value))
+                }
                 OID_VOMS_AC => cert.has_voms_ext = true,
                 "2.5.29.17" | "2.5.29.18" => cert.has_alt_names = true,
                 _ => {}
@@ -209,7 +212,11 @@ impl Cert {
             Some((kind, critical, value)) => Some(parse_proxy_cert_info(kind, critical, value)?),
             None if !cert.ca => legacy_proxy(&cert.subject_rdns).map(|limited| ProxyInfo {
                 kind: ProxyKind::Legacy,
-                policy: if limited { ProxyPolicy::Limited } else { ProxyPolicy::InheritAll },
+                policy: if limited {
+                    ProxyPolicy::Limited
+                } else {
+                    ProxyPolicy::InheritAll
+                },
                 path_len: None,
                 critical: false,
             }),
@@ -252,7 +259,12 @@ impl Cert {
 
 /// The RDN SETs of a canonical name (concatenated SETs, no outer SEQUENCE).
 fn rdn_sets(canonical: &[u8]) -> Option<Vec<Vec<u8>>> {
-    Some(tlv::children(canonical)?.into_iter().map(|t| t.raw.to_vec()).collect())
+    Some(
+        tlv::children(canonical)?
+            .into_iter()
+            .map(|t| t.raw.to_vec())
+            .collect(),
+    )
 }
 
 /// The value of an RDN SET if it is exactly one commonName.
@@ -292,7 +304,11 @@ fn policy_of(lang: &str) -> ProxyPolicy {
 
 /// Decodes ProxyCertInfo. RFC: `SEQ { INTEGER OPTIONAL, ProxyPolicy }`;
 /// GT3 draft: `SEQ { ProxyPolicy, [1] EXPLICIT INTEGER OPTIONAL }`.
-pub fn parse_proxy_cert_info(kind: ProxyKind, critical: bool, value: &[u8]) -> Result<ProxyInfo, CertError> {
+pub fn parse_proxy_cert_info(
+    kind: ProxyKind,
+    critical: bool,
+    value: &[u8],
+) -> Result<ProxyInfo, CertError> {
     let bad = || CertError::BadExtension("proxyCertInfo");
     let (seq, rest) = tlv::read(value).ok_or_else(bad)?;
     if seq.tag != 0x30 || !rest.is_empty() {
@@ -375,14 +391,14 @@ mod tests {
     fn proxy_cert_info_both_layouts() {
         // RFC, pathlen 1, inheritAll.
         let rfc = [
-            0x30, 0x0f, 0x02, 0x01, 0x01, 0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x15,
-            0x01,
+            0x30, 0x0f, 0x02, 0x01, 0x01, 0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05,
+            0x07, 0x15, 0x01,
         ];
         let p = parse_proxy_cert_info(ProxyKind::Rfc, true, &rfc).unwrap();
         assert_eq!((p.policy, p.path_len), (ProxyPolicy::InheritAll, Some(1)));
         // Draft, limited, [1] pathlen 3.
-        let mut gt3 = vec![0x30, 0x13, 0x30, 0x0c, 0x06, 0x0a];
-        gt3.extend([0x2b, 0x06, 0x01, 0x04, 0x01, 0x9b, 0x50, 0x01, 0x01, 0x09]);
+        let mut gt3 = vec![0x30, 0x14, 0x30, 0x0d, 0x06, 0x0b];
+        gt3.extend([0x2b, 0x06, 0x01, 0x04, 0x01, 0x9b, 0x50, 0x01, 0x01, 0x01, 0x09]);
         gt3.extend([0xa1, 0x03, 0x02, 0x01, 0x03]);
         let p = parse_proxy_cert_info(ProxyKind::Gt3, true, &gt3).unwrap();
         assert_eq!((p.policy, p.path_len), (ProxyPolicy::Limited, Some(3)));

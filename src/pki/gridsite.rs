@@ -43,7 +43,10 @@ fn valid_text(nb: i64, na: i64, delegation: usize, loa: u8) -> String {
 /// Connection-level credentials: EEC, proxies from EEC to leaf, then the
 /// FQANs of the leaf-most proxy carrying ACs. Also returns the raw FQANs
 /// (AC order) and the validity printed in the `VOMS` `GRST_CRED_i`.
-fn conn_creds(v: &Verdict, voms: Option<&VomsOutcome>) -> (Vec<Cred>, Vec<String>, Option<(i64, i64)>) {
+fn conn_creds(
+    v: &Verdict,
+    voms: Option<&VomsOutcome>,
+) -> (Vec<Cred>, Vec<String>, Option<(i64, i64)>) {
     let mut creds = Vec::new();
     let Some(eec) = v.eec() else {
         return (creds, Vec::new(), None);
@@ -67,7 +70,10 @@ fn conn_creds(v: &Verdict, voms: Option<&VomsOutcome>) -> (Vec<Cred>, Vec<String
     let mut fqans = Vec::new();
     let mut last = None;
     if let Some(o) = voms {
-        if let Some(carrier) = o.carrier.and_then(|c| (c < depth).then(|| (c, &v.certs[c]))) {
+        if let Some(carrier) = o
+            .carrier
+            .and_then(|c| (c < depth).then(|| (c, &v.certs[c])))
+        {
             let (level, proxy): (usize, &Cert) = (carrier.0, carrier.1);
             // gridsite intersects each AC with the carrier and with the
             // ACs before it.
@@ -114,19 +120,28 @@ pub fn env(v: &Verdict, peer: Option<IpAddr>, voms: Option<&VomsOutcome>) -> Vec
             0 => (depth, if depth == 0 { 3 } else { 2 }),
             _ => (0, 0),
         };
-        put(format!("GRST_CRED_VALID_{i}"), valid_text(c.not_before, c.not_after, d, loa));
+        put(
+            format!("GRST_CRED_VALID_{i}"),
+            valid_text(c.not_before, c.not_after, d, loa),
+        );
     }
     let mut i = 0;
     put(
         format!("GRST_CRED_{i}"),
-        format!("X509USER {} {} {depth} {}", eec.not_before, eec.not_after, eec.subject),
+        format!(
+            "X509USER {} {} {depth} {}",
+            eec.not_before, eec.not_after, eec.subject
+        ),
     );
     for k in (0..depth).rev() {
         i += 1;
         let p = &v.certs[k];
         put(
             format!("GRST_CRED_{i}"),
-            format!("GSIPROXY {} {} {depth} {}", p.not_before, p.not_after, p.subject),
+            format!(
+                "GSIPROXY {} {} {depth} {}",
+                p.not_before, p.not_after, p.subject
+            ),
         );
     }
     if let Some((nb, na)) = voms_times {
@@ -138,10 +153,17 @@ pub fn env(v: &Verdict, peer: Option<IpAddr>, voms: Option<&VomsOutcome>) -> Vec
     if let Some(ip) = peer {
         let n = creds.len();
         put(format!("GRST_CRED_AURI_{n}"), format!("ip:{ip}"));
-        put(format!("GRST_CRED_VALID_{n}"), valid_text(0, 2147483647, 0, 0));
+        put(
+            format!("GRST_CRED_VALID_{n}"),
+            valid_text(0, 2147483647, 0, 0),
+        );
     }
     if !fqans.is_empty() {
-        let joined: Vec<String> = fqans.iter().rev().map(|f| mild_encode(f.as_bytes())).collect();
+        let joined: Vec<String> = fqans
+            .iter()
+            .rev()
+            .map(|f| mild_encode(f.as_bytes()))
+            .collect();
         put("GRST_VOMS_FQANS".into(), joined.join(";"));
     }
     if eec.robot {

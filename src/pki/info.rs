@@ -53,7 +53,11 @@ pub fn report(cv: &ConnVerdict, peer: Option<std::net::IpAddr>) -> Value {
         .enumerate()
         .map(|(i, c)| cert_json(c, role(c, i, v.eec)))
         .collect();
-    let path: Vec<Value> = v.path.iter().map(|c| cert_json(c, "CA (path)".into())).collect();
+    let path: Vec<Value> = v
+        .path
+        .iter()
+        .map(|c| cert_json(c, "CA (path)".into()))
+        .collect();
     let mut env = Map::new();
     if v.valid() {
         for (k, val) in super::gridsite::env(v, peer, cv.voms.as_ref()) {
@@ -83,7 +87,13 @@ pub fn report(cv: &ConnVerdict, peer: Option<std::net::IpAddr>) -> Value {
 
 /// Runs the subcommand; returns the process exit code (0 valid, 1 invalid,
 /// 2 usage or I/O error).
-pub fn run(file: &Path, ca_dir: &Path, voms_dir: Option<&Path>, cfg: X509Config, as_json: bool) -> u8 {
+pub fn run(
+    file: &Path,
+    ca_dir: &Path,
+    voms_dir: Option<&Path>,
+    cfg: X509Config,
+    as_json: bool,
+) -> u8 {
     let data = match std::fs::read(file) {
         Ok(d) => d,
         Err(e) => {
@@ -124,7 +134,12 @@ pub fn run(file: &Path, ca_dir: &Path, voms_dir: Option<&Path>, cfg: X509Config,
 
 fn print_text(rep: &Value) {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-    for (i, c) in rep["certificates"].as_array().into_iter().flatten().enumerate() {
+    for (i, c) in rep["certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         println!("=== certificate #{i}: {} ===", s(&c["role"]));
         println!("subject   : {}", s(&c["subject"]));
         println!("issuer    : {}", s(&c["issuer"]));

@@ -47,12 +47,18 @@ pub fn parse(text: &str) -> Result<Vec<NamespaceRule>, NamespaceError> {
         }
         joined.push_str(line);
         let stmt = std::mem::take(&mut joined);
-        if let Some(rule) = statement(&stmt).map_err(|reason| NamespaceError { line: start, reason })? {
+        if let Some(rule) = statement(&stmt).map_err(|reason| NamespaceError {
+            line: start,
+            reason,
+        })? {
             out.push(rule);
         }
     }
     if !joined.is_empty() {
-        if let Some(rule) = statement(&joined).map_err(|reason| NamespaceError { line: start, reason })? {
+        if let Some(rule) = statement(&joined).map_err(|reason| NamespaceError {
+            line: start,
+            reason,
+        })? {
             out.push(rule);
         }
     }
@@ -104,7 +110,10 @@ mod tests {
                     to issuer SELF deny subject \"/C=XX/O=Example/CN=bad.*\"\n";
         let r = parse(text).unwrap();
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].issuer.as_deref(), Some("/C=XX/O=Example/CN=Example CA"));
+        assert_eq!(
+            r[0].issuer.as_deref(),
+            Some("/C=XX/O=Example/CN=Example CA")
+        );
         assert!(r[0].permit && r[0].regex.is_match("/c=xx/o=example/CN=Jane"));
         assert!(!r[0].regex.is_match("/C=XX/O=Example"));
         assert!(r[1].issuer.is_none() && !r[1].permit);

@@ -75,7 +75,10 @@ pub fn parse(text: &str) -> Result<Vec<SigningPolicy>, PolicyError> {
         }
     };
     for (i, line) in text.lines().enumerate() {
-        let err = |reason: String| PolicyError { line: i + 1, reason };
+        let err = |reason: String| PolicyError {
+            line: i + 1,
+            reason,
+        };
         let toks = tokens(line).map_err(err)?;
         let Some(key) = toks.first() else { continue };
         match key.to_ascii_lowercase().as_str() {
@@ -99,7 +102,10 @@ pub fn parse(text: &str) -> Result<Vec<SigningPolicy>, PolicyError> {
                 let Some((_, sign)) = current.as_mut() else {
                     return Err(err("pos_rights before access_id_CA".into()));
                 };
-                *sign |= toks.iter().skip(2).any(|t| t.eq_ignore_ascii_case("CA:sign"));
+                *sign |= toks
+                    .iter()
+                    .skip(2)
+                    .any(|t| t.eq_ignore_ascii_case("CA:sign"));
             }
             "neg_rights" => {}
             "cond_subjects" => {

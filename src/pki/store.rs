@@ -157,7 +157,10 @@ impl TrustStore {
             let mut id = crl.issuer_key.clone();
             id.extend(crl.this_update.to_be_bytes());
             if seen.insert(id) {
-                self.crls.entry(crl.issuer_key.clone()).or_default().push(Arc::new(crl));
+                self.crls
+                    .entry(crl.issuer_key.clone())
+                    .or_default()
+                    .push(Arc::new(crl));
             }
         }
         Ok(())
@@ -174,7 +177,12 @@ impl TrustStore {
         Ok(())
     }
 
-    fn add_namespaces(&mut self, file: &Path, hash: u32, seen: &mut HashSet<String>) -> Result<(), String> {
+    fn add_namespaces(
+        &mut self,
+        file: &Path,
+        hash: u32,
+        seen: &mut HashSet<String>,
+    ) -> Result<(), String> {
         let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
         let rules = super::namespaces::parse(&text).map_err(|e| e.to_string())?;
         // SELF is the CA the file is named after; under the old-hash alias
@@ -223,7 +231,8 @@ impl TrustStore {
 
     /// Whether this exact certificate is in the store.
     pub fn contains(&self, cert: &Cert) -> bool {
-        self.by_subject(&cert.subject_key).any(|c| c.der.as_ref() == cert.der.as_slice())
+        self.by_subject(&cert.subject_key)
+            .any(|c| c.der.as_ref() == cert.der.as_slice())
     }
 
     pub fn crls(&self, issuer_key: &[u8]) -> &[Arc<Crl>] {
@@ -235,11 +244,17 @@ impl TrustStore {
     }
 
     pub fn signing_policies(&self, issuer_dn: &str) -> &[SigningPolicy] {
-        self.signing.get(&dn_key(issuer_dn)).map(Vec::as_slice).unwrap_or(&[])
+        self.signing
+            .get(&dn_key(issuer_dn))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     pub fn namespace_rules(&self, issuer_dn: &str) -> &[NamespaceRule] {
-        self.namespaces.get(&dn_key(issuer_dn)).map(Vec::as_slice).unwrap_or(&[])
+        self.namespaces
+            .get(&dn_key(issuer_dn))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Subjects for the TLS CertificateRequest, one per distinct CA name.
@@ -291,8 +306,14 @@ mod tests {
         assert!(is_ca_file("3A8E7EF8.12"));
         assert!(!is_ca_file("3a8e7ef8.r0"));
         assert_eq!(classify("3a8e7ef8.r12").map(|c| c.1), Some(Kind::Crl));
-        assert_eq!(classify("3a8e7ef8.signing_policy").map(|c| c.1), Some(Kind::SigningPolicy));
-        assert_eq!(classify("3a8e7ef8.namespaces").map(|c| c.1), Some(Kind::Namespaces));
+        assert_eq!(
+            classify("3a8e7ef8.signing_policy").map(|c| c.1),
+            Some(Kind::SigningPolicy)
+        );
+        assert_eq!(
+            classify("3a8e7ef8.namespaces").map(|c| c.1),
+            Some(Kind::Namespaces)
+        );
         assert!(classify("3a8e7ef8.r").is_none());
         assert!(!is_ca_file("UKeScienceRoot.pem"));
         assert!(!is_ca_file("3a8e7ef.0"));

@@ -72,7 +72,10 @@ mod tests {
     #[test]
     fn reads_short_and_long_lengths() {
         let (t, rest) = read(&[0x30, 0x02, 0x05, 0x00, 0xff]).unwrap();
-        assert_eq!((t.tag, t.content, rest), (0x30, &[5u8, 0][..], &[0xffu8][..]));
+        assert_eq!(
+            (t.tag, t.content, rest),
+            (0x30, &[5u8, 0][..], &[0xffu8][..])
+        );
         let mut long = vec![0x04, 0x81, 0x80];
         long.extend(std::iter::repeat_n(7u8, 0x80));
         let (t, rest) = read(&long).unwrap();

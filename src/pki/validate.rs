@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use super::cert::{Cert, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, ProxyKind, ProxyPolicy, single_cn};
+use super::cert::{
+    Cert, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, ProxyKind, ProxyPolicy, single_cn,
+};
 use super::config::{LimitedProxies, X509Config};
 use super::crl::CrlMode;
 use super::store::TrustStore;
@@ -138,14 +140,20 @@ impl Validator {
             }
         }
         let Some(eec) = v.certs.iter().position(|c| !c.is_proxy()) else {
-            return v.fail(FailKind::UnknownCa, "the chain has no end-entity certificate below its proxies");
+            return v.fail(
+                FailKind::UnknownCa,
+                "the chain has no end-entity certificate below its proxies",
+            );
         };
         v.eec = eec;
         let eec_cert = v.certs[eec].clone();
         if eec_cert.ca {
             return v.fail(
                 FailKind::Policy,
-                format!("end-entity certificate {} is a CA certificate", eec_cert.subject),
+                format!(
+                    "end-entity certificate {} is a CA certificate",
+                    eec_cert.subject
+                ),
             );
         }
         let helpers: Vec<Arc<Cert>> = v.certs[eec + 1..].to_vec();
@@ -183,7 +191,10 @@ impl Validator {
                 if bits < 2048 {
                     return Err(failure(
                         FailKind::BadEncoding,
-                        format!("{}: RSA key of {bits} bits (at least 2048 required)", c.subject),
+                        format!(
+                            "{}: RSA key of {bits} bits (at least 2048 required)",
+                            c.subject
+                        ),
                     ));
                 }
             }
@@ -195,7 +206,11 @@ impl Validator {
         if now + self.skew() < c.not_before {
             return Err(failure(
                 FailKind::NotYetValid,
-                format!("{what} {} is not valid before {}", c.subject, fmt_time(c.not_before)),
+                format!(
+                    "{what} {} is not valid before {}",
+                    c.subject,
+                    fmt_time(c.not_before)
+                ),
             ));
         }
         if now - self.skew() > c.not_after {
@@ -241,14 +256,24 @@ impl Validator {
         if !current.unknown_critical.is_empty() {
             return Err(failure(
                 FailKind::UnhandledCriticalExtension,
-                format!("{} has unsupported critical extension(s) {}", current.subject, current.unknown_critical.join(", ")),
+                format!(
+                    "{} has unsupported critical extension(s) {}",
+                    current.subject,
+                    current.unknown_critical.join(", ")
+                ),
             ));
         }
         loop {
             if path.len() > 8 {
-                return Err(failure(FailKind::UnknownCa, "CA chain longer than 8 certificates"));
+                return Err(failure(
+                    FailKind::UnknownCa,
+                    "CA chain longer than 8 certificates",
+                ));
             }
-            if current.self_issued() && self.store.contains(&current) && !Arc::ptr_eq(&current, leaf) {
+            if current.self_issued()
+                && self.store.contains(&current)
+                && !Arc::ptr_eq(&current, leaf)
+            {
                 break;
             }
             let mut candidates: Vec<Arc<Cert>> = self
@@ -260,13 +285,18 @@ impl Validator {
             candidates.extend(
                 helpers
                     .iter()
-                    .filter(|h| h.ca && h.subject_key == current.issuer_key && !self.store.contains(h))
+                    .filter(|h| {
+                        h.ca && h.subject_key == current.issuer_key && !self.store.contains(h)
+                    })
                     .cloned(),
             );
             if candidates.is_empty() {
                 return Err(failure(
                     FailKind::UnknownCa,
-                    format!("issuer {} of {} is not a trusted CA", current.issuer, current.subject),
+                    format!(
+                        "issuer {} of {} is not a trusted CA",
+                        current.issuer, current.subject
+                    ),
                 ));
             }
             let mut last_err = None;
@@ -284,12 +314,21 @@ impl Validator {
                 return Err(last_err.unwrap_or_else(|| failure(FailKind::UnknownCa, "no issuer")));
             };
             if !issuer.ca {
-                return Err(failure(FailKind::Policy, format!("issuer {} is not a CA", issuer.subject)));
-            }
-            if issuer.key_usage.is_some_and(|ku| ku & KU_KEY_CERT_SIGN == 0) {
                 return Err(failure(
                     FailKind::Policy,
-                    format!("issuer {} may not sign certificates (keyUsage)", issuer.subject),
+                    format!("issuer {} is not a CA", issuer.subject),
+                ));
+            }
+            if issuer
+                .key_usage
+                .is_some_and(|ku| ku & KU_KEY_CERT_SIGN == 0)
+            {
+                return Err(failure(
+                    FailKind::Policy,
+                    format!(
+                        "issuer {} may not sign certificates (keyUsage)",
+                        issuer.subject
+                    ),
                 ));
             }
             let below = path.iter().filter(|c| !c.self_issued()).count() as u32;
@@ -305,7 +344,11 @@ impl Validator {
             if !issuer.unknown_critical.is_empty() {
                 return Err(failure(
                     FailKind::UnhandledCriticalExtension,
-                    format!("CA {} has unsupported critical extension(s) {}", issuer.subject, issuer.unknown_critical.join(", ")),
+                    format!(
+                        "CA {} has unsupported critical extension(s) {}",
+                        issuer.subject,
+                        issuer.unknown_critical.join(", ")
+                    ),
                 ));
             }
             self.check_crl(&current, &issuer, now)?;
@@ -315,7 +358,10 @@ impl Validator {
                 if !trusted {
                     return Err(failure(
                         FailKind::UnknownCa,
-                        format!("root {} sent by the client is not in the trust store", issuer.subject),
+                        format!(
+                            "root {} sent by the client is not in the trust store",
+                            issuer.subject
+                        ),
                     ));
                 }
                 break;
@@ -352,7 +398,12 @@ impl Validator {
             if crl.lists(&cert.serial) {
                 return Err(failure(
                     FailKind::Revoked,
-                    format!("{} (serial {}) is revoked by {}", cert.subject, cert.serial_hex(), issuer.subject),
+                    format!(
+                        "{} (serial {}) is revoked by {}",
+                        cert.subject,
+                        cert.serial_hex(),
+                        issuer.subject
+                    ),
                 ));
             }
         }
@@ -362,7 +413,12 @@ impl Validator {
         if let Some(at) = expired_at {
             return Err(failure(
                 FailKind::CrlExpired,
-                format!("CRL of {} expired at {} (x509.crl = {})", issuer.subject, fmt_time(at), mode_name(mode)),
+                format!(
+                    "CRL of {} expired at {} (x509.crl = {})",
+                    issuer.subject,
+                    fmt_time(at),
+                    mode_name(mode)
+                ),
             ));
         }
         if mode == CrlMode::Require {
@@ -380,12 +436,18 @@ impl Validator {
             return Ok(());
         };
         let subject = super::store::dn_key(&cert.subject);
-        let sp = use_sp.then(|| self.store.signing_policies(&cert.issuer)).filter(|r| !r.is_empty());
-        let ns = use_ns.then(|| self.store.namespace_rules(&cert.issuer)).filter(|r| !r.is_empty());
+        let sp = use_sp
+            .then(|| self.store.signing_policies(&cert.issuer))
+            .filter(|r| !r.is_empty());
+        let ns = use_ns
+            .then(|| self.store.namespace_rules(&cert.issuer))
+            .filter(|r| !r.is_empty());
         let sp_verdict = sp.map(|rules| {
-            rules
-                .iter()
-                .any(|p| p.subjects.iter().any(|pat| super::policy::glob_match(&pat.to_ascii_lowercase(), &subject)))
+            rules.iter().any(|p| {
+                p.subjects
+                    .iter()
+                    .any(|pat| super::policy::glob_match(&pat.to_ascii_lowercase(), &subject))
+            })
         });
         let ns_verdict = ns.map(|rules| {
             let dn = super::dn::normalize_labels(&cert.subject);
@@ -406,11 +468,17 @@ impl Validator {
             Some(true) => Ok(()),
             Some(false) => Err(failure(
                 FailKind::Policy,
-                format!("subject {} is outside the namespace of issuer {} (signing_policy/namespaces)", cert.subject, cert.issuer),
+                format!(
+                    "subject {} is outside the namespace of issuer {} (signing_policy/namespaces)",
+                    cert.subject, cert.issuer
+                ),
             )),
             None if require => Err(failure(
                 FailKind::Policy,
-                format!("no signing_policy/namespaces rules for issuer {}", cert.issuer),
+                format!(
+                    "no signing_policy/namespaces rules for issuer {}",
+                    cert.issuer
+                ),
             )),
             None => {
                 notes.push(format!("no namespace rules for issuer {}", cert.issuer));
@@ -426,14 +494,20 @@ impl Validator {
         if info.kind == ProxyKind::Gt3 && !self.cfg.allow_gt3_proxies {
             return Err(failure(
                 FailKind::UnknownCa,
-                format!("{}: GT3 draft proxies are not accepted (x509.allow_gt3_proxies)", p.subject),
+                format!(
+                    "{}: GT3 draft proxies are not accepted (x509.allow_gt3_proxies)",
+                    p.subject
+                ),
             ));
         }
         if info.kind == ProxyKind::Rfc && !info.critical {
             return pol(format!("{}: proxyCertInfo must be critical", p.subject));
         }
         if p.issuer_key != i.subject_key {
-            return pol(format!("proxy {} names issuer {}, but was sent below {}", p.subject, p.issuer, i.subject));
+            return pol(format!(
+                "proxy {} names issuer {}, but was sent below {}",
+                p.subject, p.issuer, i.subject
+            ));
         }
         self.check_signature(p, i)?;
         // Name: issuer subject plus exactly one single-valued CN.
@@ -450,10 +524,16 @@ impl Validator {
             return pol(format!("proxy {} asserts cA=true", p.subject));
         }
         if p.has_alt_names {
-            return pol(format!("proxy {} carries subject/issuer alternative names", p.subject));
+            return pol(format!(
+                "proxy {} carries subject/issuer alternative names",
+                p.subject
+            ));
         }
         if i.key_usage.is_some_and(|ku| ku & KU_DIGITAL_SIGNATURE == 0) {
-            return pol(format!("{} signed a proxy without the digitalSignature key usage", i.subject));
+            return pol(format!(
+                "{} signed a proxy without the digitalSignature key usage",
+                i.subject
+            ));
         }
         const PROXY_CRITICAL: &[&str] = &[
             "2.5.29.19",
@@ -465,21 +545,35 @@ impl Validator {
             super::cert::OID_PROXY_RFC,
             super::cert::OID_PROXY_GT3,
         ];
-        if let Some(oid) = p.critical.iter().find(|o| !PROXY_CRITICAL.contains(&o.as_str())) {
+        if let Some(oid) = p
+            .critical
+            .iter()
+            .find(|o| !PROXY_CRITICAL.contains(&o.as_str()))
+        {
             return Err(failure(
                 FailKind::UnhandledCriticalExtension,
-                format!("proxy {} has an unsupported critical extension {oid}", p.subject),
+                format!(
+                    "proxy {} has an unsupported critical extension {oid}",
+                    p.subject
+                ),
             ));
         }
         self.check_time(p, "proxy", now)?;
-        if matches!(info.policy, ProxyPolicy::Independent | ProxyPolicy::Restricted) && !self.cfg.allow_independent_proxies {
+        if matches!(
+            info.policy,
+            ProxyPolicy::Independent | ProxyPolicy::Restricted
+        ) && !self.cfg.allow_independent_proxies
+        {
             return pol(format!(
                 "proxy {} has an independent/restricted policy (x509.allow_independent_proxies)",
                 p.subject
             ));
         }
         if info.limited() && self.cfg.limited_proxies == LimitedProxies::Reject {
-            return pol(format!("limited proxy {} refused (x509.limited_proxies = \"reject\")", p.subject));
+            return pol(format!(
+                "limited proxy {} refused (x509.limited_proxies = \"reject\")",
+                p.subject
+            ));
         }
         if let Some(ip) = &i.proxy {
             if ip.kind != info.kind {
@@ -491,7 +585,10 @@ impl Validator {
                 ));
             }
             if ip.limited() && !info.limited() {
-                return pol(format!("full proxy {} signed by a limited proxy", p.subject));
+                return pol(format!(
+                    "full proxy {} signed by a limited proxy",
+                    p.subject
+                ));
             }
         }
         // pCPathLenConstraint of this proxy: proxies below it are k.
@@ -519,9 +616,13 @@ fn mode_name(m: CrlMode) -> &'static str {
 /// the same base-chain rules as end-entity certificates, CRLs included.
 impl crate::voms::AaVerifier for Validator {
     fn verify_aa(&self, aa_der: &[u8], helpers: &[&[u8]], now: i64) -> Result<(), String> {
-        let aa = Arc::new(Cert::parse(aa_der).map_err(|e| format!("VOMS server certificate: {e}"))?);
+        let aa =
+            Arc::new(Cert::parse(aa_der).map_err(|e| format!("VOMS server certificate: {e}"))?);
         if aa.ca || aa.is_proxy() {
-            return Err(format!("VOMS server certificate {} is a CA or a proxy", aa.subject));
+            return Err(format!(
+                "VOMS server certificate {} is a CA or a proxy",
+                aa.subject
+            ));
         }
         let helpers: Vec<Arc<Cert>> = helpers
             .iter()

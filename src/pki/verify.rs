@@ -61,14 +61,19 @@ impl PublicKey {
     }
 }
 
-fn algorithm(sig_oid: &str, key: &PublicKey) -> Result<&'static dyn VerificationAlgorithm, SigError> {
+fn algorithm(
+    sig_oid: &str,
+    key: &PublicKey,
+) -> Result<&'static dyn VerificationAlgorithm, SigError> {
     let mismatch = || SigError::KeyMismatch {
         alg: sig_oid.to_string(),
         key: key.kind().to_string(),
     };
     let kind = key.kind();
     let alg: &'static dyn VerificationAlgorithm = match sig_oid {
-        "1.2.840.113549.1.1.5" if kind == "RSA" => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        "1.2.840.113549.1.1.5" if kind == "RSA" => {
+            &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
+        }
         "1.2.840.113549.1.1.11" if kind == "RSA" => &signature::RSA_PKCS1_2048_8192_SHA256,
         "1.2.840.113549.1.1.12" if kind == "RSA" => &signature::RSA_PKCS1_2048_8192_SHA384,
         "1.2.840.113549.1.1.13" if kind == "RSA" => &signature::RSA_PKCS1_2048_8192_SHA512,
@@ -76,8 +81,12 @@ fn algorithm(sig_oid: &str, key: &PublicKey) -> Result<&'static dyn Verification
         "1.2.840.10045.4.3.2" if kind == "P-384" => &signature::ECDSA_P384_SHA256_ASN1,
         "1.2.840.10045.4.3.3" if kind == "P-256" => &signature::ECDSA_P256_SHA384_ASN1,
         "1.2.840.10045.4.3.3" if kind == "P-384" => &signature::ECDSA_P384_SHA384_ASN1,
-        "1.2.840.113549.1.1.5" | "1.2.840.113549.1.1.11" | "1.2.840.113549.1.1.12"
-        | "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.2" | "1.2.840.10045.4.3.3" => {
+        "1.2.840.113549.1.1.5"
+        | "1.2.840.113549.1.1.11"
+        | "1.2.840.113549.1.1.12"
+        | "1.2.840.113549.1.1.13"
+        | "1.2.840.10045.4.3.2"
+        | "1.2.840.10045.4.3.3" => {
             return Err(mismatch());
         }
         other => return Err(SigError::UnsupportedAlgorithm(other.to_string())),
@@ -87,7 +96,12 @@ fn algorithm(sig_oid: &str, key: &PublicKey) -> Result<&'static dyn Verification
 
 /// Verifies `sig` over `tbs` with `key`, for the signature algorithm OID
 /// named in the signed object.
-pub fn verify_signed(key: &PublicKey, sig_oid: &str, sig: &[u8], tbs: &[u8]) -> Result<(), SigError> {
+pub fn verify_signed(
+    key: &PublicKey,
+    sig_oid: &str,
+    sig: &[u8],
+    tbs: &[u8],
+) -> Result<(), SigError> {
     let alg = algorithm(sig_oid, key)?;
     UnparsedPublicKey::new(alg, &key.bits)
         .verify(tbs, sig)

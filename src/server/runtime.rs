@@ -45,17 +45,21 @@ impl Runtime {
             tracing::warn!(file = %b.file.display(), reason = %b.reason, "skipped a CA directory entry");
         }
         let trust = Arc::new(trust);
-        let validator = Arc::new(crate::pki::Validator::new(trust.clone(), config.x509.clone()));
-        let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator)).map_err(|e| {
-            let at = match e {
-                crate::tls::TlsSetupError::ReadKey(..)
-                | crate::tls::TlsSetupError::KeyMismatch(..) => {
-                    src.problem(&config.tls.private_key, e.to_string())
-                }
-                _ => src.problem(&config.tls.certificate, e.to_string()),
-            };
-            Problems::one(at)
-        })?;
+        let validator = Arc::new(crate::pki::Validator::new(
+            trust.clone(),
+            config.x509.clone(),
+        ));
+        let tls =
+            crate::tls::server_config_with(&config.tls, &trust, Some(validator)).map_err(|e| {
+                let at = match e {
+                    crate::tls::TlsSetupError::ReadKey(..)
+                    | crate::tls::TlsSetupError::KeyMismatch(..) => {
+                        src.problem(&config.tls.private_key, e.to_string())
+                    }
+                    _ => src.problem(&config.tls.certificate, e.to_string()),
+                };
+                Problems::one(at)
+            })?;
         let routes = RouteTable::build(&config)?;
         let upstream = Upstream::new(&config.upstream, config.server.max_body_bytes)
             .map_err(|e| Problems::one(src.problem(&config.upstream.url, e.to_string())))?;

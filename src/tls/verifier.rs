@@ -46,9 +46,9 @@ pub fn alert_error(kind: FailKind, reason: &str) -> Error {
         FailKind::UnhandledCriticalExtension => C::UnhandledCriticalExtension,
         FailKind::BadSignature => C::BadSignature,
         // certificate_unknown, as gridsite for pathlen/limited violations.
-        FailKind::Policy | FailKind::Depth => {
-            C::Other(rustls::OtherError(Arc::new(PolicyError(reason.to_string()))))
-        }
+        FailKind::Policy | FailKind::Depth => C::Other(rustls::OtherError(Arc::new(PolicyError(
+            reason.to_string(),
+        )))),
     };
     Error::InvalidCertificate(e)
 }
