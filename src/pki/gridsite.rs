@@ -175,10 +175,10 @@ pub fn env(v: &Verdict, peer: Option<IpAddr>, voms: Option<&VomsOutcome>) -> Vec
     put("SSL_CLIENT_I_DN".into(), leaf.issuer_rfc2253.clone());
     put("SSL_CLIENT_M_SERIAL".into(), leaf.serial_hex());
     put("SSL_CLIENT_CERT".into(), leaf.pem());
-    let mut n = 0;
-    for c in v.certs.iter().skip(1).filter(|c| !c.self_issued()) {
+    // Everything the client sent after its leaf, as mod_ssl lists it
+    // (OpenSSL clients append their own root when the file holds one cert).
+    for (n, c) in v.certs.iter().skip(1).enumerate() {
         put(format!("SSL_CLIENT_CERT_CHAIN_{n}"), c.pem());
-        n += 1;
     }
     out
 }
