@@ -101,6 +101,12 @@ fn switches_relax_and_tighten() {
     for case in ["gt3_voms", "independent", "eec_mallory_namespace"] {
         assert!(check(p, &relaxed, case).is_ok(), "{case}");
     }
+    let v = relaxed.validate(&p.chain("eec_mallory_namespace"), now());
+    assert!(
+        v.notes.iter().any(|n| n.contains("would be outside")),
+        "{:?}",
+        v.notes
+    );
     let strict = validator(
         &p.certs(),
         X509Config {

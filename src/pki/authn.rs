@@ -92,6 +92,9 @@ impl X509Authenticator {
         };
         let v = &cv.verdict;
         let who = v.eec().map(|c| c.subject.as_str()).unwrap_or("-");
+        for note in &v.notes {
+            tracing::debug!(dn = %who, note = %note, "x509 chain note");
+        }
         if let Some(f) = &v.failure {
             let denial = match f.kind {
                 FailKind::Depth => Denial::new(StatusCode::FORBIDDEN, f.reason.clone()),

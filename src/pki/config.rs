@@ -126,3 +126,29 @@ impl NamespaceMode {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_names() {
+        let c: X509Config = toml::from_str("").unwrap();
+        assert_eq!(c.crl, CrlMode::Require);
+        assert_eq!(c.namespaces, NamespaceMode::GlobusEugridpma);
+        assert_eq!(c.limited_proxies, LimitedProxies::Accept);
+        assert!(
+            !c.allow_gt3_proxies && !c.allow_independent_proxies && c.max_proxy_depth.is_none()
+        );
+        let c: X509Config = toml::from_str(
+            "crl = \"if_valid\"\nnamespaces = \"ignore\"\nmax_proxy_depth = 4\nlimited_proxies = \"reject\"",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.crl, c.namespaces, c.max_proxy_depth),
+            (CrlMode::IfValid, NamespaceMode::Ignore, Some(4))
+        );
+        assert!(toml::from_str::<X509Config>("crl = \"sometimes\"").is_err());
+        assert!(toml::from_str::<X509Config>("crl_mode = \"require\"").is_err());
+    }
+}

@@ -432,9 +432,18 @@ impl Validator {
 
     /// `.signing_policy` / `.namespaces` for a certificate issued by a CA.
     fn check_issuer_policy(&self, cert: &Cert, notes: &mut Vec<String>) -> Check {
-        let Some((use_sp, use_ns, sp_first, both, require)) = self.cfg.namespaces.plan() else {
-            return Ok(());
+        let (plan, enforce) = match self.cfg.namespaces.plan() {
+            Some(p) => (p, true),
+            // `ignore` still evaluates the default mode, to log would-be
+            // denials: enforcement changes behaviour versus gridsite.
+            None => (
+                super::config::NamespaceMode::GlobusEugridpma
+                    .plan()
+                    .expect("default plan"),
+                false,
+            ),
         };
+        let (use_sp, use_ns, sp_first, both, require) = plan;
         let subject = super::store::dn_key(&cert.subject);
         let sp = use_sp
             .then(|| self.store.signing_policies(&cert.issuer))
@@ -464,6 +473,15 @@ impl Validator {
         } else {
             ns_verdict.or(sp_verdict)
         };
+        if !enforce {
+            if verdict == Some(false) {
+                notes.push(format!(
+                    "x509.namespaces = \"ignore\": {} would be outside the namespace of {}",
+                    cert.subject, cert.issuer
+                ));
+            }
+            return Ok(());
+        }
         match verdict {
             Some(true) => Ok(()),
             Some(false) => Err(failure(
