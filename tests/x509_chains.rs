@@ -396,7 +396,7 @@ fn exported_values_match_openssl() {
         }
         assert!(!env.contains_key(&format!("SSL_CLIENT_CERT_CHAIN_{}", pems.len() - 1)));
         assert_eq!(
-            env.get("GRST_ROBOT_DN").is_some(),
+            env.contains_key("GRST_ROBOT_DN"),
             case == "eec_robot",
             "{case}"
         );

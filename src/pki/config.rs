@@ -45,7 +45,7 @@ pub enum LimitedProxies {
     Reject,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct X509Config {
     /// CRL checking for every CA-issued certificate (end-entity, intermediates,
@@ -72,21 +72,6 @@ pub struct X509Config {
     /// Tolerance for client clocks, applied to notBefore/notAfter.
     #[serde(default)]
     pub clock_skew_secs: u64,
-}
-
-impl Default for X509Config {
-    fn default() -> Self {
-        X509Config {
-            crl: CrlMode::default(),
-            crl_grace_secs: 0,
-            namespaces: NamespaceMode::default(),
-            max_proxy_depth: None,
-            limited_proxies: LimitedProxies::default(),
-            allow_independent_proxies: false,
-            allow_gt3_proxies: false,
-            clock_skew_secs: 0,
-        }
-    }
 }
 
 impl X509Config {

@@ -1,5 +1,26 @@
 //! Grid PKI: the IGTF trust store, X.509/GSI proxy chain validation and the
 //! gridsite-compatible values exported to Keystone.
+//!
+//! Deliberate choices, and where fedgate differs from Apache + gridsite
+//! (each covered by tests/x509_gridsite_interop.rs on the same credentials):
+//! - Revocation: `x509.crl = "require"` by default: every CA-issued
+//!   certificate of the base chain (and of VOMS server chains) needs a
+//!   current CRL from its issuer that does not list it. The spec suggests
+//!   canl's `if_valid`; the issue asks for enforcement on every certificate,
+//!   which is what `require` means (a CA without a CRL cannot prove its users
+//!   unrevoked). Apache's default (`SSLCARevocationCheck none`) accepts
+//!   revoked users. Proxies are never CRL-checked (no proxy CA exists).
+//! - `.namespaces` / `.signing_policy` are enforced (`globus_eugridpma`);
+//!   gridsite parses but never enforces them. `ignore` logs would-be denials.
+//! - Proxies follow canl-java: a full proxy under a limited one, mixed proxy
+//!   types, independent/restricted policies and GT3 drafts are refused
+//!   (switches exist for the last two). gridsite accepts all but GT3.
+//! - SHA-1 RSA signatures are accepted (IGTF CAs still issue them); gridsite
+//!   refuses them at OpenSSL's default security level. RSA keys must have
+//!   at least 2048 bits; ECDSA P-256/P-384 is supported.
+//! - Values: no `dns:` credential (no reverse DNS on the request path), real
+//!   UTF-8 bytes in FQANs, depth-limit refusals instead of silently dropped
+//!   `GRST_CRED_*`; see [`gridsite`].
 
 pub mod authn;
 pub mod cert;
