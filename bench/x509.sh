@@ -7,15 +7,16 @@
 #   hs_user   new TLS handshake per request, plain user certificate
 #   hs_proxy2 new TLS handshake per request, 2-level proxy chain with a VOMS AC
 #   ka_proxy  keep-alive requests, RFC VOMS proxy
-# fedgate forwards to a static nginx upstream; Apache answers from its own
-# static vhost (it does strictly less work). Also reports server CPU ms per
+# fedgate forwards to a trivial WSGI app under uWSGI (the uwsgi protocol,
+# full gridsite environ); Apache answers from its own static vhost (it does
+# strictly less work: no upstream hop). Also reports server CPU ms per
 # request from /proc (fedgate process; Apache parent + children).
-# Ports 18720-18729: fedgate 18720, Apache static 18721 / cgi 18723, nginx 18722.
+# Ports 18720-18729: fedgate 18720, Apache static 18721 / cgi 18723, uWSGI 18722.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-/tmp/fedgate-bench-x509}
 CONC=${CONC:-16}; DURATION=${DURATION:-10}; MAXREQ=${MAXREQ:-200000}
-for t in ab nginx apache2 openssl voms-proxy-fake grid-proxy-init; do
+for t in ab apache2 openssl voms-proxy-fake grid-proxy-init; do
   command -v $t >/dev/null || { echo "bench: missing $t" >&2; exit 3; }
 done
 mkdir -p "$OUT"
@@ -31,22 +32,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# nginx: the static upstream behind fedgate.
-mkdir -p "$OUT/nginx"
-cat > "$OUT/nginx/nginx.conf" <<NG
-worker_processes 1;
-pid $OUT/nginx/nginx.pid;
-error_log $OUT/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $OUT/nginx; proxy_temp_path $OUT/nginx; fastcgi_temp_path $OUT/nginx;
-  uwsgi_temp_path $OUT/nginx; scgi_temp_path $OUT/nginx;
-  server { listen 127.0.0.1:18722; location / { default_type application/json; return 200 '{"version":{"id":"v3"}}\n'; } }
-}
-NG
-nginx -c "$OUT/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
-
+# A minimal WSGI app under uWSGI stands in for Keystone behind fedgate
+# (uwsgi protocol, as in production; buffer-size as Keystone needs).
+UWSGI=${UWSGI:-$(command -v uwsgi || echo "$HOME/.cache/fedgate/keystone-venv/bin/uwsgi")}
+[ -x "$UWSGI" ] || { echo "bench: missing uwsgi (set UWSGI=...)" >&2; exit 3; }
+cat > "$OUT/app.py" <<'PY'
+def application(environ, start_response):
+    body = b'{"version":{"id":"v3"}}\n'
+    # A length, so HTTP/1.0 keep-alive clients (ab -k) can reuse the connection.
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+PY
+"$UWSGI" --uwsgi-socket 127.0.0.1:18722 --master --die-on-term --processes 2 --buffer-size 65535 --wsgi-file "$OUT/app.py" \
+  --disable-logging > "$OUT/uwsgi.log" 2>&1 & pids+=($!)
 cat > "$OUT/fedgate.toml" <<TOML
 [server]
 listen = ["127.0.0.1:18720"]
@@ -58,7 +56,7 @@ private_key = "$PKI/host.key"
 ca_dir = "$PKI/certificates"
 client_auth = "optional"
 [upstream]
-url = "http://127.0.0.1:18722"
+url = "uwsgi://127.0.0.1:18722"
 [logging]
 level = "warn"
 [[route]]
@@ -104,9 +102,9 @@ for srv in fedgate apache; do
   run "${srv}_ka_proxy" "$pid" "$url" -k -E "$C/rfc_voms.pem"
 done
 awk '
-  { r[$1]=$2; c[$1]=$8 }
+  { r[$1]=$2; c[$1]=$10; n[$1]=$8 }
   END {
     split("hs_user hs_proxy2 ka_proxy", s, " ")
     for (i=1;i<=3;i++) { f=r["fedgate_" s[i]]; a=r["apache_" s[i]];
-      printf "%-10s fedgate/apache req/s ratio %.1fx  CPU-ms/req %s vs %s\n", s[i], (a>0?f/a:0), c["fedgate_" s[i]], c["apache_" s[i]] }
+      printf "%-10s fedgate/apache req/s ratio %.1fx  CPU-ms/req fedgate %s apache %s (%.1fx less)  non-2xx %s/%s\n", s[i], (a>0?f/a:0), c["fedgate_" s[i]], c["apache_" s[i]], (c["fedgate_" s[i]]>0?c["apache_" s[i]]/c["fedgate_" s[i]]:0), n["fedgate_" s[i]], n["apache_" s[i]] }
   }' "$OUT/results.txt" | tee -a "$OUT/results.txt"

@@ -455,3 +455,57 @@ fn x509_info_cli_reports_verdict_and_env() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("INVALID") && text.contains("GT3"), "{text}");
 }
+
+/// The Debian igtf-policy-* bundle, when installed, loads without a
+/// single skipped file, policies included.
+#[test]
+fn installed_igtf_bundle_loads_cleanly() {
+    let dir = std::path::Path::new("/etc/grid-security/certificates");
+    let Ok((store, problems)) = TrustStore::load(dir) else {
+        eprintln!("SKIP: no /etc/grid-security/certificates");
+        return;
+    };
+    if store.len() < 20 {
+        eprintln!("SKIP: no IGTF bundle installed (apt-get install igtf-policy-classic)");
+        return;
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    let (sp, ns) = store.policy_counts();
+    assert!(
+        sp >= store.len() / 4 && ns >= store.len() / 4,
+        "{sp} signing policies, {ns} namespace rules for {} CAs",
+        store.len()
+    );
+}
+
+/// The contract the VOMS module uses for AA (VOMS server) certificates:
+/// full path validation, CRLs included.
+#[test]
+fn aa_verifier_validates_voms_server_chains() {
+    use fedgate::voms::AaVerifier;
+    let Some(p) = pki() else { return };
+    let v = validator(&p.certs(), X509Config::default());
+    let der = |f: &str| {
+        let data = std::fs::read(p.dir.join(f)).unwrap();
+        fedgate::pki::cert::certs_from_pem(&data).unwrap().remove(0)
+    };
+    assert_eq!(v.verify_aa(&der("users/voms.pem"), &[], now()), Ok(()));
+    let e = v.verify_aa(&der("users/bob.pem"), &[], now()).unwrap_err();
+    assert!(e.contains("revoked"), "{e}");
+    let e = v
+        .verify_aa(&der("users/trudy.pem"), &[], now())
+        .unwrap_err();
+    assert!(e.contains("not a trusted CA"), "{e}");
+    let e = v
+        .verify_aa(&der("users/carol.pem"), &[], now())
+        .unwrap_err();
+    assert!(e.contains("expired"), "{e}");
+    // Dave's intermediate may come along as a helper, or from the store.
+    let inter = der("ca/inter/ca.pem");
+    assert_eq!(
+        v.verify_aa(&der("users/dave.pem"), &[&inter], now()),
+        Ok(())
+    );
+    assert!(v.verify_aa(&der("ca/rootA/ca.pem"), &[], now()).is_err());
+    assert!(v.verify_aa(b"not a certificate", &[], now()).is_err());
+}

@@ -243,6 +243,14 @@ impl TrustStore {
         self.crls.values().map(Vec::len).sum()
     }
 
+    /// Number of (signing policy blocks, namespace rules) loaded.
+    pub fn policy_counts(&self) -> (usize, usize) {
+        (
+            self.signing.values().map(Vec::len).sum(),
+            self.namespaces.values().map(Vec::len).sum(),
+        )
+    }
+
     pub fn signing_policies(&self, issuer_dn: &str) -> &[SigningPolicy] {
         self.signing
             .get(&dn_key(issuer_dn))
