@@ -66,9 +66,16 @@ impl Authenticators {
     /// Builds the authenticators the configured routes need.
     pub async fn build(
         cfg: &crate::config::Config,
-        _trust: &crate::pki::TrustStore,
+        trust: &Arc<crate::pki::TrustStore>,
     ) -> Result<Authenticators, String> {
         let mut a = Authenticators::default();
+        if cfg
+            .routes
+            .iter()
+            .any(|r| *r.auth.get_ref() == AuthKind::X509)
+        {
+            let v = crate::pki::Validator::new(trust.clone(), cfg.x509.clone());
+            a.x509 = Some(Arc::new(crate::pki::X509Authenticator::new(Arc::new(v))));
         let wants_bearer = cfg
             .routes
             .iter()

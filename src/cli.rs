@@ -34,6 +34,18 @@ pub enum Command {
         #[arg(short, long, default_value = "/etc/fedgate/fedgate.toml")]
         config: PathBuf,
     },
+    /// Show what fedgate concludes about a PEM proxy or certificate chain
+    /// (leaf first, as grid tools write it) and the values Keystone would see.
+    X509Info {
+        /// Print JSON (fields: valid, reasons, env, certificates, ...).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "/etc/grid-security/certificates")]
+        ca_dir: PathBuf,
+        #[arg(long)]
+        voms_dir: Option<PathBuf>,
+        file: PathBuf,
+    },
     /// Run a self-contained demo: throwaway PKI, an in-process upstream that
     /// echoes the environ it receives, and fedgate in front of it.
     Demo {
@@ -57,7 +69,19 @@ pub fn main() -> ExitCode {
         }
     };
     crate::tls::provider();
+    if let Command::X509Info {
+        json,
+        ca_dir,
+        voms_dir,
+        file,
+    } = &cli.command
+    {
+        let code =
+            crate::pki::info::run(file, ca_dir, voms_dir.as_deref(), Default::default(), *json);
+        return ExitCode::from(code);
+    }
     match cli.command {
+        Command::X509Info { .. } => ExitCode::SUCCESS,
         Command::Run { config } => rt.block_on(run(config)),
         Command::CheckConfig { config } => rt.block_on(crate::check::check_config(&config)),
         Command::Demo {

@@ -66,7 +66,7 @@ impl RouteConfig {
             p.push(src.problem(&self.path, format!("route path is not a valid regex: {e}")));
         }
         match *self.auth.get_ref() {
-            AuthKind::None => {}
+            AuthKind::None | AuthKind::X509 => {}
             AuthKind::Bearer | AuthKind::Introspect => {
                 if cfg.idps.is_empty() && cfg.metadata_dir.is_none() {
                     p.push(src.problem(

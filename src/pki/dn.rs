@@ -53,7 +53,7 @@ fn label(oid: &asn1_rs::Oid) -> String {
 /// The bytes OpenSSL prints for a string value: BMP and Universal strings
 /// that hold only ASCII are narrowed, everything else is printed as stored.
 fn value_bytes(v: &Any) -> Vec<u8> {
-    let data: &[u8] = v.data.as_ref();
+    let data: &[u8] = &v.data;
     let narrow = |width: usize| -> Option<Vec<u8>> {
         if data.len() % width != 0 {
             return None;

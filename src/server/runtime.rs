@@ -44,16 +44,22 @@ impl Runtime {
         for b in &bad {
             tracing::warn!(file = %b.file.display(), reason = %b.reason, "skipped a CA directory entry");
         }
-        let tls = crate::tls::server_config(&config.tls, &trust).map_err(|e| {
-            let at = match e {
-                crate::tls::TlsSetupError::ReadKey(..)
-                | crate::tls::TlsSetupError::KeyMismatch(..) => {
-                    src.problem(&config.tls.private_key, e.to_string())
-                }
-                _ => src.problem(&config.tls.certificate, e.to_string()),
-            };
-            Problems::one(at)
-        })?;
+        let trust = Arc::new(trust);
+        let validator = Arc::new(crate::pki::Validator::new(
+            trust.clone(),
+            config.x509.clone(),
+        ));
+        let tls =
+            crate::tls::server_config_with(&config.tls, &trust, Some(validator)).map_err(|e| {
+                let at = match e {
+                    crate::tls::TlsSetupError::ReadKey(..)
+                    | crate::tls::TlsSetupError::KeyMismatch(..) => {
+                        src.problem(&config.tls.private_key, e.to_string())
+                    }
+                    _ => src.problem(&config.tls.certificate, e.to_string()),
+                };
+                Problems::one(at)
+            })?;
         let routes = RouteTable::build(&config)?;
         let upstream = Upstream::new(&config.upstream, config.server.max_body_bytes)
             .map_err(|e| Problems::one(src.problem(&config.upstream.url, e.to_string())))?;
@@ -82,7 +88,7 @@ impl Runtime {
             trusted_proxies,
             auth,
             tls,
-            trust: Arc::new(trust),
+            trust,
         })
     }
 }

@@ -95,6 +95,16 @@ pub fn server_config(
     cfg: &TlsConfig,
     trust: &TrustStore,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    server_config_with(cfg, trust, None)
+}
+
+/// As [`server_config`]; with a validator, `client_auth = "required"`
+/// refuses provably bad chains in the handshake with the matching alert.
+pub fn server_config_with(
+    cfg: &TlsConfig,
+    trust: &TrustStore,
+    validator: Option<Arc<crate::pki::Validator>>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let provider = provider();
     let chain = load_chain(cfg.certificate.get_ref(), trust)?;
     let key = load_key(cfg.private_key.get_ref())?;
@@ -129,6 +139,7 @@ pub fn server_config(
                 &provider,
                 hints,
                 mode == ClientAuth::Required,
+                validator.filter(|_| mode == ClientAuth::Required),
             ))
         }
     };

@@ -7,6 +7,12 @@
 //! handshake still proves possession of the leaf's key: the
 //! CertificateVerify signature is checked here against the leaf's raw
 //! public key, so a client cannot present someone else's certificate.
+//!
+//! When client certificates are required, a chain the validator proves
+//! bad is refused here already, with the alert gridsite would send
+//! (certificate_expired, certificate_revoked, unknown_ca, ...), and the
+//! reason goes to the log. With optional client auth the authenticator
+//! answers 401 instead, which tells the client why.
 
 use std::sync::Arc;
 
@@ -17,23 +23,59 @@ use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
 use x509_parser::prelude::*;
 
+use crate::pki::{FailKind, Validator};
+
 #[derive(Debug)]
 pub struct GridClientVerifier {
     hints: Vec<DistinguishedName>,
     mandatory: bool,
     algs: WebPkiSupportedAlgorithms,
+    validator: Option<Arc<Validator>>,
 }
+
+/// The rustls error whose alert matches what gridsite/mod_ssl send.
+pub fn alert_error(kind: FailKind, reason: &str) -> Error {
+    use rustls::CertificateError as C;
+    let e = match kind {
+        FailKind::Expired | FailKind::NotYetValid => C::Expired,
+        FailKind::Revoked => C::Revoked,
+        FailKind::UnknownCa => C::UnknownIssuer,
+        FailKind::CrlUnavailable => C::UnknownRevocationStatus,
+        FailKind::CrlExpired => C::ExpiredRevocationList,
+        FailKind::BadEncoding | FailKind::NoCertificate => C::BadEncoding,
+        FailKind::UnhandledCriticalExtension => C::UnhandledCriticalExtension,
+        FailKind::BadSignature => C::BadSignature,
+        // certificate_unknown, as gridsite for pathlen/limited violations.
+        FailKind::Policy | FailKind::Depth => C::Other(rustls::OtherError(Arc::new(PolicyError(
+            reason.to_string(),
+        )))),
+    };
+    Error::InvalidCertificate(e)
+}
+
+#[derive(Debug)]
+struct PolicyError(String);
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PolicyError {}
 
 impl GridClientVerifier {
     pub fn new(
         provider: &CryptoProvider,
         hints: Vec<DistinguishedName>,
         mandatory: bool,
+        validator: Option<Arc<Validator>>,
     ) -> Arc<Self> {
         Arc::new(GridClientVerifier {
             hints,
             mandatory,
             algs: provider.signature_verification_algorithms,
+            validator,
         })
     }
 
@@ -60,12 +102,24 @@ impl ClientCertVerifier for GridClientVerifier {
     fn verify_client_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        // Parse only: a certificate we cannot read is refused here, with
-        // the bad_certificate alert. Chain validation is the authenticator's.
+        // A certificate we cannot read is refused with bad_certificate.
         Self::leaf_spki(end_entity)?;
+        if let Some(v) = &self.validator {
+            let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
+            chain.extend(intermediates.iter().map(|c| c.as_ref()));
+            let verdict = v.validate(&chain, now.as_secs() as i64);
+            if let Some(f) = &verdict.failure {
+                // The depth limit is the route's business (403), not a bad chain.
+                if f.kind != FailKind::Depth {
+                    tracing::info!(reason = %f.reason, dn = %verdict.eec().map(|c| c.subject.as_str()).unwrap_or("-"),
+                        "client certificate chain refused in the TLS handshake");
+                    return Err(alert_error(f.kind, &f.reason));
+                }
+            }
+        }
         Ok(ClientCertVerified::assertion())
     }
 

@@ -1,0 +1,512 @@
+//! Verdicts for the generated credential zoo (tests/fixtures/pki), the
+//! revocation and namespace modes, and the exported values checked
+//! against the openssl CLI's view of the same certificates.
+
+#[path = "gridpki/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+
+use fedgate::pki::config::{LimitedProxies, NamespaceMode};
+use fedgate::pki::crl::CrlMode;
+use fedgate::pki::{FailKind, TrustStore, Validator, X509Config};
+use support::pki::{Pki, epoch, openssl, pki, split_pems};
+
+fn now() -> i64 {
+    fedgate::pki::authn::unix_now()
+}
+
+fn validator(dir: &std::path::Path, cfg: X509Config) -> Validator {
+    let (store, problems) = TrustStore::load(dir).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    Validator::new(Arc::new(store), cfg)
+}
+
+fn check(p: &Pki, v: &Validator, case: &str) -> Result<usize, (FailKind, String)> {
+    let verdict = v.validate(&p.chain(case), now());
+    match verdict.failure {
+        None => Ok(verdict.eec),
+        Some(f) => Err((f.kind, f.reason)),
+    }
+}
+
+#[test]
+fn credential_zoo_verdicts() {
+    let Some(p) = pki() else { return };
+    let v = validator(&p.certs(), X509Config::default());
+    let ok: &[(&str, usize)] = &[
+        ("eec_alice", 0),
+        ("eec_dave", 0),
+        ("eec_erin_sha1", 0),
+        ("eec_frank_ec", 0),
+        ("eec_robot", 0),
+        ("rfc_voms", 1),
+        ("rfc_noac", 1),
+        ("rfc_openssl", 1),
+        ("legacy_voms", 1),
+        ("limited_rfc_voms", 1),
+        ("limited_legacy_voms", 1),
+        ("limited_rfc_child_limited", 2),
+        ("depth2_voms", 2),
+        ("depth2_rfc_noac", 2),
+        ("depth4_voms", 4),
+        ("depth5_voms", 5),
+        ("intermediate_voms", 1),
+        ("sha1_user_voms", 1),
+    ];
+    for (case, depth) in ok {
+        assert_eq!(check(p, &v, case), Ok(*depth), "{case}");
+    }
+    use FailKind::*;
+    let bad: &[(&str, FailKind, &str)] = &[
+        ("eec_carol_expired", Expired, "expired"),
+        ("expired_user_voms", Expired, "Carol Expired expired"),
+        ("expired_proxy", Expired, "proxy"),
+        ("eec_bob_revoked", Revoked, "revoked"),
+        ("revoked_voms", Revoked, "Bob Revoked"),
+        ("eec_untrusted", UnknownCa, "not a trusted CA"),
+        ("gt3_voms", UnknownCa, "GT3"),
+        ("depth3_pathlen", Policy, "pCPathLenConstraint"),
+        ("pathlen0_child", Policy, "allows 0 further"),
+        ("limited_signs_full", Policy, "signed by a limited proxy"),
+        ("depth2_limited", Policy, "mixed proxy types"),
+        ("mixed_legacy_under_rfc", Policy, "mixed proxy types"),
+        ("bad_proxy_name", Policy, "plus one CN"),
+        ("proxy_is_ca", Policy, "cA=true"),
+        ("independent", Policy, "independent"),
+        ("eec_mallory_namespace", Policy, "namespace"),
+    ];
+    for (case, kind, text) in bad {
+        match check(p, &v, case) {
+            Err((k, reason)) => {
+                assert_eq!(k, *kind, "{case}: {reason}");
+                assert!(reason.contains(text), "{case}: {reason}");
+            }
+            Ok(d) => panic!("{case} accepted (depth {d})"),
+        }
+    }
+}
+
+#[test]
+fn switches_relax_and_tighten() {
+    let Some(p) = pki() else { return };
+    let relaxed = validator(
+        &p.certs(),
+        X509Config {
+            allow_gt3_proxies: true,
+            allow_independent_proxies: true,
+            namespaces: NamespaceMode::Ignore,
+            ..X509Config::default()
+        },
+    );
+    for case in ["gt3_voms", "independent", "eec_mallory_namespace"] {
+        assert!(check(p, &relaxed, case).is_ok(), "{case}");
+    }
+    let v = relaxed.validate(&p.chain("eec_mallory_namespace"), now());
+    assert!(
+        v.notes.iter().any(|n| n.contains("would be outside")),
+        "{:?}",
+        v.notes
+    );
+    let strict = validator(
+        &p.certs(),
+        X509Config {
+            limited_proxies: LimitedProxies::Reject,
+            max_proxy_depth: Some(2),
+            ..X509Config::default()
+        },
+    );
+    assert_eq!(
+        check(p, &strict, "limited_rfc_voms").unwrap_err().0,
+        FailKind::Policy
+    );
+    assert_eq!(check(p, &strict, "depth2_voms"), Ok(2));
+    let (k, reason) = check(p, &strict, "depth4_voms").unwrap_err();
+    assert_eq!(k, FailKind::Depth, "{reason}");
+    let none = validator(
+        &p.certs(),
+        X509Config {
+            max_proxy_depth: Some(0),
+            ..X509Config::default()
+        },
+    );
+    assert_eq!(check(p, &none, "eec_alice"), Ok(0));
+    assert_eq!(check(p, &none, "rfc_voms").unwrap_err().0, FailKind::Depth);
+    // Only the signing policy, which mallory also violates.
+    let globus = validator(
+        &p.certs(),
+        X509Config {
+            namespaces: NamespaceMode::Globus,
+            ..X509Config::default()
+        },
+    );
+    assert_eq!(
+        check(p, &globus, "eec_mallory_namespace").unwrap_err().0,
+        FailKind::Policy
+    );
+    assert!(check(p, &globus, "eec_alice").is_ok());
+}
+
+/// A copy of the CA directory whose root-A CRL files are replaced (or removed).
+fn ca_dir_with_crl(p: &Pki, crl: Option<&std::path::Path>) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let root_hashes: Vec<String> = ["hash", "hash_old"]
+        .iter()
+        .map(|h| {
+            std::fs::read_to_string(p.dir.join("ca/rootA").join(h))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    for e in std::fs::read_dir(p.certs()).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        let is_root_crl = root_hashes.iter().any(|h| name == format!("{h}.r0"));
+        if is_root_crl {
+            if let Some(c) = crl {
+                std::fs::copy(c, t.path().join(&name)).unwrap();
+            }
+        } else {
+            std::fs::copy(e.path(), t.path().join(&name)).unwrap();
+        }
+    }
+    t
+}
+
+#[test]
+fn revocation_modes() {
+    let Some(p) = pki() else { return };
+    let mode = |crl| X509Config {
+        crl,
+        ..X509Config::default()
+    };
+    // Expired CRL: require and if_valid refuse with the reason; ignore passes.
+    let expired = ca_dir_with_crl(p, Some(&p.dir.join("ca/rootA/crl-expired.pem")));
+    let (k, reason) = check(
+        p,
+        &validator(expired.path(), mode(CrlMode::Require)),
+        "rfc_voms",
+    )
+    .unwrap_err();
+    assert_eq!(k, FailKind::CrlExpired);
+    assert!(reason.contains("expired"), "{reason}");
+    assert_eq!(
+        check(
+            p,
+            &validator(expired.path(), mode(CrlMode::IfValid)),
+            "eec_alice"
+        )
+        .unwrap_err()
+        .0,
+        FailKind::CrlExpired
+    );
+    assert!(
+        check(
+            p,
+            &validator(expired.path(), mode(CrlMode::Ignore)),
+            "eec_bob_revoked"
+        )
+        .is_ok()
+    );
+    // No CRL: only require refuses.
+    let none = ca_dir_with_crl(p, None);
+    let (k, reason) = check(
+        p,
+        &validator(none.path(), mode(CrlMode::Require)),
+        "eec_alice",
+    )
+    .unwrap_err();
+    assert_eq!(k, FailKind::CrlUnavailable);
+    assert!(reason.contains("no CRL"), "{reason}");
+    assert!(
+        check(
+            p,
+            &validator(none.path(), mode(CrlMode::IfValid)),
+            "eec_alice"
+        )
+        .is_ok()
+    );
+    assert!(
+        check(
+            p,
+            &validator(none.path(), mode(CrlMode::IfValid)),
+            "eec_bob_revoked"
+        )
+        .is_ok()
+    );
+    // Good CRL under if_valid still catches bob; ignore does not.
+    let good = validator(&p.certs(), mode(CrlMode::IfValid));
+    assert_eq!(
+        check(p, &good, "revoked_voms").unwrap_err().0,
+        FailKind::Revoked
+    );
+    assert!(
+        check(
+            p,
+            &validator(&p.certs(), mode(CrlMode::Ignore)),
+            "revoked_voms"
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn broken_store_files_are_skipped_not_fatal() {
+    let Some(p) = pki() else { return };
+    let t = ca_dir_with_crl(p, None);
+    std::fs::write(
+        t.path().join("deadbeef.0"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(t.path().join("deadbeef.r0"), "garbage").unwrap();
+    std::fs::write(
+        t.path().join("deadbeef.namespaces"),
+        "TO Issuer SELF PERMIT Subject \"(\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.path().join("deadbeef.signing_policy"),
+        "cond_subjects globus '\"*\"'\n",
+    )
+    .unwrap();
+    let (store, problems) = TrustStore::load(t.path()).unwrap();
+    let names: Vec<String> = problems
+        .iter()
+        .map(|p| p.file.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{problems:?}");
+    for n in [
+        "deadbeef.0",
+        "deadbeef.r0",
+        "deadbeef.namespaces",
+        "deadbeef.signing_policy",
+    ] {
+        assert!(
+            names.contains(&n.to_string()),
+            "{n} not reported: {problems:?}"
+        );
+    }
+    assert_eq!(store.len(), 4, "the four real CAs still load");
+    let v = Validator::new(
+        Arc::new(store),
+        X509Config {
+            crl: CrlMode::IfValid,
+            ..X509Config::default()
+        },
+    );
+    assert_eq!(check(p, &v, "rfc_voms"), Ok(1));
+}
+
+#[test]
+fn exported_values_match_openssl() {
+    let Some(p) = pki() else { return };
+    let v = validator(&p.certs(), X509Config::default());
+    let t = tempfile::tempdir().unwrap();
+    for case in [
+        "eec_alice",
+        "rfc_voms",
+        "depth2_voms",
+        "legacy_voms",
+        "eec_dave",
+        "intermediate_voms",
+        "eec_robot",
+    ] {
+        let verdict = v.validate(&p.chain(case), now());
+        assert!(verdict.valid(), "{case}");
+        let env: std::collections::HashMap<String, String> =
+            fedgate::pki::gridsite::env(&verdict, Some("127.0.0.1".parse().unwrap()), None)
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+                .collect();
+        let dir = t.path().join(case);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pems = split_pems(&p.cred(case), &dir);
+        let info = |i: usize, what: &str, opt: &str| {
+            let f = pems[i].to_str().unwrap().to_string();
+            let out = openssl(&["x509", "-in", &f, "-noout", what, "-nameopt", opt]);
+            out.split_once('=')
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap()
+        };
+        let date = |i: usize, what: &str| epoch(&info(i, what, "compat"));
+        let depth = verdict.eec;
+        let mild = |s: &str| fedgate::pki::dn::mild_encode(s.as_bytes());
+        // EEC first, then each proxy from the EEC towards the leaf.
+        for (n, idx) in (0..=depth).rev().enumerate() {
+            let dn = info(idx, "-subject", "compat");
+            assert_eq!(
+                env[&format!("GRST_CONN_AURI_{n}")],
+                format!("dn:{}", mild(&dn)),
+                "{case} #{n}"
+            );
+            assert_eq!(
+                env[&format!("GRST_CRED_AURI_{n}")],
+                format!("dn:{}", mild(&dn)),
+                "{case} #{n}"
+            );
+            let (nb, na) = (date(idx, "-startdate"), date(idx, "-enddate"));
+            assert_eq!(
+                env[&format!("GRST_CONN_VALID_{n}")],
+                format!("notbefore={nb} notafter={na} delegation={idx} nist-loa=0"),
+                "{case} #{n}"
+            );
+            let kind = if n == 0 { "X509USER" } else { "GSIPROXY" };
+            assert_eq!(
+                env[&format!("GRST_CRED_{n}")],
+                format!("{kind} {nb} {na} {depth} {dn}"),
+                "{case} #{n}"
+            );
+        }
+        let loa = if depth == 0 { 3 } else { 2 };
+        assert!(
+            env["GRST_CRED_VALID_0"].ends_with(&format!("delegation={depth} nist-loa={loa}")),
+            "{case}"
+        );
+        assert_eq!(
+            env[&format!("GRST_CRED_AURI_{}", depth + 1)],
+            "ip:127.0.0.1"
+        );
+        assert_eq!(
+            env["SSL_CLIENT_S_DN"],
+            info(0, "-subject", "RFC2253"),
+            "{case}"
+        );
+        assert_eq!(
+            env["SSL_CLIENT_I_DN"],
+            info(0, "-issuer", "RFC2253"),
+            "{case}"
+        );
+        assert_eq!(
+            env["SSL_CLIENT_M_SERIAL"],
+            info(0, "-serial", "compat"),
+            "{case}"
+        );
+        assert_eq!(
+            env["SSL_CLIENT_CERT"],
+            std::fs::read_to_string(&pems[0]).unwrap(),
+            "{case}"
+        );
+        for (i, pem) in pems.iter().enumerate().skip(1) {
+            assert_eq!(
+                env[&format!("SSL_CLIENT_CERT_CHAIN_{}", i - 1)],
+                std::fs::read_to_string(pem).unwrap(),
+                "{case}"
+            );
+        }
+        assert!(!env.contains_key(&format!("SSL_CLIENT_CERT_CHAIN_{}", pems.len() - 1)));
+        assert_eq!(
+            env.contains_key("GRST_ROBOT_DN"),
+            case == "eec_robot",
+            "{case}"
+        );
+        assert!(
+            !env.values().any(|v| v.starts_with("dns:")),
+            "no reverse DNS"
+        );
+    }
+}
+
+#[test]
+fn x509_info_cli_reports_verdict_and_env() {
+    let Some(p) = pki() else { return };
+    let bin = env!("CARGO_BIN_EXE_fedgate");
+    let run = |case: &str| {
+        let out = std::process::Command::new(bin)
+            .args(["x509-info", "--json", "--ca-dir"])
+            .arg(p.certs())
+            .arg(p.cred(case))
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), json)
+    };
+    let (code, j) = run("depth2_voms");
+    assert_eq!(code, Some(0));
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["reasons"], serde_json::json!([]));
+    assert_eq!(j["proxies"], 2);
+    let dn = openssl(&[
+        "x509",
+        "-in",
+        p.dir.join("users/alice.pem").to_str().unwrap(),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "compat",
+    ]);
+    let dn = dn.trim_start_matches("subject=");
+    assert_eq!(
+        j["env"]["GRST_CONN_AURI_0"],
+        format!("dn:{}", fedgate::pki::dn::mild_encode(dn.as_bytes()))
+    );
+    let (code, j) = run("eec_bob_revoked");
+    assert_eq!(code, Some(1));
+    assert_eq!(j["valid"], false);
+    assert!(j["reasons"][0].as_str().unwrap().contains("revoked"), "{j}");
+    assert_eq!(j["env"], serde_json::json!({}));
+    // Text mode names the verdict too.
+    let out = std::process::Command::new(bin)
+        .args(["x509-info", "--ca-dir"])
+        .arg(p.certs())
+        .arg(p.cred("gt3_voms"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("INVALID") && text.contains("GT3"), "{text}");
+}
+
+/// The Debian igtf-policy-* bundle, when installed, loads without a
+/// single skipped file, policies included.
+#[test]
+fn installed_igtf_bundle_loads_cleanly() {
+    let dir = std::path::Path::new("/etc/grid-security/certificates");
+    let Ok((store, problems)) = TrustStore::load(dir) else {
+        eprintln!("SKIP: no /etc/grid-security/certificates");
+        return;
+    };
+    if store.len() < 20 {
+        eprintln!("SKIP: no IGTF bundle installed (apt-get install igtf-policy-classic)");
+        return;
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    let (sp, ns) = store.policy_counts();
+    assert!(
+        sp >= store.len() / 4 && ns >= store.len() / 4,
+        "{sp} signing policies, {ns} namespace rules for {} CAs",
+        store.len()
+    );
+}
+
+/// The contract the VOMS module uses for AA (VOMS server) certificates:
+/// full path validation, CRLs included.
+#[test]
+fn aa_verifier_validates_voms_server_chains() {
+    use fedgate::voms::AaVerifier;
+    let Some(p) = pki() else { return };
+    let v = validator(&p.certs(), X509Config::default());
+    let der = |f: &str| {
+        let data = std::fs::read(p.dir.join(f)).unwrap();
+        fedgate::pki::cert::certs_from_pem(&data).unwrap().remove(0)
+    };
+    assert_eq!(v.verify_aa(&der("users/voms.pem"), &[], now()), Ok(()));
+    let e = v.verify_aa(&der("users/bob.pem"), &[], now()).unwrap_err();
+    assert!(e.contains("revoked"), "{e}");
+    let e = v
+        .verify_aa(&der("users/trudy.pem"), &[], now())
+        .unwrap_err();
+    assert!(e.contains("not a trusted CA"), "{e}");
+    let e = v
+        .verify_aa(&der("users/carol.pem"), &[], now())
+        .unwrap_err();
+    assert!(e.contains("expired"), "{e}");
+    // Dave's intermediate may come along as a helper, or from the store.
+    let inter = der("ca/inter/ca.pem");
+    assert_eq!(
+        v.verify_aa(&der("users/dave.pem"), &[&inter], now()),
+        Ok(())
+    );
+    assert!(v.verify_aa(&der("ca/rootA/ca.pem"), &[], now()).is_err());
+    assert!(v.verify_aa(b"not a certificate", &[], now()).is_err());
+}

@@ -1,0 +1,253 @@
+//! The gateway end to end over TLS with real grid credentials and curl:
+//! with `client_auth = "required"` provably bad chains die in the handshake
+//! with gridsite's alert; with "optional" an x509 route answers 401 JSON
+//! with the reason; accepted chains reach the upstream with exactly the
+//! values `fedgate x509-info` predicts. Ports 18700-18704.
+
+#[path = "gridpki/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use support::pki::{Pki, pki};
+
+const ECHO: u16 = 18700;
+const REQUIRED: u16 = 18701;
+const OPTIONAL: u16 = 18702;
+
+fn config(p: &Pki, port: u16, mode: &str) -> String {
+    format!(
+        r#"[server]
+listen = ["127.0.0.1:{port}"]
+[admin]
+listen = []
+[tls]
+certificate = "{d}/host.pem"
+private_key = "{d}/host.key"
+ca_dir = "{d}/certificates"
+client_auth = "{mode}"
+[upstream]
+url = "uwsgi://127.0.0.1:{ECHO}"
+[[route]]
+name = "voms"
+path = "^/x509"
+auth = "x509"
+[[route]]
+path = "^/"
+auth = "none"
+"#,
+        d = p.dir.display()
+    )
+}
+
+/// Starts the echo upstream and both gateways once for this test binary.
+fn servers(p: &'static Pki) {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            fedgate::tls::provider();
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind(("127.0.0.1", ECHO))
+                    .await
+                    .unwrap();
+                tokio::spawn(fedgate::demo::echo::serve_uwsgi_echo(l));
+                let mut readies = Vec::new();
+                for (port, mode) in [(REQUIRED, "required"), (OPTIONAL, "optional")] {
+                    let cfg =
+                        fedgate::config::Config::parse(Path::new("t.toml"), config(p, port, mode))
+                            .unwrap();
+                    let (rtx, rrx) = tokio::sync::oneshot::channel();
+                    tokio::spawn(async move {
+                        if let Err(e) = fedgate::cli::serve_config(cfg, Some(rtx)).await {
+                            panic!("serve: {e:?}");
+                        }
+                    });
+                    readies.push(rrx);
+                }
+                for r in readies {
+                    r.await.unwrap();
+                }
+                tx.send(()).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().unwrap();
+    });
+}
+
+struct Reply {
+    exit: i32,
+    status: u16,
+    body: String,
+    stderr: String,
+}
+
+fn curl(p: &Pki, port: u16, cred: Option<&str>, path: &str, tls12: bool) -> Reply {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+        .arg(p.dir.join("ca/rootA/ca.pem"));
+    if let Some(cred) = cred {
+        let f = p.cred(cred);
+        c.arg("--cert").arg(&f).arg("--key").arg(&f);
+    }
+    if tls12 {
+        // TLS 1.2 so the alert arrives in the handshake; -v so curl prints
+        // OpenSSL's alert text (its own message is generic).
+        c.args(["-v", "--tlsv1.2", "--tls-max", "1.2"]);
+    }
+    c.arg(format!("https://localhost:{port}{path}"));
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", "0"));
+    Reply {
+        exit: out.status.code().unwrap_or(-1),
+        status: code.trim().parse().unwrap_or(0),
+        body: body.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn have_curl() -> bool {
+    Command::new("curl").arg("--version").output().is_ok()
+}
+
+#[test]
+fn required_mode_refuses_bad_chains_with_gridsite_alerts() {
+    let Some(p) = pki() else { return };
+    if !have_curl() {
+        eprintln!("SKIP: curl not installed");
+        return;
+    }
+    servers(p);
+    let cases = [
+        ("eec_carol_expired", "certificate expired"),
+        ("expired_proxy", "certificate expired"),
+        ("expired_user_voms", "certificate expired"),
+        ("eec_bob_revoked", "certificate revoked"),
+        ("revoked_voms", "certificate revoked"),
+        ("eec_untrusted", "unknown ca"),
+        ("gt3_voms", "unknown ca"),
+        ("depth3_pathlen", "certificate unknown"),
+        ("limited_signs_full", "certificate unknown"),
+        ("depth2_limited", "certificate unknown"),
+    ];
+    for (case, alert) in cases {
+        let r = curl(p, REQUIRED, Some(case), "/x509", true);
+        assert_ne!(r.exit, 0, "{case} was accepted: {}", r.body);
+        assert!(
+            r.stderr.contains(alert),
+            "{case}: expected alert {alert:?}, curl said {}",
+            r.stderr
+        );
+    }
+    // No certificate at all: the handshake fails too.
+    let r = curl(p, REQUIRED, None, "/x509", true);
+    assert_ne!(r.exit, 0);
+    // Good chains pass.
+    for case in [
+        "eec_alice",
+        "rfc_voms",
+        "depth2_voms",
+        "legacy_voms",
+        "limited_rfc_voms",
+        "intermediate_voms",
+    ] {
+        let r = curl(p, REQUIRED, Some(case), "/x509", false);
+        assert_eq!(
+            (r.exit, r.status),
+            (0, 200),
+            "{case}: {} {}",
+            r.stderr,
+            r.body
+        );
+    }
+}
+
+#[test]
+fn optional_mode_answers_401_json_with_the_reason() {
+    let Some(p) = pki() else { return };
+    if !have_curl() {
+        eprintln!("SKIP: curl not installed");
+        return;
+    }
+    servers(p);
+    let r = curl(p, OPTIONAL, Some("eec_bob_revoked"), "/x509", false);
+    assert_eq!(r.status, 401, "{} {}", r.stderr, r.body);
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("revoked"),
+        "{j}"
+    );
+    let r = curl(p, OPTIONAL, None, "/x509", false);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("no client certificate"), "{}", r.body);
+    // A route without x509 auth still serves the revoked user (no identity).
+    let r = curl(p, OPTIONAL, Some("eec_bob_revoked"), "/v3", false);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(j["environ"].get("GRST_CONN_AURI_0").is_none(), "{j}");
+}
+
+#[test]
+fn upstream_sees_what_x509_info_predicts() {
+    let Some(p) = pki() else { return };
+    if !have_curl() {
+        eprintln!("SKIP: curl not installed");
+        return;
+    }
+    servers(p);
+    let bin = env!("CARGO_BIN_EXE_fedgate");
+    for case in [
+        "eec_alice",
+        "rfc_voms",
+        "depth2_voms",
+        "limited_legacy_voms",
+        "eec_dave",
+        "eec_frank_ec",
+    ] {
+        let r = curl(p, OPTIONAL, Some(case), "/x509/auth", false);
+        assert_eq!(r.status, 200, "{case}: {} {}", r.stderr, r.body);
+        let got: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let env = got["environ"].as_object().unwrap();
+        let out = Command::new(bin)
+            .args(["x509-info", "--json", "--ca-dir"])
+            .arg(p.certs())
+            .arg(p.cred(case))
+            .output()
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want: BTreeMap<_, _> = info["env"].as_object().unwrap().iter().collect();
+        assert!(!want.is_empty());
+        for (k, v) in &want {
+            assert_eq!(env.get(*k), Some(*v), "{case}: {k}");
+        }
+        // Only the ip: credential differs (x509-info has no client address),
+        // and the root curl appends when the file holds a single cert.
+        let sent = std::fs::read_to_string(p.cred(case)).unwrap();
+        let extra: Vec<_> = env
+            .iter()
+            .filter(|(k, _)| {
+                (k.starts_with("GRST_") || k.starts_with("SSL_CLIENT_")) && !want.contains_key(*k)
+            })
+            .filter(|(k, v)| {
+                !k.starts_with("SSL_CLIENT_CERT_CHAIN_")
+                    || sent.contains(v.as_str().unwrap().trim_end())
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let n = info["proxies"].as_u64().unwrap() + 1;
+        assert_eq!(
+            extra,
+            vec![
+                &format!("GRST_CRED_AURI_{n}"),
+                &format!("GRST_CRED_VALID_{n}")
+            ],
+            "{case}"
+        );
+        assert_eq!(env[&format!("GRST_CRED_AURI_{n}")], "ip:127.0.0.1");
+    }
+}
