@@ -76,6 +76,7 @@ impl Authenticators {
         {
             let v = crate::pki::Validator::new(trust.clone(), cfg.x509.clone());
             a.x509 = Some(Arc::new(crate::pki::X509Authenticator::new(Arc::new(v))));
+        }
         let wants_bearer = cfg
             .routes
             .iter()

@@ -111,13 +111,6 @@ impl RouteConfig {
                     }
                 }
             }
-            other => p.push(src.problem(
-                &self.auth,
-                format!(
-                    "auth = \"{}\" is not available in this build; use \"none\"",
-                    other.as_str()
-                ),
-            )),
         }
         if self.bearer.is_some()
             && !matches!(
