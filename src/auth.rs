@@ -75,7 +75,11 @@ impl Authenticators {
             .any(|r| *r.auth.get_ref() == AuthKind::X509)
         {
             let v = crate::pki::Validator::new(trust.clone(), cfg.x509.clone());
-            a.x509 = Some(Arc::new(crate::pki::X509Authenticator::new(Arc::new(v))));
+            let voms = Arc::new(crate::voms::VomsSettings::from_config(&cfg.voms));
+            a.x509 = Some(Arc::new(crate::pki::X509Authenticator::new(
+                Arc::new(v),
+                voms,
+            )));
         }
         let wants_bearer = cfg
             .routes

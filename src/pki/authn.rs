@@ -12,18 +12,27 @@ use crate::auth::{AuthOutcome, Denial};
 use crate::conn::ConnInfo;
 use crate::identity::{AuthMethod, Identity};
 use crate::route::Route;
-use crate::voms::VomsOutcome;
+use crate::voms::export::FqanRequirement;
+use crate::voms::{VomsOutcome, VomsSettings};
 
-/// `[route.x509]`: per-route X.509 requirements. The VOMS work adds its
-/// options here (e.g. `require_fqan`); [`RouteX509::check`] is the hook.
+/// `[route.x509]`: per-route X.509 requirements.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteX509 {}
+pub struct RouteX509 {
+    /// At least one FQAN of a valid VOMS AC must match this regex (as in
+    /// `GRST_VOMS_FQANS`, e.g. `^/fedcloud.egi.eu(/|$)`), else 403.
+    #[serde(default)]
+    pub require_fqan: Option<FqanRequirement>,
+}
 
 impl RouteX509 {
     /// Route-level requirements on a valid chain; `Some` refuses (403).
-    pub fn check(&self, _verdict: &Verdict, _voms: Option<&VomsOutcome>) -> Option<Denial> {
-        None
+    pub fn check(&self, _verdict: &Verdict, voms: Option<&VomsOutcome>) -> Option<Denial> {
+        let r = self.require_fqan.as_ref()?;
+        let empty = VomsOutcome::default();
+        r.check(voms.unwrap_or(&empty))
+            .err()
+            .map(|reason| Denial::new(StatusCode::FORBIDDEN, reason))
     }
 }
 
@@ -45,11 +54,12 @@ pub fn unix_now() -> i64 {
 /// Validates client chains and builds the gridsite values.
 pub struct X509Authenticator {
     validator: Arc<Validator>,
+    voms: Arc<VomsSettings>,
 }
 
 impl X509Authenticator {
-    pub fn new(validator: Arc<Validator>) -> Self {
-        X509Authenticator { validator }
+    pub fn new(validator: Arc<Validator>, voms: Arc<VomsSettings>) -> Self {
+        X509Authenticator { validator, voms }
     }
 
     pub fn validator(&self) -> &Arc<Validator> {
@@ -59,11 +69,36 @@ impl X509Authenticator {
     /// Validation plus VOMS evaluation for a chain (also used by x509-info).
     pub fn evaluate(&self, chain: &[impl AsRef<[u8]>], now: i64) -> ConnVerdict {
         let verdict = self.validator.validate(chain, now);
-        // INTEGRATION POINT (VOMS issue): once `crate::voms::evaluate` exists,
-        // call it here for a valid chain, with `&*self.validator` as the
-        // `AaVerifier`, and keep its `VomsOutcome`. Until then no FQANs.
-        let voms: Option<VomsOutcome> = None;
+        // ACs are only looked at on a valid chain; a bad AC drops its FQANs
+        // (logged) but never the connection, as with gridsite.
+        let voms = verdict.valid().then(|| {
+            let ders: Vec<rustls_pki_types::CertificateDer<'_>> = chain
+                .iter()
+                .map(|c| rustls_pki_types::CertificateDer::from(c.as_ref()))
+                .collect();
+            let o = crate::voms::evaluate(&ders, verdict.eec, &*self.validator, &self.voms, now);
+            let who = verdict.eec().map(|c| c.subject.as_str()).unwrap_or("-");
+            for r in &o.refused {
+                tracing::info!(dn = %who, reason = %r, "VOMS attribute certificate refused");
+            }
+            o
+        });
         ConnVerdict { verdict, voms }
+    }
+
+    /// Everything handed to Keystone for a valid chain: gridsite's values
+    /// and the nginx-voms ones under their configured names.
+    pub fn env(&self, cv: &ConnVerdict, peer: Option<std::net::IpAddr>) -> Vec<(String, Vec<u8>)> {
+        let v = &cv.verdict;
+        let mut out = super::gridsite::env(v, peer, cv.voms.as_ref());
+        if let (Some(o), Some(eec)) = (&cv.voms, v.eec()) {
+            for (k, val) in
+                crate::voms::export::values(o, &eec.subject, &eec.issuer, &self.voms.export)
+            {
+                out.push((k, val.into_bytes()));
+            }
+        }
+        out
     }
 
     pub async fn authenticate(
@@ -118,7 +153,7 @@ impl X509Authenticator {
             );
         };
         let mut id = Identity::new(AuthMethod::X509, eec.subject.clone());
-        for (k, val) in super::gridsite::env(v, Some(conn.peer.ip()), cv.voms.as_ref()) {
+        for (k, val) in self.env(cv, Some(conn.peer.ip())) {
             id.set(k, val);
         }
         AuthOutcome::Forward(Some(id))

@@ -45,7 +45,7 @@ fn cert_json(c: &Cert, role: String) -> Value {
 }
 
 /// The JSON report for a chain (leaf first) evaluated at `now`.
-pub fn report(cv: &ConnVerdict, peer: Option<std::net::IpAddr>) -> Value {
+pub fn report(auth: &X509Authenticator, cv: &ConnVerdict, peer: Option<std::net::IpAddr>) -> Value {
     let v = &cv.verdict;
     let certs: Vec<Value> = v
         .certs
@@ -60,7 +60,7 @@ pub fn report(cv: &ConnVerdict, peer: Option<std::net::IpAddr>) -> Value {
         .collect();
     let mut env = Map::new();
     if v.valid() {
-        for (k, val) in super::gridsite::env(v, peer, cv.voms.as_ref()) {
+        for (k, val) in auth.env(cv, peer) {
             env.insert(k, Value::String(String::from_utf8_lossy(&val).into_owned()));
         }
     }
@@ -118,12 +118,20 @@ pub fn run(
     for p in &problems {
         eprintln!("warning: skipped {p}");
     }
-    // The vomsdir is consumed by the VOMS evaluation (integration point in
-    // X509Authenticator::evaluate).
-    let _ = voms_dir;
-    let auth = X509Authenticator::new(Arc::new(Validator::new(Arc::new(store), cfg)));
-    let cv = auth.evaluate(&chain, unix_now());
-    let rep = report(&cv, None);
+    let mut vc = crate::voms::VomsConfig::default();
+    if let Some(d) = voms_dir {
+        vc.dir = toml::Spanned::new(0..0, d.to_path_buf());
+    }
+    let voms = Arc::new(crate::voms::VomsSettings::from_config(&vc));
+    let auth = X509Authenticator::new(Arc::new(Validator::new(Arc::new(store), cfg)), voms);
+    let now = unix_now();
+    let cv = auth.evaluate(&chain, now);
+    let rep = report(&auth, &cv, None);
+    if !as_json {
+        if let (Some(o), Some(eec)) = (&cv.voms, cv.verdict.eec()) {
+            print!("{}", crate::voms::info::describe(o, &eec.subject, now));
+        }
+    }
     if as_json {
         println!("{}", serde_json::to_string_pretty(&rep).unwrap_or_default());
     } else {
