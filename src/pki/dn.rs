@@ -53,7 +53,7 @@ fn label(oid: &asn1_rs::Oid) -> String {
 /// The bytes OpenSSL prints for a string value: BMP and Universal strings
 /// that hold only ASCII are narrowed, everything else is printed as stored.
 fn value_bytes(v: &Any) -> Vec<u8> {
-    let data: &[u8] = &v.data;
+    let data: &[u8] = v.data;
     let narrow = |width: usize| -> Option<Vec<u8>> {
         if data.len() % width != 0 {
             return None;
@@ -209,7 +209,9 @@ mod tests {
     use x509_parser::prelude::FromDer;
 
     /// DER of a Name built with rcgen-independent raw encoding helpers.
-    fn name_der(rdns: &[&[(&[u8], u8, &[u8])]]) -> Vec<u8> {
+    type Rdn<'a> = &'a [(&'a [u8], u8, &'a [u8])];
+
+    fn name_der(rdns: &[Rdn<'_>]) -> Vec<u8> {
         fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
             let mut v = vec![tag];
             let n = content.len();

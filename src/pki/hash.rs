@@ -27,7 +27,7 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 
 /// A string attribute value as UTF-8, if it is a string type.
 fn as_utf8(v: &Any) -> Option<String> {
-    let d: &[u8] = &v.data;
+    let d: &[u8] = v.data;
     match v.tag() {
         Tag::Utf8String
         | Tag::PrintableString
