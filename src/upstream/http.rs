@@ -98,7 +98,13 @@ impl HttpUpstream {
                 let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                     UpstreamError::BadRequest(format!("identity header name `{name}` is invalid"))
                 })?;
-                let v = HeaderValue::from_bytes(value).map_err(|_| {
+                // Multi-line values (SSL_CLIENT_CERT's PEM) travel with their
+                // line breaks as spaces, as Apache's mod_headers sends them.
+                let flat: Vec<u8> = value
+                    .iter()
+                    .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+                    .collect();
+                let v = HeaderValue::from_bytes(&flat).map_err(|_| {
                     UpstreamError::BadRequest(format!(
                         "value of identity header `{name}` is not a valid header value"
                     ))
