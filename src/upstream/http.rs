@@ -98,13 +98,7 @@ impl HttpUpstream {
                 let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                     UpstreamError::BadRequest(format!("identity header name `{name}` is invalid"))
                 })?;
-                // Multi-line values (SSL_CLIENT_CERT's PEM) travel with their
-                // line breaks as spaces, as Apache's mod_headers sends them.
-                let flat: Vec<u8> = value
-                    .iter()
-                    .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
-                    .collect();
-                let v = HeaderValue::from_bytes(&flat).map_err(|_| {
+                let v = identity_value(value).map_err(|_| {
                     UpstreamError::BadRequest(format!(
                         "value of identity header `{name}` is not a valid header value"
                     ))
@@ -158,6 +152,17 @@ impl HttpUpstream {
                 .boxed_unsync(),
         ))
     }
+}
+
+/// An identity value as a header value. Multi-line values (the client
+/// PEM in SSL_CLIENT_CERT) travel with their line breaks as spaces, as
+/// Apache's mod_headers sends them.
+pub fn identity_value(value: &[u8]) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let flat: Vec<u8> = value
+        .iter()
+        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+        .collect();
+    HeaderValue::from_bytes(&flat)
 }
 
 /// Whether a request carries no body at all (so it can be replayed).
@@ -217,6 +222,20 @@ fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_line_values_are_flattened() {
+        let pem = b"-----BEGIN CERTIFICATE-----\nMIIB\r\nAAAA\n-----END CERTIFICATE-----\n";
+        let v = identity_value(pem).unwrap();
+        assert_eq!(
+            v.as_bytes(),
+            b"-----BEGIN CERTIFICATE----- MIIB  AAAA -----END CERTIFICATE----- "
+        );
+        assert!(
+            identity_value(b"a\0b").is_err(),
+            "other control bytes stay refused"
+        );
+    }
 
     #[test]
     fn header_names() {
