@@ -176,7 +176,7 @@ pub fn header_name(claim: &str) -> String {
     claim
         .bytes()
         .map(|b| {
-            if b < 0x20 || b >= 0x7f || b"()<>@,;:\\\"/[]?={} \t".contains(&b) {
+            if !(0x20..0x7f).contains(&b) || b"()<>@,;:\\\"/[]?={} \t".contains(&b) {
                 '-'
             } else {
                 b as char

@@ -14,12 +14,12 @@
 set -euo pipefail
 W=$1; PORT=$2; UPORT=$((PORT + 1))
 VENV=${KEYSTONE_VENV:-$HOME/.cache/fedgate/keystone-venv}
-ISSUERS=${KEYSTONE_OIDC_ISSUERS:?set KEYSTONE_OIDC_ISSUERS}
 mkdir -p "$W/etc" "$W/log"
 if [ "${3:-}" = stop ]; then
   [ -f "$W/uwsgi.pid" ] && kill "$(cat "$W/uwsgi.pid")" 2>/dev/null || true
   exit 0
 fi
+ISSUERS=${KEYSTONE_OIDC_ISSUERS:?set KEYSTONE_OIDC_ISSUERS}
 cat > "$W/etc/keystone.conf" <<CONF
 [DEFAULT]
 log_file = $W/log/keystone.log
