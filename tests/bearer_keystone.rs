@@ -4,10 +4,9 @@
 //!
 //! Needs a running Keystone; skipped unless FEDGATE_E2E_KEYSTONE_UWSGI
 //! (host:port of its uwsgi-socket) is set. Its IdP `egi.eu` must list
-//! http://127.0.0.1:18760 and http://127.0.0.1:18761 as remote ids, e.g.
-//!   KEYSTONE_OIDC_ISSUERS=http://127.0.0.1:18760,http://127.0.0.1:18761 \
-//!     tests/harness/keystone-oidc-tmp/start.sh /tmp/ks 18796
-//! (or the CI harness tests/harness/keystone/setup.sh). The CLI is
+//! http://127.0.0.1:18760 and http://127.0.0.1:18761 as remote ids, as
+//! scripts/test.sh arranges (tests/harness/keystone/setup.sh with
+//! KEYSTONE_OIDC_ISSUERS). The CLI is
 //! FEDGATE_E2E_OPENSTACK or ~/.cache/fedgate/keystone-venv/bin/openstack.
 
 mod support;
