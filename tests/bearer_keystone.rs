@@ -24,7 +24,15 @@ fn openstack() -> String {
 }
 
 async fn token_issue(gate: &Gate, ca: &std::path::Path, token: &str) -> Result<Value, String> {
-    let out = tokio::process::Command::new(openstack())
+    let mut cmd = tokio::process::Command::new(openstack());
+    // The admin credentials of the Keystone harness (OS_USERNAME,
+    // OS_USER_DOMAIN_ID, ...) must not leak into a federated login.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
         .args(["--os-auth-url", &gate.url("/v3")])
         .args([
             "--os-auth-type",
@@ -52,9 +60,6 @@ async fn token_issue(gate: &Gate, ca: &std::path::Path, token: &str) -> Result<V
             "-f",
             "json",
         ])
-        .env_remove("OS_CLOUD")
-        .env_remove("OS_USERNAME")
-        .env_remove("OS_PASSWORD")
         .output()
         .await
         .map_err(|e| format!("cannot run {}: {e}", openstack()))?;

@@ -416,6 +416,8 @@ fn x509_info_cli_reports_verdict_and_env() {
         let out = std::process::Command::new(bin)
             .args(["x509-info", "--json", "--ca-dir"])
             .arg(p.certs())
+            .arg("--voms-dir")
+            .arg(p.vomsdir())
             .arg(p.cred(case))
             .output()
             .unwrap();
@@ -441,6 +443,14 @@ fn x509_info_cli_reports_verdict_and_env() {
         j["env"]["GRST_CONN_AURI_0"],
         format!("dn:{}", fedgate::pki::dn::mild_encode(dn.as_bytes()))
     );
+    // The level-1 AC is validated against the fixture's vomsdir and exported.
+    assert!(
+        j["env"]["GRST_VOMS_FQANS"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("/fedcloud.egi.eu")),
+        "{j}"
+    );
+    assert_eq!(j["voms"]["acs"][0]["vo"], "fedcloud.egi.eu", "{j}");
     let (code, j) = run("eec_bob_revoked");
     assert_eq!(code, Some(1));
     assert_eq!(j["valid"], false);

@@ -16,6 +16,9 @@ impl Pki {
     pub fn certs(&self) -> PathBuf {
         self.dir.join("certificates")
     }
+    pub fn vomsdir(&self) -> PathBuf {
+        self.dir.join("vomsdir")
+    }
     pub fn cred(&self, name: &str) -> PathBuf {
         self.dir.join("creds").join(format!("{name}.pem"))
     }
