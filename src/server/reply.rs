@@ -18,7 +18,7 @@ pub fn json_error(status: StatusCode, reason: &str) -> Response<Body> {
     r
 }
 
-fn escape_html(s: &str) -> String {
+pub(crate) fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

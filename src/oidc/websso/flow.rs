@@ -339,9 +339,6 @@ impl WebSso {
         };
         let login = match pending.take(&st, t, timeout) {
             Ok(l) => l,
-            Err(e @ (StateError::Unknown | StateError::Expired)) => {
-                return deny(StatusCode::BAD_REQUEST, e.to_string());
-            }
             Err(e) => return deny(StatusCode::BAD_REQUEST, e.to_string()),
         };
         let mut headers = HeaderMap::new();

@@ -5,14 +5,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::server::body::{Body, full};
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+use crate::server::reply::escape_html;
 
 fn page(status: StatusCode, title: &str, inner: &str) -> Response<Body> {
     let html = format!(
@@ -21,7 +14,7 @@ fn page(status: StatusCode, title: &str, inner: &str) -> Response<Body> {
 <style>body{{font-family:sans-serif;max-width:32em;margin:4em auto;color:#222}}\
 a.idp{{display:block;padding:.8em 1em;margin:.5em 0;border:1px solid #bbb;border-radius:6px;text-decoration:none;color:#024}}\
 a.idp:hover{{background:#eef}}</style></head><body><h1>{t}</h1>{inner}</body></html>\n",
-        t = esc(title)
+        t = escape_html(title)
     );
     let mut r = Response::new(full(html));
     *r.status_mut() = status;
@@ -45,8 +38,8 @@ pub fn chooser(choices: &[Choice]) -> Response<Body> {
     for c in choices {
         inner.push_str(&format!(
             "<a class=\"idp\" href=\"{}\">{}</a>\n",
-            esc(&c.href),
-            esc(&c.label)
+            escape_html(&c.href),
+            escape_html(&c.label)
         ));
     }
     inner.push_str("</nav>\n");
@@ -57,7 +50,7 @@ pub fn logged_out(back: Option<&str>) -> Response<Body> {
     let inner = match back {
         Some(b) => format!(
             "<p>You are signed out.</p><p><a id=\"back\" href=\"{}\">Back to the dashboard</a></p>",
-            esc(b)
+            escape_html(b)
         ),
         None => "<p>You are signed out.</p>".to_string(),
     };
