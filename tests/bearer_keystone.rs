@@ -40,12 +40,10 @@ async fn token_issue(gate: &Gate, ca: &std::path::Path, token: &str) -> Result<V
             "--os-protocol",
             "openid",
         ])
-        .args([
-            "--os-identity-provider",
-            "egi.eu",
-            "--os-access-token",
-            token,
-        ])
+        .args(["--os-identity-provider", "egi.eu"])
+        // From the environment, as EGI's docs have users do: an opaque
+        // token may begin with '-', which argparse reads as an option.
+        .env("OS_ACCESS_TOKEN", token)
         .args([
             "--os-project-name",
             "fedcloud.egi.eu",
