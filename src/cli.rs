@@ -106,7 +106,7 @@ async fn run(path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::logging::init(&cfg.logging);
+    let _log = crate::logging::init(&cfg.logging);
     match serve_config(cfg, None).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,18 +1,34 @@
 //! Structured logs through tracing, as text or JSON lines.
+//!
+//! Lines go to stderr through [`sink::LogSink`]: request handlers append to
+//! a shared buffer and a writer thread empties it, so a slow log consumer
+//! (a full pipe to journald) never stalls a worker that is serving
+//! requests, and a burst of lines costs one `write(2)` rather than one each.
+
+mod sink;
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LoggingConfig};
 
+pub use sink::LogGuard;
+
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the
-/// configured level. Safe to call twice (the second call does nothing).
-pub fn init(cfg: &LoggingConfig) {
+/// configured level. Safe to call twice (the second call does nothing and
+/// returns an inert guard).
+pub fn init(cfg: &LoggingConfig) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
+    // Colour codes belong on a terminal, not in a log file or journald.
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = sink::LogSink::start(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
+        .with_ansi(ansi)
         .with_target(false);
-    let _ = match cfg.format {
+    let installed = match cfg.format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -21,4 +37,9 @@ pub fn init(cfg: &LoggingConfig) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    if installed.is_ok() {
+        guard
+    } else {
+        LogGuard::inert()
+    }
 }

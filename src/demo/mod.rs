@@ -42,7 +42,7 @@ auth = "none"
 }
 
 pub async fn run(listen: &str, admin: &str) -> ExitCode {
-    crate::logging::init(&LoggingConfig::default());
+    let _log = crate::logging::init(&LoggingConfig::default());
     let dir = match tempfile::Builder::new().prefix("fedgate-demo-").tempdir() {
         Ok(d) => d,
         Err(e) => {

@@ -2,7 +2,7 @@
 //! only, so never forwarded in either direction.
 
 use http::HeaderMap;
-use http::header::CONNECTION;
+use http::header::{CONNECTION, HeaderName};
 
 const HOP: &[&str] = &[
     "connection",
@@ -21,20 +21,23 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 }
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
+/// One pass over the names, since most requests carry none of them.
 pub fn strip(headers: &mut HeaderMap) {
-    let listed: Vec<String> = headers
+    let mut doomed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
+        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
         .collect();
-    for n in listed {
-        headers.remove(n.as_str());
-    }
-    for h in HOP {
-        headers.remove(*h);
+    doomed.extend(
+        headers
+            .keys()
+            .filter(|k| is_hop_by_hop(k.as_str()))
+            .cloned(),
+    );
+    for n in doomed {
+        headers.remove(n);
     }
 }
 

@@ -208,7 +208,12 @@ pub async fn serve_connection<I>(
         let conn = conn.clone();
         service_fn(move |req| pipeline::handle(shared.clone(), conn.clone(), req))
     };
-    let builder = http_builder();
+    // ALPN already chose the protocol: skip auto-detection's preface peek.
+    let builder = match conn.tls.as_ref().and_then(|t| t.alpn.as_deref()) {
+        Some(b"h2") => http_builder().http2_only(),
+        Some(b"http/1.1") => http_builder().http1_only(),
+        _ => http_builder(),
+    };
     let served = builder.serve_connection(io, svc);
     if let Err(e) = watcher.watch(served).await {
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");

@@ -21,13 +21,39 @@ use crate::metrics::{KindLabel, RequestLabels, RouteLabel};
 use crate::route::{AuthKind, Route};
 use crate::upstream::{Outbound, environ};
 
-/// Random request id, also returned to the client so a user can quote it.
+/// A request id the user can quote: unique within the process (a bijective
+/// mix of a counter) and, through a random per-process key, unlikely to
+/// repeat across restarts. Not a secret, so no CSPRNG call per request.
 pub fn new_request_id() -> String {
-    let mut b = [0u8; 8];
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        b = (Instant::now().elapsed().as_nanos() as u64).to_le_bytes();
-    }
-    hex::encode(b)
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static KEY: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let key = *KEY.get_or_init(|| {
+        let mut b = [0u8; 8];
+        if aws_lc_rs::rand::fill(&mut b).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            b = (t.as_nanos() as u64 ^ u64::from(std::process::id())).to_le_bytes();
+        }
+        u64::from_le_bytes(b)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}", splitmix64(key.wrapping_add(n)))
+}
+
+/// SplitMix64's finaliser: a bijection on u64, so distinct inputs give
+/// distinct ids.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn auth_span(id: &str) -> tracing::Span {
+    tracing::info_span!("request", id = %id)
 }
 
 /// Whether errors should be a page rather than JSON: browser flows only.
@@ -50,7 +76,6 @@ pub async fn handle(
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     let id = new_request_id();
-    let span = tracing::info_span!("request", id = %id);
     let rt = shared.runtime.load_full();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
@@ -64,7 +89,6 @@ pub async fn handle(
             .boxed_unsync(),
         &id,
     )
-    .instrument(span.clone())
     .await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-fedgate-request-id", v);
@@ -87,13 +111,11 @@ pub async fn handle(
         })
         .observe(elapsed.as_secs_f64());
     // Path only: query strings can carry codes and states in browser flows.
-    span.in_scope(|| {
-        tracing::info!(
-            method = %method, path = %path, status, route = %route_name,
-            user = principal.as_deref().unwrap_or("-"), peer = %conn.peer, ms = elapsed.as_secs_f64() * 1e3,
-            "request"
-        )
-    });
+    tracing::info!(
+        id = %id, method = %method, path = %path, status, route = %route_name,
+        user = principal.as_deref().unwrap_or("-"), peer = %conn.peer, ms = elapsed.as_secs_f64() * 1e3,
+        "request"
+    );
     Ok(resp)
 }
 
@@ -110,7 +132,7 @@ async fn phases(
     if !dropped.is_empty() {
         shared.metrics.scrubbed_headers.inc_by(dropped.len() as u64);
         let names: Vec<&str> = dropped.iter().map(|n| n.as_str()).collect();
-        tracing::warn!(headers = ?names, peer = %conn.peer, "dropped client headers that could pose as identity");
+        tracing::warn!(id, headers = ?names, peer = %conn.peer, "dropped client headers that could pose as identity");
     }
     crate::server::hop::strip(&mut parts.headers);
     let host = environ::request_host(&parts);
@@ -125,7 +147,10 @@ async fn phases(
     let decoded = match percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8() {
         Ok(p) if !p.contains('\0') => p.into_owned(),
         _ => {
-            tracing::info!("refused a request whose path is not valid UTF-8 once decoded");
+            tracing::info!(
+                id,
+                "refused a request whose path is not valid UTF-8 once decoded"
+            );
             return (
                 "-".into(),
                 reply::json_error(
@@ -141,7 +166,11 @@ async fn phases(
     if let Some(w) = websso
         && decoded == w.cfg.logout_path
     {
-        return ("oidc-logout".into(), w.logout(&parts).await, None);
+        return (
+            "oidc-logout".into(),
+            w.logout(&parts).instrument(auth_span(id)).await,
+            None,
+        );
     }
     let login_return = websso.filter(|w| decoded == w.cfg.redirect_path);
     let route = match login_return {
@@ -149,7 +178,7 @@ async fn phases(
         None => match rt.routes.find(&decoded) {
             Some(r) => Some(r),
             None => {
-                tracing::info!(path = %decoded, "no route matches");
+                tracing::info!(id, path = %decoded, "no route matches");
                 return (
                     "-".into(),
                     reply::json_error(
@@ -176,15 +205,25 @@ async fn phases(
     {
         return (
             route.name.clone(),
-            b.introspect_endpoint(route, &parts, body).await,
+            b.introspect_endpoint(route, &parts, body)
+                .instrument(auth_span(id))
+                .await,
             None,
         );
     }
 
-    // 3. Authenticate.
+    // 3. Authenticate. Authenticators log from deep inside (IdP calls,
+    // chain checks), so their lines carry the request id through a span;
+    // unauthenticated routes, most of the traffic, skip its cost.
     let outcome = match (login_return, route) {
-        (Some(w), _) => w.finish_login(&parts).await,
-        (None, Some(route)) => rt.auth.authenticate(route, &parts, conn).await,
+        (Some(w), _) => w.finish_login(&parts).instrument(auth_span(id)).await,
+        (None, Some(route)) if route.auth == AuthKind::None => AuthOutcome::Forward(None),
+        (None, Some(route)) => {
+            rt.auth
+                .authenticate(route, &parts, conn)
+                .instrument(auth_span(id))
+                .await
+        }
         (None, None) => unreachable!("a request is either a login return or routed"),
     };
     let mut body = body;
@@ -213,7 +252,7 @@ async fn phases(
                 .denials
                 .get_or_create(&KindLabel { kind: kind.into() })
                 .inc();
-            tracing::info!(status = d.status.as_u16(), reason = %d.reason, auth = kind, "authentication refused");
+            tracing::info!(id, status = d.status.as_u16(), reason = %d.reason, auth = kind, "authentication refused");
             return (
                 route_name,
                 reply::error(d.status, &d.reason, id, html, d.www_authenticate.as_deref()),
@@ -226,7 +265,7 @@ async fn phases(
         crate::oidc::websso::cookies::strip_own(&mut parts.headers, &w.own_cookies());
     }
     if let Some(i) = &identity {
-        tracing::debug!(method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
+        tracing::debug!(id, method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
     }
     let principal = identity.as_ref().map(|i| i.principal.clone());
 
@@ -255,9 +294,9 @@ async fn phases(
                 })
                 .inc();
             if e.is_upstream_fault() {
-                tracing::error!(error = %e, upstream = %rt.upstream.target().authority(), "upstream request failed");
+                tracing::error!(id, error = %e, upstream = %rt.upstream.target().authority(), "upstream request failed");
             } else {
-                tracing::info!(error = %e, "request refused before forwarding");
+                tracing::info!(id, error = %e, "request refused before forwarding");
             }
             (
                 route_name,
@@ -265,5 +304,27 @@ async fn phases(
                 principal,
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_hex() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(
+            ids.iter()
+                .all(|i| i.len() == 16 && i.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
+    }
+
+    #[test]
+    fn splitmix_is_not_the_identity() {
+        assert_ne!(splitmix64(1), 1);
+        assert_ne!(splitmix64(1), splitmix64(2));
     }
 }
