@@ -1,7 +1,7 @@
 //! What the listener learned about a connection, shared by all its requests.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use rustls_pki_types::CertificateDer;
 
@@ -27,8 +27,9 @@ pub struct TlsInfo {
     /// itself is validated by the X.509 authenticator.
     pub client_chain: Vec<CertificateDer<'static>>,
     /// The X.509 authenticator's verdict, computed once per connection
-    /// (gridsite does the same per TLS session).
-    pub x509_verdict: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
+    /// (gridsite does the same per TLS session) and again when a reload or
+    /// an expiry makes it stale.
+    pub x509_verdict: Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl ConnInfo {

@@ -371,7 +371,7 @@ fn http2_is_negotiated_by_alpn() {
     // And the rustls client agrees on the protocol.
     let c = common::Client::connect(
         gw.addr,
-        common::client::config(&pki, None, &[b"h2", b"http/1.1"], None),
+        common::client::config(&pki.ca_file, None, &[b"h2", b"http/1.1"], None),
     )
     .unwrap();
     assert_eq!(c.tls().unwrap().alpn_protocol(), Some(&b"h2"[..]));

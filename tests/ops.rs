@@ -202,7 +202,7 @@ fn sigterm_drains_an_in_flight_request() {
     let up = http_echo();
     let mut gw = Gateway::start(&pki, &Conf::new(format!("http://{}", up.addr)));
     let addr = gw.addr;
-    let cfg = common::client::config(&pki, None, &[b"http/1.1"], None);
+    let cfg = common::client::config(&pki.ca_file, None, &[b"http/1.1"], None);
     let slow = std::thread::spawn(move || {
         let mut c = common::Client::connect(addr, cfg).unwrap();
         let t0 = Instant::now();
@@ -226,8 +226,11 @@ fn sigterm_drains_an_in_flight_request() {
     );
     std::thread::sleep(Duration::from_millis(300));
     // No new connections while draining.
-    let refused = common::Client::connect(gw.addr, common::client::config(&pki, None, &[], None))
-        .and_then(|mut c| c.try_request("GET", "/v3", &[], b""));
+    let refused = common::Client::connect(
+        gw.addr,
+        common::client::config(&pki.ca_file, None, &[], None),
+    )
+    .and_then(|mut c| c.try_request("GET", "/v3", &[], b""));
     assert!(refused.is_err(), "a new connection was served during drain");
     let (r, took) = slow.join().unwrap();
     assert_eq!(

@@ -16,7 +16,7 @@ fn tls12_and_tls13_both_work() {
         (&rustls::version::TLS12, "TLSv1.2"),
         (&rustls::version::TLS13, "TLSv1.3"),
     ] {
-        let mut c = Client::connect(gw.addr, config(&pki, Some(&[v]), &[], None)).unwrap();
+        let mut c = Client::connect(gw.addr, config(&pki.ca_file, Some(&[v]), &[], None)).unwrap();
         assert_eq!(
             c.tls()
                 .unwrap()
@@ -102,7 +102,7 @@ fn client_cert_with_a_key_that_does_not_match_is_refused() {
     for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
         // Control: the matching key works, so the refusal below is about the key.
         let good = config(
-            &pki,
+            &pki.ca_file,
             Some(&[v]),
             &[],
             Some((certs(&pki.user_cert), key(&pki.user_key))),
@@ -112,7 +112,7 @@ fn client_cert_with_a_key_that_does_not_match_is_refused() {
 
         up.record.clear();
         let bad = config(
-            &pki,
+            &pki.ca_file,
             Some(&[v]),
             &[],
             Some((certs(&pki.user_cert), key(other_pem.path()))),
@@ -143,11 +143,11 @@ fn required_client_auth_refuses_clients_without_a_certificate() {
     // tests of their own in x509_chains.rs).
     conf.routes = "[x509]\ncrl = \"if_valid\"\n[[route]]\nname = \"keystone\"\npath = \"^/\"\nauth = \"none\"\n";
     let gw = Gateway::start(&pki, &conf);
-    let none = Client::connect(gw.addr, config(&pki, None, &[], None))
+    let none = Client::connect(gw.addr, config(&pki.ca_file, None, &[], None))
         .and_then(|mut c| c.try_request("GET", "/v3", &[], b""));
     assert!(none.is_err(), "{none:?}");
     let with = config(
-        &pki,
+        &pki.ca_file,
         None,
         &[],
         Some((certs(&pki.user_cert), key(&pki.user_key))),

@@ -2,10 +2,14 @@
 //! with `client_auth = "required"` provably bad chains die in the handshake
 //! with gridsite's alert; with "optional" an x509 route answers 401 JSON
 //! with the reason; accepted chains reach the upstream with exactly the
-//! values `fedgate x509-info` predicts. Ports 18700-18704.
+//! values `fedgate x509-info` predicts. Ports 18700-18705.
 
 #[path = "gridpki/mod.rs"]
 mod support;
+
+#[allow(dead_code)]
+#[path = "common/client.rs"]
+mod client;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -250,4 +254,93 @@ fn upstream_sees_what_x509_info_predicts() {
         );
         assert_eq!(env[&format!("GRST_CRED_AURI_{n}")], "ip:127.0.0.1");
     }
+}
+
+/// A connection authenticated before a CRL update must not keep its
+/// identity after the reload that brings the CRL in: the cached
+/// per-connection verdict is judged again.
+#[test]
+fn a_revocation_reaches_open_connections_on_reload() {
+    const PORT: u16 = 18705;
+    let Some(p) = pki() else { return };
+    servers(p); // the echo upstream
+    // A CA directory whose rootA CRL predates Bob's revocation.
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_dir = tmp.path().join("certificates");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(p.certs())
+        .arg(&ca_dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let hashes: Vec<String> = ["hash", "hash_old"]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(p.dir.join("ca/rootA").join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let set_crl = |file: &str| {
+        for h in &hashes {
+            std::fs::copy(
+                p.dir.join("ca/rootA").join(file),
+                ca_dir.join(format!("{h}.r0")),
+            )
+            .unwrap();
+        }
+    };
+    set_crl("crl-before-revocation.pem");
+    let cfg = config(p, PORT, "optional").replace(
+        &format!("ca_dir = \"{}\"", p.certs().display()),
+        &format!("ca_dir = \"{}\"", ca_dir.display()),
+    );
+    assert!(cfg.contains(tmp.path().to_str().unwrap()));
+    let cfg_path = tmp.path().join("fedgate.toml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let cfg = fedgate::config::Config::load(&cfg_path).unwrap();
+            let (rtx, rrx) = tokio::sync::oneshot::channel();
+            tokio::spawn(fedgate::cli::serve_config(cfg, Some(rtx)));
+            tx.send(rrx.await.unwrap()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    let bound = rx.recv().unwrap();
+
+    let cred = p.cred("eec_bob_revoked");
+    let tls = client::config(
+        &p.dir.join("ca/rootA/ca.pem"),
+        None,
+        &[b"http/1.1"],
+        Some((client::certs(&cred), client::key(&cred))),
+    );
+    let mut c = client::Client::connect(([127, 0, 0, 1], PORT).into(), tls).unwrap();
+    let r = c.request("GET", "/x509/a", &[], b"");
+    assert_eq!(r.status, 200, "before the CRL lists Bob: {}", r.text());
+    assert!(r.text().contains("Bob Revoked"), "{}", r.text());
+
+    set_crl("crl.pem");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(bound.shared.reload()).expect("reload");
+    let r = c.request("GET", "/x509/b", &[], b"");
+    assert_eq!(
+        r.status,
+        401,
+        "same connection after the reload: {}",
+        r.text()
+    );
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{}",
+        r.text()
+    );
 }

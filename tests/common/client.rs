@@ -14,8 +14,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use super::Pki;
-
 pub fn certs(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_file_iter(path)
         .unwrap()
@@ -52,13 +50,13 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// Client config trusting the test CA. `versions` None means 1.2 and 1.3;
 /// `client` is (certificate chain, private key) to present.
 pub fn config(
-    pki: &Pki,
+    ca_file: &std::path::Path,
     versions: Option<&[&'static rustls::SupportedProtocolVersion]>,
     alpn: &[&[u8]],
     client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
 ) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
-    for c in certs(&pki.ca_file) {
+    for c in certs(ca_file) {
         roots.add(c).unwrap();
     }
     const BOTH: &[&rustls::SupportedProtocolVersion] =

@@ -239,7 +239,11 @@ impl Gateway {
 
     /// A new TLS connection with the test CA trusted.
     pub fn client(&self, pki: &Pki) -> Client {
-        Client::connect(self.addr, client::config(pki, None, &[b"http/1.1"], None)).unwrap()
+        Client::connect(
+            self.addr,
+            client::config(&pki.ca_file, None, &[b"http/1.1"], None),
+        )
+        .unwrap()
     }
 
     /// One request on a fresh connection.
