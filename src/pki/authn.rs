@@ -37,12 +37,43 @@ impl RouteX509 {
 }
 
 /// What one connection's chain amounts to; cached in
-/// `ConnInfo.tls.x509_verdict` so every request on the connection reuses it.
+/// `ConnInfo.tls.x509_verdict` so requests on the connection reuse it, for
+/// as long as it still holds (see [`ConnVerdict::holds`]).
 #[derive(Debug)]
 pub struct ConnVerdict {
     pub verdict: Verdict,
     pub voms: Option<VomsOutcome>,
+    /// The authenticator that built it: a reload (new CRLs, CAs, vomsdir)
+    /// builds a new one, and a long-lived connection must be judged again.
+    built_by: u64,
+    /// The earliest `notAfter` among the chain's certificates and accepted
+    /// ACs. Past it, the cached answer would forward an expired proxy or
+    /// expired FQANs.
+    stale_after: i64,
 }
+
+impl ConnVerdict {
+    /// Whether this verdict may still answer for `auth` at `now`.
+    pub fn holds(&self, auth: &X509Authenticator, now: i64) -> bool {
+        self.built_by == auth.generation && now <= self.stale_after
+    }
+}
+
+/// The earliest expiry among everything a verdict relied on.
+fn stale_after(verdict: &Verdict, voms: Option<&VomsOutcome>) -> i64 {
+    let certs = verdict
+        .certs
+        .iter()
+        .chain(&verdict.path)
+        .map(|c| c.not_after);
+    let acs = voms
+        .into_iter()
+        .flat_map(|o| o.acs.iter().map(|a| a.not_after));
+    certs.chain(acs).min().unwrap_or(i64::MAX)
+}
+
+/// Tells authenticators apart across reloads (addresses can be reused).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -55,11 +86,17 @@ pub fn unix_now() -> i64 {
 pub struct X509Authenticator {
     validator: Arc<Validator>,
     voms: Arc<VomsSettings>,
+    generation: u64,
 }
 
 impl X509Authenticator {
     pub fn new(validator: Arc<Validator>, voms: Arc<VomsSettings>) -> Self {
-        X509Authenticator { validator, voms }
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        X509Authenticator {
+            validator,
+            voms,
+            generation,
+        }
     }
 
     pub fn validator(&self) -> &Arc<Validator> {
@@ -83,7 +120,13 @@ impl X509Authenticator {
             }
             o
         });
-        ConnVerdict { verdict, voms }
+        let stale_after = stale_after(&verdict, voms.as_ref());
+        ConnVerdict {
+            verdict,
+            voms,
+            built_by: self.generation,
+            stale_after,
+        }
     }
 
     /// Everything handed to Keystone for a valid chain: gridsite's values
@@ -101,6 +144,26 @@ impl X509Authenticator {
         out
     }
 
+    /// The connection's cached verdict, judged again when a reload or an
+    /// expiry has made it stale.
+    fn verdict_for(&self, tls: &crate::conn::TlsInfo) -> Arc<ConnVerdict> {
+        let now = unix_now();
+        let mut slot = tls
+            .x509_verdict
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cv) = slot
+            .as_ref()
+            .and_then(|a| a.clone().downcast::<ConnVerdict>().ok())
+            && cv.holds(self, now)
+        {
+            return cv;
+        }
+        let cv = Arc::new(self.evaluate(&tls.client_chain, now));
+        *slot = Some(cv.clone());
+        cv
+    }
+
     pub async fn authenticate(
         &self,
         route: &Route,
@@ -114,17 +177,8 @@ impl X509Authenticator {
                 "-",
             );
         };
-        let slot = tls.x509_verdict.get_or_init(|| {
-            Arc::new(self.evaluate(&tls.client_chain, unix_now()))
-                as Arc<dyn std::any::Any + Send + Sync>
-        });
-        let Some(cv) = slot.downcast_ref::<ConnVerdict>() else {
-            tracing::error!(route = %route.name, "connection verdict slot holds a foreign type");
-            return AuthOutcome::Deny(Denial::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            ));
-        };
+        let cv = self.verdict_for(tls);
+        let cv = &*cv;
         let v = &cv.verdict;
         let who = v.eec().map(|c| c.subject.as_str()).unwrap_or("-");
         for note in &v.notes {
@@ -163,4 +217,66 @@ impl X509Authenticator {
 fn deny(d: Denial, route: &Route, who: &str) -> AuthOutcome {
     tracing::info!(route = %route.name, status = d.status.as_u16(), dn = %who, reason = %d.reason, "x509 authentication refused");
     AuthOutcome::Deny(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::voms::ValidAc;
+
+    fn authenticator() -> X509Authenticator {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = crate::pki::store::TrustStore::load(dir.path()).unwrap();
+        let validator = Validator::new(Arc::new(store), Default::default());
+        let voms = VomsSettings::from_config(&Default::default());
+        X509Authenticator::new(Arc::new(validator), Arc::new(voms))
+    }
+
+    fn ac(not_after: i64) -> ValidAc {
+        ValidAc {
+            vo: "fedcloud.egi.eu".into(),
+            uri: "voms.example:15000".into(),
+            server: "/CN=voms".into(),
+            server_ca: "/CN=ca".into(),
+            fqans: vec!["/fedcloud.egi.eu/Role=NULL/Capability=NULL".into()],
+            not_before: 0,
+            not_after,
+            not_before_raw: String::new(),
+            not_after_raw: String::new(),
+            serial_hex: "01".into(),
+            generic: vec![],
+        }
+    }
+
+    fn verdict_with_acs(auth: &X509Authenticator, acs: Vec<ValidAc>) -> ConnVerdict {
+        let mut cv = auth.evaluate(&Vec::<Vec<u8>>::new(), 1_000);
+        cv.voms = Some(VomsOutcome {
+            carrier: Some(0),
+            acs,
+            refused: vec![],
+        });
+        cv.stale_after = stale_after(&cv.verdict, cv.voms.as_ref());
+        cv
+    }
+
+    #[test]
+    fn a_verdict_goes_stale_when_its_first_ac_expires() {
+        let auth = authenticator();
+        let cv = verdict_with_acs(&auth, vec![ac(5_000), ac(3_000)]);
+        assert!(cv.holds(&auth, 2_999));
+        assert!(cv.holds(&auth, 3_000));
+        assert!(!cv.holds(&auth, 3_001), "FQANs must not outlive their AC");
+    }
+
+    #[test]
+    fn a_reload_makes_every_cached_verdict_stale() {
+        let before = authenticator();
+        let cv = verdict_with_acs(&before, vec![ac(i64::MAX)]);
+        assert!(cv.holds(&before, 10));
+        let after = authenticator();
+        assert!(
+            !cv.holds(&after, 10),
+            "a new CRL must reach open connections"
+        );
+    }
 }
