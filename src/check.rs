@@ -62,14 +62,7 @@ pub async fn check(cfg: &Config) -> (Problems, Vec<String>) {
             "certificate {} and key match",
             cfg.tls.certificate.get_ref().display()
         )),
-        Err(e) => {
-            let at = match e {
-                crate::tls::TlsSetupError::ReadKey(..)
-                | crate::tls::TlsSetupError::KeyMismatch(..) => &cfg.tls.private_key,
-                _ => &cfg.tls.certificate,
-            };
-            problems.push(src.problem(at, e.to_string()));
-        }
+        Err(e) => problems.push(src.problem(e.config_key(&cfg.tls), e.to_string())),
     }
     if let Ok(t) = crate::upstream::Target::parse(cfg.upstream.url.get_ref()) {
         match t.probe(cfg.upstream.connect_timeout()).await {

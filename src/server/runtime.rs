@@ -49,17 +49,8 @@ impl Runtime {
             trust.clone(),
             config.x509.clone(),
         ));
-        let tls =
-            crate::tls::server_config_with(&config.tls, &trust, Some(validator)).map_err(|e| {
-                let at = match e {
-                    crate::tls::TlsSetupError::ReadKey(..)
-                    | crate::tls::TlsSetupError::KeyMismatch(..) => {
-                        src.problem(&config.tls.private_key, e.to_string())
-                    }
-                    _ => src.problem(&config.tls.certificate, e.to_string()),
-                };
-                Problems::one(at)
-            })?;
+        let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator))
+            .map_err(|e| Problems::one(src.problem(e.config_key(&config.tls), e.to_string())))?;
         let routes = RouteTable::build(&config)?;
         let upstream = Upstream::new(&config.upstream, config.server.max_body_bytes)
             .map_err(|e| Problems::one(src.problem(&config.upstream.url, e.to_string())))?;

@@ -44,6 +44,14 @@ impl Lifetimes {
             && now - s.created <= self.max_duration.as_secs() as i64
     }
 
+    /// How stale `last_seen` may get before a visit rewrites the session.
+    /// Rewriting on every request would cost a store write (and a copy of
+    /// the claims) each time; a coarse `last_seen` can only end a session
+    /// early, by at most this much, never late.
+    pub fn touch_granularity(&self) -> i64 {
+        (self.inactivity.as_secs() / 10).clamp(1, 60) as i64
+    }
+
     /// How long a store should keep it after a touch at `now`.
     pub fn ttl(&self, s: &SessionData, now: i64) -> Duration {
         let to_max = (s.created + self.max_duration.as_secs() as i64 - now).max(1) as u64;
@@ -82,24 +90,30 @@ impl SessionStore {
         Ok(SessionStore::Redis(cm))
     }
 
-    /// Fetches a live session and records the visit; expired ones are removed.
+    /// Fetches a live session and records the visit (see
+    /// [`Lifetimes::touch_granularity`]); expired ones are removed.
     pub async fn touch(
         &self,
         id: &[u8],
         lifetimes: Lifetimes,
         now: i64,
-    ) -> Result<Option<SessionData>, StoreError> {
+    ) -> Result<Option<Arc<SessionData>>, StoreError> {
         let key = storage_key(id);
-        let Some(mut s) = self.get(&key).await? else {
+        let Some(s) = self.get(&key).await? else {
             return Ok(None);
         };
         if !lifetimes.alive(&s, now) {
             self.remove_key(&key).await?;
             return Ok(None);
         }
-        s.last_seen = now;
-        self.put(&key, &s, lifetimes.ttl(&s, now)).await?;
-        Ok(Some(s))
+        if now - s.last_seen < lifetimes.touch_granularity() {
+            return Ok(Some(s));
+        }
+        let mut seen = (*s).clone();
+        seen.last_seen = now;
+        let seen = Arc::new(seen);
+        self.put(&key, &seen, lifetimes.ttl(&seen, now)).await?;
+        Ok(Some(seen))
     }
 
     pub async fn insert(
@@ -109,16 +123,21 @@ impl SessionStore {
         lifetimes: Lifetimes,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.put(&storage_key(id), s, lifetimes.ttl(s, now)).await
+        self.put(
+            &storage_key(id),
+            &Arc::new(s.clone()),
+            lifetimes.ttl(s, now),
+        )
+        .await
     }
 
     pub async fn remove(&self, id: &[u8]) -> Result<(), StoreError> {
         self.remove_key(&storage_key(id)).await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<SessionData>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<Arc<SessionData>>, StoreError> {
         match self {
-            SessionStore::Memory(c) => Ok(c.get(key).await.map(|a| (*a).clone())),
+            SessionStore::Memory(c) => Ok(c.get(key).await),
             SessionStore::Redis(cm) => {
                 let mut cm = cm.clone();
                 let v: Option<String> = redis::cmd("GET")
@@ -126,21 +145,26 @@ impl SessionStore {
                     .query_async(&mut cm)
                     .await
                     .map_err(|e| StoreError::Redis(e.to_string()))?;
-                v.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
-                    .transpose()
+                v.map(|j| {
+                    serde_json::from_str(&j)
+                        .map(Arc::new)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .transpose()
             }
         }
     }
 
-    async fn put(&self, key: &str, s: &SessionData, ttl: Duration) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, s: &Arc<SessionData>, ttl: Duration) -> Result<(), StoreError> {
         match self {
             SessionStore::Memory(c) => {
-                c.insert(key.to_string(), Arc::new(s.clone())).await;
+                c.insert(key.to_string(), s.clone()).await;
                 Ok(())
             }
             SessionStore::Redis(cm) => {
                 let mut cm = cm.clone();
-                let j = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let j =
+                    serde_json::to_string(&**s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 redis::cmd("SET")
                     .arg(key)
                     .arg(j)
@@ -221,5 +245,19 @@ mod tests {
             storage_key(b"id1").starts_with("fedgate:session:")
                 && !storage_key(b"id1").contains("id1")
         );
+    }
+
+    #[tokio::test]
+    async fn a_visit_rewrites_the_session_only_past_the_granularity() {
+        assert_eq!(L.touch_granularity(), 30);
+        let s = SessionStore::memory(100, L);
+        s.insert(b"id", &data(1000, 1000), L, 1000).await.unwrap();
+        let a = s.touch(b"id", L, 1029).await.unwrap().unwrap();
+        assert_eq!(a.last_seen, 1000, "within the granularity: not rewritten");
+        let b = s.touch(b"id", L, 1030).await.unwrap().unwrap();
+        assert_eq!(b.last_seen, 1030);
+        // The coarse last_seen can end a session early, never late.
+        assert!(s.touch(b"id", L, 1030 + 300).await.unwrap().is_some());
+        assert!(s.touch(b"id", L, 1030 + 300 + 301).await.unwrap().is_none());
     }
 }

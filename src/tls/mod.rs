@@ -33,6 +33,17 @@ pub enum TlsSetupError {
     Rustls(String),
 }
 
+impl TlsSetupError {
+    /// The configuration key a site has to fix: the key file for key
+    /// problems, the certificate file otherwise.
+    pub fn config_key<'a>(&self, tls: &'a TlsConfig) -> &'a toml::Spanned<std::path::PathBuf> {
+        match self {
+            TlsSetupError::ReadKey(..) | TlsSetupError::KeyMismatch(..) => &tls.private_key,
+            _ => &tls.certificate,
+        }
+    }
+}
+
 /// The process-wide crypto provider (aws-lc-rs). Installed once so that
 /// every crate using rustls agrees on it.
 pub fn provider() -> Arc<CryptoProvider> {

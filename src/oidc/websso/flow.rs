@@ -218,7 +218,7 @@ impl WebSso {
         pages::chooser(&choices)
     }
 
-    async fn session(&self, parts: &http::request::Parts) -> Option<SessionData> {
+    async fn session(&self, parts: &http::request::Parts) -> Option<std::sync::Arc<SessionData>> {
         let c = cookies::get(&parts.headers, &self.cfg.session.cookie_name)?;
         let id = match self.keys.open(&self.cfg.session.cookie_name, c) {
             Ok(id) => id,
