@@ -72,5 +72,43 @@ pub async fn check(cfg: &Config) -> (Problems, Vec<String>) {
             }
         }
     }
+    for c in &cfg.idps {
+        match probe_idp(c).await {
+            Ok(note) => notes.push(note),
+            Err(e) => problems.push(src.problem(&c.issuer, e)),
+        }
+    }
     (problems, notes)
+}
+
+/// Fetches an IdP's discovery document and key set the way the
+/// authenticators will, so an unreachable IdP, an issuer mismatch or an
+/// empty JWKS shows up before users do.
+async fn probe_idp(c: &crate::oidc::IdpConfig) -> Result<String, String> {
+    let idp = crate::oidc::idp::Idp::build(c.clone())?;
+    let name = &c.name;
+    if c.static_metadata.is_none() {
+        idp.discovery
+            .fetch()
+            .await
+            .map_err(|e| format!("idp `{name}`: {e}"))?;
+    }
+    // Keys matter unless every token is introspected; the browser login
+    // (ID tokens) needs them too, so a failure is still worth a warning.
+    let needs_keys = c.validation != crate::oidc::Validation::Introspection;
+    let keys: Result<usize, String> = match idp.jwks.keys_for(None).await {
+        Ok(k) if !k.keys.is_empty() => Ok(k.keys.len()),
+        Ok(_) => Err("its JWKS holds no key fedgate can use (RSA or EC signing keys)".into()),
+        Err(e) => Err(e.to_string()),
+    };
+    let iss = c.issuer();
+    match keys {
+        Ok(n) => Ok(format!(
+            "idp `{name}` ({iss}): discovery OK, {n} signing key(s)"
+        )),
+        Err(e) if needs_keys => Err(format!("idp `{name}`: {e}")),
+        Err(e) => Ok(format!(
+            "warning: idp `{name}` ({iss}): discovery OK, but {e} (tokens are only introspected)"
+        )),
+    }
 }

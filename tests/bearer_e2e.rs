@@ -329,3 +329,48 @@ async fn two_instances_share_the_cache_through_redis() {
         assert!(ttl > 0 && ttl <= 300, "{ttl}");
     }
 }
+
+/// `fedgate check-config` fetches each IdP's discovery document and key
+/// set: a live IdP is reported with its keys, a dead one is a problem on
+/// its `issuer` line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn check_config_probes_each_idp() {
+    let _idps = start_idps(&[("a", 18767, "a")]);
+    fedgate::tls::provider();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fedgate::demo::pki::create(dir.path()).unwrap();
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = []\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca_dir = \"{}\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n{}{}{ROUTE}",
+        pki.host_cert.display(),
+        pki.host_key.display(),
+        pki.ca_dir.display(),
+        idp_toml("live", 18767, ""),
+        idp_toml("gone", 18769, "timeout_secs = 2"),
+    );
+    let path = dir.path().join("fedgate.toml");
+    std::fs::write(&path, &text).unwrap();
+    let cfg = fedgate::config::Config::load(&path).unwrap();
+    let (problems, notes) = fedgate::check::check(&cfg).await;
+    assert!(
+        notes.iter().any(|n| n.contains("idp `live`")
+            && n.contains("discovery OK")
+            && n.contains("signing key")),
+        "{notes:?}"
+    );
+    let gone_line = text
+        .lines()
+        .position(|l| l.contains(&issuer(18769)))
+        .unwrap()
+        + 1;
+    let about_gone: Vec<_> = problems
+        .0
+        .iter()
+        .filter(|p| p.message.contains("idp `gone`"))
+        .collect();
+    assert_eq!(about_gone.len(), 1, "{problems:?}");
+    assert_eq!(about_gone[0].line, Some(gone_line), "{problems:?}");
+    assert!(
+        !problems.0.iter().any(|p| p.message.contains("idp `live`")),
+        "{problems:?}"
+    );
+}
