@@ -64,9 +64,12 @@ pub struct Authenticators {
 
 impl Authenticators {
     /// Builds the authenticators the configured routes need.
+    /// `previous` is the running configuration and its authenticators on
+    /// a reload.
     pub async fn build(
         cfg: &crate::config::Config,
         trust: &Arc<crate::pki::TrustStore>,
+        previous: Option<(&crate::config::Config, &Authenticators)>,
     ) -> Result<Authenticators, String> {
         let mut a = Authenticators::default();
         if cfg
@@ -86,7 +89,19 @@ impl Authenticators {
             .iter()
             .any(|r| matches!(*r.auth.get_ref(), AuthKind::Bearer | AuthKind::Introspect));
         if wants_bearer {
-            a.bearer = Some(Arc::new(crate::token::BearerAuthenticator::build(cfg)?));
+            let kept = previous.and_then(|(old_cfg, old)| {
+                old.bearer
+                    .as_ref()
+                    .filter(|_| crate::token::BearerAuthenticator::survives(old_cfg, cfg))
+            });
+            a.bearer = Some(match kept {
+                Some(b) => {
+                    b.check_routes(cfg)?;
+                    tracing::info!("IdPs and token cache unchanged: cached tokens and keys kept");
+                    b.clone()
+                }
+                None => Arc::new(crate::token::BearerAuthenticator::build(cfg)?),
+            });
         }
         if cfg
             .routes

@@ -374,3 +374,43 @@ async fn check_config_probes_each_idp() {
         "{problems:?}"
     );
 }
+
+/// A reload that leaves the IdPs and the cache settings alone keeps the
+/// validated tokens (no burst of introspections after every SIGHUP); one
+/// that changes them starts afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_keeps_cached_tokens_unless_the_idps_change() {
+    let _idps = start_idps(&[("a", 18762, "a")]);
+    let gate = Gate::start(&format!("{}{ROUTE}", idp_toml("a", 18762, ""))).await;
+    let t = mint(18762, "alice", Kind::Opaque, None).await;
+    assert_eq!(gate.get(AUTH_PATH, Some(&t)).await.status, 200);
+    let asked = introspections(18762).await;
+    assert!(asked >= 1);
+
+    gate.bound
+        .shared
+        .reload()
+        .await
+        .expect("same config reloads");
+    assert_eq!(gate.get(AUTH_PATH, Some(&t)).await.status, 200);
+    assert_eq!(
+        introspections(18762).await,
+        asked,
+        "unchanged IdPs: the cached token answers"
+    );
+
+    let path = gate.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}\n[cache]\nmax_ttl_secs = 120\n")).unwrap();
+    gate.bound
+        .shared
+        .reload()
+        .await
+        .expect("new cache settings reload");
+    assert_eq!(gate.get(AUTH_PATH, Some(&t)).await.status, 200);
+    assert_eq!(
+        introspections(18762).await,
+        asked + 1,
+        "new cache settings: a new cache asks the IdP again"
+    );
+}

@@ -68,7 +68,7 @@ fn default_algorithms() -> Vec<String> {
 }
 
 /// One `[[idp]]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdpConfig {
     /// Short name used by routes and logs.

@@ -30,6 +30,15 @@ impl Runtime {
     /// Builds the state, reading certificates, keys and the CA directory.
     /// Problems name the configuration line whose value is at fault.
     pub async fn build(config: Config) -> Result<Runtime, Problems> {
+        Self::build_after(config, None).await
+    }
+
+    /// Same, for a reload: state that the change leaves valid (token
+    /// caches, IdP documents and keys) is carried over from `previous`.
+    pub async fn build_after(
+        config: Config,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, Problems> {
         config.validate().into_result()?;
         let src = &config.source;
         let (trust, bad) = TrustStore::load(config.tls.ca_dir.get_ref()).map_err(|e| {
@@ -68,7 +77,8 @@ impl Runtime {
             .iter()
             .filter_map(|t| Cidr::parse(t.get_ref()))
             .collect();
-        let auth = Authenticators::build(&config, &trust)
+        let carried = previous.map(|p| (&p.config, &p.auth));
+        let auth = Authenticators::build(&config, &trust, carried)
             .await
             .map_err(|e| Problems::one(Problem::file(&src.path, e)))?;
         Ok(Runtime {
@@ -103,7 +113,7 @@ impl Shared {
     pub async fn reload(&self) -> Result<(), Problems> {
         let path = self.runtime.load().config.source.path.clone();
         let result = match Config::load(&path) {
-            Ok(c) => Runtime::build(c).await,
+            Ok(c) => Runtime::build_after(c, Some(&self.runtime.load_full())).await,
             Err(p) => Err(p),
         };
         match result {

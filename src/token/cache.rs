@@ -50,7 +50,7 @@ fn default_redis_timeout() -> u64 {
 }
 
 /// `[cache]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// Longest time a validated token is trusted without asking again.

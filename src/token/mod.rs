@@ -94,31 +94,55 @@ impl BearerAuthenticator {
     /// known IdPs (IdPs from a metadata directory are known only now).
     pub fn build(cfg: &crate::config::Config) -> Result<BearerAuthenticator, String> {
         let registry = Registry::build(cfg)?;
-        for r in &cfg.routes {
-            let Some(b) = &r.bearer else { continue };
-            for n in b.idps.iter().chain(b.opaque_idps.iter().flatten()) {
-                if registry.by_name(n).is_none() {
-                    return Err(format!(
-                        "route `{}` names idp `{n}`, which is not configured",
-                        r.path.get_ref()
-                    ));
-                }
-            }
-        }
-        if registry.is_empty()
-            && cfg
-                .routes
-                .iter()
-                .any(|r| matches!(*r.auth.get_ref(), AuthKind::Bearer | AuthKind::Introspect))
-        {
-            return Err("a route uses bearer tokens but no [[idp]] is configured".into());
-        }
+        check_routes(&registry, cfg)?;
         Ok(BearerAuthenticator {
             registry: Arc::new(registry),
             cache: TokenCache::new(&cfg.cache)?,
         })
     }
 
+    /// Whether the authenticator built for `old` still fits `new`: same
+    /// IdP tables and cache settings. A metadata directory is re-read on
+    /// every reload, so it always builds afresh. Keeping it spares a
+    /// reload a burst of introspections and discovery/JWKS fetches.
+    pub fn survives(old: &crate::config::Config, new: &crate::config::Config) -> bool {
+        old.idps == new.idps
+            && old.cache == new.cache
+            && old.metadata_dir.is_none()
+            && new.metadata_dir.is_none()
+    }
+
+    /// The route checks of [`build`](Self::build), for a kept authenticator.
+    pub fn check_routes(&self, cfg: &crate::config::Config) -> Result<(), String> {
+        check_routes(&self.registry, cfg)
+    }
+}
+
+/// Every IdP a route names exists, and bearer routes have IdPs at all.
+fn check_routes(registry: &Registry, cfg: &crate::config::Config) -> Result<(), String> {
+    for r in &cfg.routes {
+        let Some(b) = &r.bearer else { continue };
+        for n in b.idps.iter().chain(b.opaque_idps.iter().flatten()) {
+            if registry.by_name(n).is_none() {
+                return Err(format!(
+                    "route `{}` names idp `{n}`, which is not configured",
+                    r.path.get_ref()
+                ));
+            }
+        }
+    }
+    if registry.is_empty()
+        && cfg
+            .routes
+            .iter()
+            .any(|r| matches!(*r.auth.get_ref(), AuthKind::Bearer | AuthKind::Introspect))
+    {
+        return Err("a route uses bearer tokens but no [[idp]] is configured".into());
+    }
+    Ok(())
+}
+
+impl BearerAuthenticator {
     fn route_options(route: &Route) -> &RouteBearer {
         route.config.bearer.as_ref().unwrap_or(&DEFAULT_ROUTE)
     }

@@ -223,8 +223,10 @@ impl Gate {
             pki.host_key.display(),
             pki.ca_dir.display()
         );
-        let cfg = fedgate::config::Config::parse(&dir.path().join("fedgate.toml"), text)
-            .expect("config parses");
+        // Written out too, so a test can edit it and reload.
+        let path = dir.path().join("fedgate.toml");
+        std::fs::write(&path, &text).unwrap();
+        let cfg = fedgate::config::Config::parse(&path, text).expect("config parses");
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             if let Err(e) = fedgate::cli::serve_config(cfg, Some(tx)).await {
@@ -241,6 +243,11 @@ impl Gate {
             bound,
             _dir: dir,
         }
+    }
+
+    /// The configuration file the gateway reloads from.
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("fedgate.toml")
     }
 
     pub fn url(&self, path: &str) -> String {
