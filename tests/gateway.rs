@@ -474,19 +474,46 @@ fn demo_answers_through_tls() {
         port.expect("demo prints its URL"),
         ca.expect("demo prints its CA"),
     );
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--cacert", &ca, "-H", "OIDC-sub: mallory"])
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-        .arg(format!("https://localhost:{port}/v3"))
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let curl = |args: &[&str], path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--cacert", &ca])
+            .args(args)
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .arg(format!("https://localhost:{port}{path}"))
+            .output()
+            .unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        (j, out.stdout)
+    };
+    let (j, raw) = curl(&["-H", "OIDC-sub: mallory"], "/v3");
     assert_eq!(j["environ"]["PATH_INFO"], "/v3");
     assert_eq!(j["environ"]["HTTPS"], "on");
-    assert!(!out.stdout.windows(7).any(|w| w == b"mallory"));
+    assert!(!raw.windows(7).any(|w| w == b"mallory"));
+
+    // The X.509 route: the demo user's certificate becomes gridsite values
+    // (the demo CA ships an empty CRL, which the default `crl = "require"`
+    // needs); without a certificate the route answers 401 with the reason.
+    let dir = std::path::Path::new(&ca).parent().unwrap();
+    let (cert, key) = (dir.join("usercert.pem"), dir.join("userkey.pem"));
+    let x509 = fedgate::demo::X509_PATH;
+    let (j, _) = curl(
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        x509,
+    );
+    assert_eq!(
+        j["environ"]["GRST_CONN_AURI_0"], "dn:/O=fedgate+demo/CN=Demo+User",
+        "{j}"
+    );
+    let (j, _) = curl(&[], x509);
+    assert_eq!(j["error"]["code"], 401, "{j}");
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// uWSGI's `http-socket` (and other simple servers) answer HTTP/1.1 without

@@ -30,6 +30,13 @@ client_auth = "optional"
 # an in-process stand-in for Keystone that echoes the WSGI environ it receives
 url = "uwsgi://127.0.0.1:{upstream_port}"
 
+# Keystone's federation login for X.509: the client certificate (grid
+# proxies too) is validated and passed on as gridsite would (GRST_*, SSL_CLIENT_*)
+[[route]]
+name = "x509"
+path = "^/v3/OS-FEDERATION/identity_providers/[^/]+/protocols/x509/auth$"
+auth = "x509"
+
 [[route]]
 name = "keystone"
 path = "^/"
@@ -104,6 +111,9 @@ pub async fn run(listen: &str, admin: &str) -> ExitCode {
     }
 }
 
+/// The demo's X.509 login URL path (Keystone's federation auth call).
+pub const X509_PATH: &str = "/v3/OS-FEDERATION/identity_providers/demo/protocols/x509/auth";
+
 fn print_help(dir: &Path, pki: &pki::DemoPki, bound: &crate::cli::Bound) {
     let l = bound
         .listen
@@ -129,8 +139,10 @@ Try:
   curl --cacert {ca} https://localhost:{port}/v3/auth/tokens
   # a client trying to smuggle an identity: the headers never reach the upstream
   curl --cacert {ca} -H 'OIDC-sub: mallory' -H 'GRST_VOMS_FQANS: /evil' https://localhost:{port}/v3
-  # with the demo user's client certificate
-  curl --cacert {ca} --cert {ucert} --key {ukey} https://localhost:{port}/v3
+  # an X.509 login route: the demo user's certificate becomes GRST_* and SSL_CLIENT_* values
+  curl --cacert {ca} --cert {ucert} --key {ukey} https://localhost:{port}{x509}
+  # the same route without a certificate: 401 with the reason
+  curl --cacert {ca} https://localhost:{port}{x509}
   # health and metrics
   curl http://{admin}/healthz ; curl http://{admin}/metrics
 
@@ -138,6 +150,7 @@ Stop with Ctrl-C.
 "#,
         dir = dir.display(),
         cfg = dir.join("fedgate.toml").display(),
+        x509 = X509_PATH,
         ucert = pki.user_cert.display(),
         ukey = pki.user_key.display(),
     );

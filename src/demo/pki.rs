@@ -1,5 +1,5 @@
 //! A throwaway PKI for the demo: a CA, a host certificate for localhost
-//! and a user certificate, written in IGTF layout.
+//! and a user certificate, written in IGTF layout with an empty CRL.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,7 @@ pub fn create(dir: &Path) -> Result<DemoPki, Box<dyn std::error::Error>> {
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = rcgen::Issuer::new(ca, ca_key);
 
+    let now = time::OffsetDateTime::now_utc();
     let host_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut host = CertificateParams::default();
     host.distinguished_name = dn(&[
@@ -51,6 +52,8 @@ pub fn create(dir: &Path) -> Result<DemoPki, Box<dyn std::error::Error>> {
         SanType::IpAddress([127, 0, 0, 1].into()),
     ];
     host.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    host.not_before = now - time::Duration::hours(1);
+    host.not_after = now + time::Duration::days(30);
     let host_cert = host.signed_by(&host_key, &issuer)?;
 
     let user_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -61,12 +64,27 @@ pub fn create(dir: &Path) -> Result<DemoPki, Box<dyn std::error::Error>> {
     ]);
     user.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     user.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    user.not_before = now - time::Duration::hours(1);
+    user.not_after = now + time::Duration::days(30);
     let user_cert = user.signed_by(&user_key, &issuer)?;
+
+    // An empty CRL, as fetch-crl would install: fedgate requires one for
+    // every CA by default.
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::minutes(5),
+        next_update: now + time::Duration::days(7),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)?;
 
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca_cert.pem())?;
     let hash = crate::pki::hash::subject_hash(ca_cert.der())?;
     std::fs::write(ca_dir.join(format!("{hash:08x}.0")), ca_cert.pem())?;
+    std::fs::write(ca_dir.join(format!("{hash:08x}.r0")), crl.pem()?)?;
     let p = DemoPki {
         ca_file,
         ca_dir,
