@@ -3,12 +3,12 @@
 //!
 //! Ports: IdPs 18760-18768, Redis 18790; fedgate binds ephemeral ports.
 
-mod support;
+mod common;
 
 use std::time::Duration;
 
+use common::idp::*;
 use serde_json::Value;
-use support::*;
 
 fn env_str<'a>(e: &'a serde_json::Map<String, Value>, k: &str) -> &'a str {
     e.get(k)

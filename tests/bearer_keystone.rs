@@ -9,10 +9,10 @@
 //! KEYSTONE_OIDC_ISSUERS). The CLI is
 //! FEDGATE_E2E_OPENSTACK or ~/.cache/fedgate/keystone-venv/bin/openstack.
 
-mod support;
+mod common;
 
+use common::idp::*;
 use serde_json::Value;
-use support::*;
 
 fn openstack() -> String {
     std::env::var("FEDGATE_E2E_OPENSTACK").unwrap_or_else(|_| {

@@ -2,15 +2,14 @@
 //! revocation and namespace modes, and the exported values checked
 //! against the openssl CLI's view of the same certificates.
 
-#[path = "gridpki/mod.rs"]
-mod support;
+mod common;
 
 use std::sync::Arc;
 
+use common::gridpki::{Pki, epoch, openssl, pki, split_pems};
 use fedgate::pki::config::{LimitedProxies, NamespaceMode};
 use fedgate::pki::crl::CrlMode;
 use fedgate::pki::{FailKind, TrustStore, Validator, X509Config};
-use support::pki::{Pki, epoch, openssl, pki, split_pems};
 
 fn now() -> i64 {
     fedgate::pki::authn::unix_now()

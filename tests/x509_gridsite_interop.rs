@@ -6,14 +6,13 @@
 //! with a message when apache2, mod_gridsite or root is unavailable.
 //! Ports 18710-18711.
 
-#[path = "gridpki/mod.rs"]
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::pki::{Pki, pki};
+use common::gridpki::{Pki, pki};
 
 const CGI: u16 = 18710;
 const STATIC: u16 = 18711;

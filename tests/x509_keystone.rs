@@ -6,14 +6,13 @@
 //! Needs the Keystone harness (FEDGATE_E2E_KEYSTONE_UWSGI/_URL, set by
 //! scripts/test.sh) and the grid tools the test PKI is minted with.
 
-#[path = "gridpki/mod.rs"]
-mod support;
+mod common;
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::pki::{openssl, pki};
+use common::gridpki::{openssl, pki};
 
 const AUTH: &str = "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth";
 const PORT: u16 = 18730;

@@ -4,18 +4,14 @@
 //! with the reason; accepted chains reach the upstream with exactly the
 //! values `fedgate x509-info` predicts. Ports 18700-18705.
 
-#[path = "gridpki/mod.rs"]
-mod support;
-
-#[allow(dead_code)]
-#[path = "common/client.rs"]
-mod client;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use support::pki::{Pki, pki};
+use common::client;
+use common::gridpki::{Pki, pki};
 
 const ECHO: u16 = 18700;
 const REQUIRED: u16 = 18701;

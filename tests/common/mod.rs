@@ -1,7 +1,9 @@
 //! Shared by the integration tests: a throwaway PKI, the real `fedgate`
 //! binary as a child process, a small TLS HTTP/1.1 client that sends
 //! exactly the bytes a test wants, and two recording upstreams (uwsgi and
-//! HTTP) so a test can see what reached "Keystone".
+//! HTTP) so a test can see what reached "Keystone". Submodules: `client`,
+//! `upstream`, `idp` (real IdPs and Redis, fedgate in process) and
+//! `gridpki` (the grid PKI and VOMS proxies of tests/fixtures/pki).
 //!
 //! Every listener binds 127.0.0.1 port 0: the kernel hands out free
 //! ephemeral ports (32768+), so parallel tests never collide with each
@@ -10,6 +12,8 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod gridpki;
+pub mod idp;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
