@@ -59,8 +59,14 @@ impl ConnVerdict {
     }
 }
 
-/// The earliest expiry among everything a verdict relied on.
+/// The earliest expiry among everything a verdict relied on. A refusal
+/// stays a refusal until a reload (time only makes an expired certificate
+/// more expired), so a client cannot make every request on one connection
+/// pay for a full chain validation.
 fn stale_after(verdict: &Verdict, voms: Option<&VomsOutcome>) -> i64 {
+    if !verdict.valid() {
+        return i64::MAX;
+    }
     let certs = verdict
         .certs
         .iter()
@@ -250,6 +256,7 @@ mod tests {
 
     fn verdict_with_acs(auth: &X509Authenticator, acs: Vec<ValidAc>) -> ConnVerdict {
         let mut cv = auth.evaluate(&Vec::<Vec<u8>>::new(), 1_000);
+        cv.verdict.failure = None; // as if the (empty) chain had passed
         cv.voms = Some(VomsOutcome {
             carrier: Some(0),
             acs,
@@ -266,6 +273,18 @@ mod tests {
         assert!(cv.holds(&auth, 2_999));
         assert!(cv.holds(&auth, 3_000));
         assert!(!cv.holds(&auth, 3_001), "FQANs must not outlive their AC");
+    }
+
+    #[test]
+    fn a_refusal_is_kept_until_a_reload() {
+        let auth = authenticator();
+        let cv = auth.evaluate(&Vec::<Vec<u8>>::new(), 1_000);
+        assert!(!cv.verdict.valid());
+        assert!(
+            cv.holds(&auth, i64::MAX - 1),
+            "no re-validation per request"
+        );
+        assert!(!cv.holds(&authenticator(), 1_000));
     }
 
     #[test]
