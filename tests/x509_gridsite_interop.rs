@@ -143,7 +143,7 @@ fn fedgate_info(p: &Pki, case: &str) -> serde_json::Value {
 }
 
 /// The gridsite values fedgate is expected to reproduce: GRST_* of the
-/// `dn:` (and, once VOMS is wired, `fqan:`) credentials, and mod_ssl's
+/// `dn:` and `fqan:` credentials, and mod_ssl's
 /// client values. `dns:`/`ip:` entries are request-level (fedgate omits
 /// `dns:` on purpose; x509-info has no client address).
 fn comparable(env: &BTreeMap<String, String>, with_voms: bool) -> BTreeMap<String, String> {
@@ -207,6 +207,7 @@ fn fedgate_agrees_with_apache_gridsite() {
     cases.sort();
     assert!(cases.len() >= 30, "{cases:?}");
     let mut compared = 0;
+    let mut compared_fqans = 0;
     let mut report = Vec::new();
     for case in &cases {
         let gs = gridsite_env(p, case);
@@ -249,7 +250,17 @@ fn fedgate_agrees_with_apache_gridsite() {
         assert!(want.contains_key("GRST_CONN_AURI_0"), "{case}: {gs:?}");
         assert_eq!(got, want, "{case}: values differ from gridsite");
         compared += 1;
+        if got.values().any(|v| v.starts_with("fqan:")) {
+            compared_fqans += 1;
+        }
     }
     eprintln!("{}", report.join("\n"));
+    eprintln!("{compared} cases compared, {compared_fqans} of them with fqan: credentials");
     assert!(compared >= 15, "only {compared} cases compared");
+    // The VOMS cases must be among them: FQAN credentials (GRST_CONN_AURI_n
+    // = fqan:..., GRST_CRED_n = VOMS ..., GRST_VOMS_FQANS) compared live.
+    assert!(
+        compared_fqans >= 3,
+        "only {compared_fqans} VOMS cases compared"
+    );
 }
