@@ -336,20 +336,14 @@ async fn two_instances_share_the_cache_through_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_config_probes_each_idp() {
     let _idps = start_idps(&[("a", 18767, "a")]);
-    fedgate::tls::provider();
-    let dir = tempfile::tempdir().unwrap();
-    let pki = fedgate::demo::pki::create(dir.path()).unwrap();
-    let text = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = []\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca_dir = \"{}\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n{}{}{ROUTE}",
-        pki.host_cert.display(),
-        pki.host_key.display(),
-        pki.ca_dir.display(),
+    let gate = Gate::start(&format!(
+        "{}{}{ROUTE}",
         idp_toml("live", 18767, ""),
         idp_toml("gone", 18769, "timeout_secs = 2"),
-    );
-    let path = dir.path().join("fedgate.toml");
-    std::fs::write(&path, &text).unwrap();
-    let cfg = fedgate::config::Config::load(&path).unwrap();
+    ))
+    .await;
+    let text = std::fs::read_to_string(gate.config_path()).unwrap();
+    let cfg = gate.bound.shared.runtime.load_full().config.clone();
     let (problems, notes) = fedgate::check::check(&cfg).await;
     assert!(
         notes.iter().any(|n| n.contains("idp `live`")

@@ -8,10 +8,14 @@
 //! harness packages, and /usr/bin/chromium. Without them the test says why
 //! and passes, except under CI, where a missing part is a failure.
 
-use std::net::TcpStream;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Gateway;
+use common::idp::{Proc, wait_port};
 
 const ORIGIN: &str = "https://horizon.test/dashboard/auth/websso/";
 const IDP_A: u16 = 18850;
@@ -20,14 +24,6 @@ const GATE: u16 = 18852;
 const GATE_SHORT: u16 = 18853;
 const ALICE_A: &str = "a11ce0000000000000000000000000001@egi.test";
 const ALICE_B: &str = "idpb-alice-7d3f9c1e";
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,18 +40,7 @@ fn require(ok: bool, what: &str) -> bool {
     ok
 }
 
-fn wait_port(port: u16) {
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "port {port} did not open"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn start_idps(state: &Path) -> Kill {
+fn start_idps(state: &Path) -> Proc {
     let redirects: Vec<String> = [GATE, GATE_SHORT]
         .iter()
         .map(|p| format!("https://localhost:{p}/v3/auth/OS-FEDERATION/websso/openid/redirect"))
@@ -71,19 +56,19 @@ fn start_idps(state: &Path) -> Kill {
         .stderr(Stdio::null())
         .spawn()
         .expect("node starts");
-    let k = Kill(child);
-    wait_port(IDP_A);
-    wait_port(IDP_B);
+    let k = Proc(child);
+    wait_port(IDP_A, "IdP a");
+    wait_port(IDP_B, "IdP b");
     k
 }
 
-fn start_gate(dir: &Path, port: u16, uwsgi: &str, inactivity: u64) -> Kill {
+fn start_gate(dir: &Path, port: u16, uwsgi: &str, inactivity: u64) -> Gateway {
     let pki = fedgate::demo::pki::create(&dir.join(format!("pki{port}"))).expect("pki");
     let cfg = format!(
         r#"[server]
 listen = ["127.0.0.1:{port}"]
 [admin]
-listen = []
+listen = ["127.0.0.1:0"]
 [tls]
 certificate = "{cert}"
 private_key = "{key}"
@@ -119,19 +104,7 @@ auth = "none"
         key = pki.host_key.display(),
         ca = pki.ca_dir.display(),
     );
-    let path = dir.join(format!("fedgate-{port}.toml"));
-    std::fs::write(&path, cfg).unwrap();
-    let log = std::fs::File::create(dir.join(format!("fedgate-{port}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_fedgate"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("fedgate starts");
-    let k = Kill(child);
-    wait_port(port);
-    k
+    Gateway::start_text(&cfg)
 }
 
 /// One browser login; returns the script's JSON.

@@ -8,22 +8,13 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::Gateway;
 use common::gridpki::{openssl, pki};
 
 const AUTH: &str = "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth";
 const PORT: u16 = 18730;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// POST with a client credential file (proxy or certificate + key in one
 /// PEM, as grid tools write them): status and body.
@@ -66,7 +57,7 @@ fn voms_proxies_get_keystone_tokens_with_the_egi_mapping() {
         r#"[server]
 listen = ["127.0.0.1:{PORT}"]
 [admin]
-listen = []
+listen = ["127.0.0.1:0"]
 [tls]
 certificate = "{cert}"
 private_key = "{key}"
@@ -91,26 +82,7 @@ auth = "none"
         ca = p.certs().display(),
         vomsdir = p.vomsdir().display(),
     );
-    let path = dir.path().join("fedgate.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let log = std::fs::File::create(dir.path().join("fedgate.log")).unwrap();
-    let _gate = Kill(
-        Command::new(env!("CARGO_BIN_EXE_fedgate"))
-            .args(["run", "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", PORT)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "fedgate did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _gate = Gateway::start_text(&cfg);
     let dn = openssl(&[
         "x509",
         "-in",

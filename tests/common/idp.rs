@@ -34,7 +34,8 @@ pub fn npm_ci() {
     });
 }
 
-fn wait_port(port: u16, what: &str) {
+/// Waits (30 s at most) until something listens on `port`.
+pub fn wait_port(port: u16, what: &str) {
     let until = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(

@@ -89,6 +89,14 @@ fn answer_json(seen: &Seen, kind: &str) -> Vec<u8> {
 
 /// The uwsgi protocol: `0 len16le 0`, vars, then CONTENT_LENGTH bytes.
 pub fn uwsgi_echo() -> Upstream {
+    serve(|s, r| {
+        let _ = uwsgi_one(s, r);
+    })
+}
+
+/// A listener on an ephemeral port, one thread per connection running
+/// `conn` with the shared record.
+fn serve(conn: fn(TcpStream, &Record)) -> Upstream {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let record = Record::default();
@@ -96,9 +104,7 @@ pub fn uwsgi_echo() -> Upstream {
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
             let r = r.clone();
-            std::thread::spawn(move || {
-                let _ = uwsgi_one(s, &r);
-            });
+            std::thread::spawn(move || conn(s, &r));
         }
     });
     Upstream { addr, record }
@@ -151,21 +157,11 @@ fn uwsgi_one(mut s: TcpStream, r: &Record) -> std::io::Result<()> {
 
 /// HTTP/1.1 with keep-alive, Content-Length and chunked request bodies.
 pub fn http_echo() -> Upstream {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let record = Record::default();
-    let r = record.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let r = r.clone();
-            std::thread::spawn(move || {
-                let mut rd = BufReader::new(s.try_clone().unwrap());
-                let mut w = s;
-                while let Ok(true) = http_one(&mut rd, &mut w, &r) {}
-            });
-        }
-    });
-    Upstream { addr, record }
+    serve(|s, r| {
+        let mut rd = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        while let Ok(true) = http_one(&mut rd, &mut w, r) {}
+    })
 }
 
 fn http_one(rd: &mut BufReader<TcpStream>, w: &mut TcpStream, r: &Record) -> std::io::Result<bool> {
