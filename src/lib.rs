@@ -2,27 +2,100 @@
 //! authenticates by X.509/VOMS, OIDC or bearer token, and hands Keystone the
 //! identity under the names its federation mappings already use.
 //!
-//! A request travels: [`server`] (TLS, client chain) → [`route`] (which
-//! auth the path needs) → [`auth`] (an authenticator) → one
-//! [`identity::Identity`] → [`upstream`] (uwsgi environ or HTTP headers) →
-//! Keystone.
+//! # Layout
+//!
+//! A request travels one way: the [`server`](crate#layout) accepts it and
+//! terminates TLS, `route` picks the route, `auth` runs the route's
+//! authenticator, which yields one [`Identity`], and `upstream` encodes that
+//! identity for Keystone (uwsgi environ or HTTP headers).
+//!
+//! The modules form layers. **A module imports only modules below it**;
+//! `tests/layering.rs` parses every `use` and fails on an upward or
+//! sideways import, so the rule holds by construction:
+//!
+//! | layer | job |
+//! |---|---|
+//! | `app` | the command line; `run`, `check-config`, `x509-info`, `demo`; the admin listener; owns the background services |
+//! | `server` | accept, TLS handshake, HTTP/1.1 and HTTP/2, the request pipeline, reload, file watching |
+//! | `config` | the TOML file: loads it and validates it; each section's type lives beside its subsystem |
+//! | `route` | `[[route]]` tables: which authentication a path needs |
+//! | `auth` | the contract (`AuthOutcome`, `Denial`), enum dispatch, and one folder per authenticator (`x509`, `bearer`, `websso`), each given its own options only |
+//! | `services` | the background-service trait and its set (plugins) |
+//! | `upstream` | the uwsgi and HTTP encoders towards Keystone |
+//! | `tls` | rustls server configuration and the grid client-certificate verifier |
+//! | `oidc` | IdP registry, discovery, JWKS, JWS verification, introspection, claims → `Identity` |
+//! | `voms` | VOMS attribute certificates |
+//! | `pki` | grid PKI primitives: trust store, chain validation, DNs |
+//! | `session` | sealed cookies and the browser-session store |
+//! | `http` | body, error replies, hop-by-hop and X-Forwarded-* headers, request host, the outbound client |
+//! | leaves | `identity`, `conn`, `metrics`, `logging`, `problem`, `secret`, `crypto`, `shutdown`, `kv`: import none of the above and none of each other |
+//!
+//! # Public surface
+//!
+//! The binary is the product; this library exists for it, for the
+//! integration tests and for the fuzz targets. Its stable surface is small:
+//! [`main`], [`serve_config`] with [`Bound`], [`Config`], [`Identity`], and
+//! the [`demo`] pieces. [`internal`] re-exports parsers and primitives for
+//! the fuzz targets and tests, and is not an API.
 
-pub mod admin;
-pub mod auth;
-pub mod check;
-pub mod cli;
-pub mod config;
-pub mod conn;
-pub mod demo;
-pub mod identity;
-pub mod logging;
-pub mod metrics;
-pub mod oidc;
-pub mod pki;
-pub mod route;
-pub mod server;
-pub mod session;
-pub mod tls;
-pub mod token;
-pub mod upstream;
-pub mod voms;
+// Layers, top to bottom (see the table above).
+mod app;
+mod auth;
+mod config;
+mod http;
+mod oidc;
+mod pki;
+mod route;
+mod server;
+mod services;
+mod session;
+mod tls;
+mod upstream;
+mod voms;
+// Leaves.
+mod conn;
+mod crypto;
+mod identity;
+mod kv;
+mod logging;
+mod metrics;
+mod problem;
+mod secret;
+mod shutdown;
+
+pub use app::{Bound, ServeError, main, serve_config};
+pub use config::Config;
+pub use identity::{AuthMethod, Identity};
+pub use problem::{Problem, Problems};
+
+/// The demo's throwaway PKI and its upstream that echoes the WSGI environ
+/// it receives; the integration tests reuse both.
+pub mod demo {
+    pub use crate::app::demo::{X509_PATH, echo, pki};
+}
+
+/// Not an API: parsers of untrusted input and grid primitives, public for
+/// the fuzz targets and the integration tests only.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::app::check::check;
+    pub use crate::crypto::provider as crypto_provider;
+    pub use crate::http::client as http_client;
+    pub use crate::route::RouteTable;
+    pub use crate::upstream::uwsgi;
+
+    /// Grid PKI primitives and the gridsite values built from a verdict.
+    pub mod pki {
+        pub use crate::auth::x509::gridsite;
+        pub use crate::pki::*;
+    }
+    pub mod voms {
+        pub use crate::voms::*;
+    }
+    pub mod oidc {
+        pub use crate::oidc::{claims, idp, introspect, jwks, jws};
+    }
+    pub mod bearer {
+        pub use crate::auth::bearer::extract;
+    }
+}

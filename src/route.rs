@@ -8,35 +8,9 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{Config, Problem, Problems};
-
-/// The authentication a route asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthKind {
-    /// Forward without an identity (Keystone's own password/token auth).
-    None,
-    /// X.509 client chain, GSI proxies and VOMS attributes.
-    X509,
-    /// `Authorization: Bearer` access token.
-    Bearer,
-    /// Browser login with the OIDC authorization-code flow.
-    Oidc,
-    /// ESACO-compatible RFC 7662 endpoint (fedgate answers itself).
-    Introspect,
-}
-
-impl AuthKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthKind::None => "none",
-            AuthKind::X509 => "x509",
-            AuthKind::Bearer => "bearer",
-            AuthKind::Oidc => "oidc",
-            AuthKind::Introspect => "introspect",
-        }
-    }
-}
+pub use crate::auth::AuthKind;
+use crate::auth::{Policy, bearer::RouteBearer, websso::RouteOidc, x509::RouteX509};
+use crate::problem::{Problem, Problems, Source};
 
 /// One `[[route]]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,25 +24,37 @@ pub struct RouteConfig {
     pub auth: Spanned<AuthKind>,
     /// Options of the x509 authenticator for this route.
     #[serde(default)]
-    pub x509: Option<crate::pki::RouteX509>,
+    pub x509: Option<RouteX509>,
     /// Options of browser-login routes.
     #[serde(default)]
-    pub oidc: Option<crate::oidc::websso::config::RouteOidc>,
+    pub oidc: Option<RouteOidc>,
     /// Options of bearer and introspect routes.
     #[serde(default)]
-    pub bearer: Option<crate::token::RouteBearer>,
+    pub bearer: Option<RouteBearer>,
+}
+
+/// What route validation needs to know of the rest of the configuration.
+pub struct Context<'a> {
+    /// Names of the `[[idp]]` tables; `None` when a metadata directory may
+    /// add more (then names are checked once it has been read).
+    pub idp_names: Option<Vec<&'a str>>,
+    /// Whether any IdP can exist (`[[idp]]` or a metadata directory).
+    pub any_idp: bool,
+    /// Whether `[oidc] trusted_dashboards` is set.
+    pub dashboards: bool,
 }
 
 impl RouteConfig {
-    pub(crate) fn validate(&self, cfg: &Config, p: &mut Problems) {
-        let src = &cfg.source;
+    /// Checks one route against its own rules and `ctx`.
+    pub fn validate(&self, src: &Source, ctx: &Context<'_>, p: &mut Problems) {
         if let Err(e) = Regex::new(self.path.get_ref()) {
             p.push(src.problem(&self.path, format!("route path is not a valid regex: {e}")));
         }
+        let known = |n: &str| ctx.idp_names.as_ref().is_none_or(|v| v.contains(&n));
         match *self.auth.get_ref() {
             AuthKind::None | AuthKind::X509 => {}
             AuthKind::Bearer | AuthKind::Introspect => {
-                if cfg.idps.is_empty() && cfg.metadata_dir.is_none() {
+                if !ctx.any_idp {
                     p.push(src.problem(
                         &self.auth,
                         "bearer tokens need at least one [[idp]] (or metadata_dir)",
@@ -81,7 +67,7 @@ impl RouteConfig {
                     }
                 }
                 for n in b.idps.iter().chain(b.opaque_idps.iter().flatten()) {
-                    if cfg.metadata_dir.is_none() && !cfg.idps.iter().any(|i| &i.name == n) {
+                    if !known(n) {
                         p.push(src.problem(
                             &self.path,
                             format!("[route.bearer] names idp `{n}`, which is not configured"),
@@ -93,17 +79,17 @@ impl RouteConfig {
                 }
             }
             AuthKind::Oidc => {
-                if cfg.idps.is_empty() && cfg.metadata_dir.is_none() {
+                if !ctx.any_idp {
                     p.push(src.problem(
                         &self.auth,
                         "browser login needs at least one [[idp]] (or metadata_dir)",
                     ));
                 }
-                if cfg.oidc.trusted_dashboards.is_empty() {
+                if !ctx.dashboards {
                     p.push(src.problem(&self.auth, "browser login needs [oidc] trusted_dashboards (Keystone's trusted_dashboard values)"));
                 }
                 for n in self.oidc.iter().flat_map(|o| o.idps.iter()) {
-                    if cfg.metadata_dir.is_none() && !cfg.idps.iter().any(|i| &i.name == n) {
+                    if !known(n) {
                         p.push(src.problem(
                             &self.path,
                             format!("[route.oidc] names idp `{n}`, which is not configured"),
@@ -136,6 +122,17 @@ impl RouteConfig {
             ));
         }
     }
+
+    /// The authenticator this route asks for, with its options.
+    pub fn policy(&self) -> Policy {
+        match *self.auth.get_ref() {
+            AuthKind::None => Policy::None,
+            AuthKind::X509 => Policy::X509(self.x509.clone().unwrap_or_default()),
+            AuthKind::Bearer => Policy::Bearer(self.bearer.clone().unwrap_or_default()),
+            AuthKind::Introspect => Policy::Introspect(self.bearer.clone().unwrap_or_default()),
+            AuthKind::Oidc => Policy::Oidc(self.oidc.clone().unwrap_or_default()),
+        }
+    }
 }
 
 /// A compiled route.
@@ -143,8 +140,13 @@ impl RouteConfig {
 pub struct Route {
     pub name: String,
     pub path: Regex,
-    pub auth: AuthKind,
-    pub config: RouteConfig,
+    pub policy: Policy,
+}
+
+impl Route {
+    pub fn auth(&self) -> AuthKind {
+        self.policy.kind()
+    }
 }
 
 /// The compiled, ordered route list.
@@ -155,26 +157,23 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Compiles validated route configs; regexes were checked by
-    /// [`Config::validate`], so failure here is a bug reported as a problem.
-    pub fn build(cfg: &Config) -> Result<RouteTable, Problems> {
-        let mut routes = Vec::new();
+    /// [`RouteConfig::validate`], so failure here is a bug reported as a
+    /// problem.
+    pub fn build(routes: &[RouteConfig], src: &Source) -> Result<RouteTable, Problems> {
+        let mut out = Vec::new();
         let mut problems = Problems::default();
-        for (i, r) in cfg.routes.iter().enumerate() {
+        for (i, r) in routes.iter().enumerate() {
             match Regex::new(r.path.get_ref()) {
-                Ok(path) => routes.push(Route {
+                Ok(path) => out.push(Route {
                     name: r.name.clone().unwrap_or_else(|| format!("route{i}")),
                     path,
-                    auth: *r.auth.get_ref(),
-                    config: r.clone(),
+                    policy: r.policy(),
                 }),
-                Err(e) => problems.push(
-                    cfg.source
-                        .problem(&r.path, format!("route path regex: {e}")),
-                ),
+                Err(e) => problems.push(src.problem(&r.path, format!("route path regex: {e}"))),
             }
         }
         problems.into_result()?;
-        Ok(RouteTable { routes })
+        Ok(RouteTable { routes: out })
     }
 
     /// The first route matching `path`, if any.
@@ -184,61 +183,5 @@ impl RouteTable {
 
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn cfg(routes: &str) -> Config {
-        let text = format!("[upstream]\nurl = \"http://127.0.0.1:1\"\n{routes}");
-        Config::parse(Path::new("t.toml"), text).unwrap()
-    }
-
-    #[test]
-    fn first_match_wins() {
-        let c = cfg(
-            "[[route]]\nname = \"voms\"\npath = \"^/v3/OS-FEDERATION/.*/protocols/mapped/auth$\"\nauth = \"none\"\n\
-             [[route]]\npath = \"^/\"\nauth = \"none\"\n",
-        );
-        assert!(c.validate().is_empty(), "{}", c.validate());
-        let t = RouteTable::build(&c).unwrap();
-        let r = t
-            .find("/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth")
-            .unwrap();
-        assert_eq!(r.name.as_str(), "voms");
-        let r = t.find("/v3/auth/tokens").unwrap();
-        assert_eq!((r.name.as_str(), r.auth), ("route1", AuthKind::None));
-    }
-
-    #[test]
-    fn no_match_is_none() {
-        let c = cfg("[[route]]\npath = \"^/v3$\"\nauth = \"none\"\n");
-        let t = RouteTable::build(&c).unwrap();
-        assert!(t.find("/v2.0").is_none());
-    }
-
-    #[test]
-    fn bad_regex_names_its_line() {
-        let c = cfg("\n[[route]]\npath = \"^/(\"\nauth = \"none\"\n");
-        let p = c.validate();
-        assert_eq!(p.0.len(), 1, "{p}");
-        assert_eq!(p.0[0].line, Some(5));
-        assert!(p.0[0].message.contains("regex"));
-    }
-
-    #[test]
-    fn unknown_auth_is_a_parse_error_with_line() {
-        let e = Config::parse(
-            Path::new("t.toml"),
-            "[upstream]\nurl = \"http://x:1\"\n[[route]]\npath = \"^/\"\nauth = \"kerberos\"\n"
-                .into(),
-        )
-        .err()
-        .unwrap();
-        assert_eq!(e.0[0].line, Some(5), "{e}");
-        assert!(e.0[0].message.contains("kerberos"), "{e}");
     }
 }

@@ -120,7 +120,7 @@ async fn bad_tokens_get_401_with_a_reason() {
     ))
     .await;
 
-    let check = |a: fedgate::oidc::http::Answer, want: &str| {
+    let check = |a: fedgate::internal::http_client::Answer, want: &str| {
         assert_eq!(
             a.status,
             401,
@@ -344,7 +344,7 @@ async fn check_config_probes_each_idp() {
     .await;
     let text = std::fs::read_to_string(gate.config_path()).unwrap();
     let cfg = gate.bound.shared.runtime.load_full().config.clone();
-    let (problems, notes) = fedgate::check::check(&cfg).await;
+    let (problems, notes) = fedgate::internal::check(&cfg).await;
     assert!(
         notes.iter().any(|n| n.contains("idp `live`")
             && n.contains("discovery OK")

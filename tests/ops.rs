@@ -171,8 +171,7 @@ fn bad_new_config_is_refused_and_the_old_one_kept() {
             .logs
             .all()
             .into_iter()
-            .filter(|l| l.contains("reload refused"))
-            .last();
+            .rfind(|l| l.contains("reload refused"));
         let line = line.expect("a log line says the reload was refused");
         assert!(
             line.contains("fedgate.toml"),

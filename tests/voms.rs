@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fedgate::voms::{
+use fedgate::internal::voms::{
     AaVerifier, ExportNames, GenericAttribute, VomsConfig, VomsOutcome, VomsSettings, evaluate,
     export,
 };
@@ -81,7 +81,7 @@ impl AaVerifier for TestAa {
         if aa.issuer().as_raw() != ca.subject().as_raw() {
             return Err("issuer is not the test CA".into());
         }
-        fedgate::voms::validate::verify_rsa(
+        fedgate::internal::voms::validate::verify_rsa(
             &aa.signature_algorithm.algorithm.to_id_string(),
             ca.public_key(),
             aa.tbs_certificate.as_ref(),
@@ -161,7 +161,7 @@ fn independent_ac_facts(chain: &[CertificateDer<'_>], carrier: usize) -> (String
     let info = ac.as_sequence().unwrap()[0].as_sequence().unwrap();
     let serial = hex::encode_upper(info[4].as_slice().unwrap());
     let times = info[5].as_sequence().unwrap();
-    let t = |o: &x509_parser::der_parser::ber::BerObject| match &o.content {
+    let t = |o: &x509_parser::der_parser::ber::BerObject<'_>| match &o.content {
         BerObjectContent::GeneralizedTime(t) => t.to_string(),
         other => panic!("not a GeneralizedTime: {other:?}"),
     };
@@ -451,8 +451,8 @@ fn sha1_signed_ac() {
         .iter()
         .find(|e| e.oid.to_id_string() == "1.3.6.1.4.1.8005.100.100.5")
         .unwrap();
-    let acs = fedgate::voms::asn1::split_acseq(ext.value).unwrap();
-    let ac = fedgate::voms::asn1::parse_ac(acs[0]).unwrap();
+    let acs = fedgate::internal::voms::asn1::split_acseq(ext.value).unwrap();
+    let ac = fedgate::internal::voms::asn1::parse_ac(acs[0]).unwrap();
     assert_eq!(
         ac.signature_algorithm.oid.to_string(),
         "1.2.840.113549.1.1.5"
@@ -582,7 +582,7 @@ fn cache_keeps_holder_and_time_checks() {
 fn too_many_acs() {
     let s = settings();
     let o = run("many_acs", &s);
-    assert_eq!(o.acs.len(), fedgate::voms::MAX_ACS);
+    assert_eq!(o.acs.len(), fedgate::internal::voms::MAX_ACS);
     assert_eq!(
         o.refused,
         vec!["1 ACs beyond the first 16 ignored".to_string()]
@@ -593,13 +593,13 @@ fn too_many_acs() {
 #[test]
 fn x509_info_text() {
     let o = run("ga", &settings());
-    let text = fedgate::voms::info::describe(&o, USER, now());
+    let text = fedgate::internal::voms::info::describe(&o, USER, now());
     assert!(
         text.contains("attribute : title = a b%c@d (test.vo)\n"),
         "{text}"
     );
     assert!(text.contains(&format!("issuer    : {VOMS}\n")), "{text}");
-    let text = fedgate::voms::info::describe(&run("crit_ext", &settings()), USER, now());
+    let text = fedgate::internal::voms::info::describe(&run("crit_ext", &settings()), USER, now());
     assert!(
         text.contains("refused   : AC 1/1 (VO test.vo): unknown critical extension"),
         "{text}"
@@ -609,7 +609,7 @@ fn x509_info_text() {
 #[test]
 fn route_requirement() {
     let s = settings();
-    let req: fedgate::voms::RouteVoms =
+    let req: fedgate::internal::voms::RouteVoms =
         toml::from_str("require_fqan = '^/test.vo/group1/.*'").unwrap();
     assert!(req.check(&run("basic", &s)).is_ok());
     let e = req.check(&run("expired_ac", &s)).unwrap_err();
@@ -685,7 +685,7 @@ fn same_verdicts_as_gridsite() {
             .iter()
             .flat_map(|a| a.fqans.iter())
             .rev()
-            .map(|f| fedgate::pki::dn::mild_encode(f.as_bytes()))
+            .map(|f| fedgate::internal::pki::dn::mild_encode(f.as_bytes()))
             .collect();
         let ours = if ours.is_empty() {
             "-".to_string()

@@ -7,12 +7,12 @@ mod common;
 use std::sync::Arc;
 
 use common::gridpki::{Pki, epoch, openssl, pki, split_pems};
-use fedgate::pki::config::{LimitedProxies, NamespaceMode};
-use fedgate::pki::crl::CrlMode;
-use fedgate::pki::{FailKind, TrustStore, Validator, X509Config};
+use fedgate::internal::pki::config::{LimitedProxies, NamespaceMode};
+use fedgate::internal::pki::crl::CrlMode;
+use fedgate::internal::pki::{FailKind, TrustStore, Validator, X509Config};
 
 fn now() -> i64 {
-    fedgate::pki::authn::unix_now()
+    fedgate::internal::pki::unix_now()
 }
 
 fn validator(dir: &std::path::Path, cfg: X509Config) -> Validator {
@@ -314,11 +314,14 @@ fn exported_values_match_openssl() {
     ] {
         let verdict = v.validate(&p.chain(case), now());
         assert!(verdict.valid(), "{case}");
-        let env: std::collections::HashMap<String, String> =
-            fedgate::pki::gridsite::env(&verdict, Some("127.0.0.1".parse().unwrap()), None)
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
-                .collect();
+        let env: std::collections::HashMap<String, String> = fedgate::internal::pki::gridsite::env(
+            &verdict,
+            Some("127.0.0.1".parse().unwrap()),
+            None,
+        )
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+        .collect();
         let dir = t.path().join(case);
         std::fs::create_dir_all(&dir).unwrap();
         let pems = split_pems(&p.cred(case), &dir);
@@ -331,7 +334,7 @@ fn exported_values_match_openssl() {
         };
         let date = |i: usize, what: &str| epoch(&info(i, what, "compat"));
         let depth = verdict.eec;
-        let mild = |s: &str| fedgate::pki::dn::mild_encode(s.as_bytes());
+        let mild = |s: &str| fedgate::internal::pki::dn::mild_encode(s.as_bytes());
         // EEC first, then each proxy from the EEC towards the leaf.
         for (n, idx) in (0..=depth).rev().enumerate() {
             let dn = info(idx, "-subject", "compat");
@@ -440,7 +443,10 @@ fn x509_info_cli_reports_verdict_and_env() {
     let dn = dn.trim_start_matches("subject=");
     assert_eq!(
         j["env"]["GRST_CONN_AURI_0"],
-        format!("dn:{}", fedgate::pki::dn::mild_encode(dn.as_bytes()))
+        format!(
+            "dn:{}",
+            fedgate::internal::pki::dn::mild_encode(dn.as_bytes())
+        )
     );
     // The level-1 AC is validated against the fixture's vomsdir and exported.
     assert!(
@@ -492,12 +498,14 @@ fn installed_igtf_bundle_loads_cleanly() {
 /// full path validation, CRLs included.
 #[test]
 fn aa_verifier_validates_voms_server_chains() {
-    use fedgate::voms::AaVerifier;
+    use fedgate::internal::voms::AaVerifier;
     let Some(p) = pki() else { return };
     let v = validator(&p.certs(), X509Config::default());
     let der = |f: &str| {
         let data = std::fs::read(p.dir.join(f)).unwrap();
-        fedgate::pki::cert::certs_from_pem(&data).unwrap().remove(0)
+        fedgate::internal::pki::cert::certs_from_pem(&data)
+            .unwrap()
+            .remove(0)
     };
     assert_eq!(v.verify_aa(&der("users/voms.pem"), &[], now()), Ok(()));
     let e = v.verify_aa(&der("users/bob.pem"), &[], now()).unwrap_err();

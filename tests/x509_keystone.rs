@@ -94,7 +94,9 @@ auth = "none"
     ]);
     let want_user = format!(
         "dn:{}",
-        fedgate::pki::dn::mild_encode(dn.trim_start_matches("subject=").trim().as_bytes())
+        fedgate::internal::pki::dn::mild_encode(
+            dn.trim_start_matches("subject=").trim().as_bytes()
+        )
     );
 
     // A VOMS proxy and a proxy of it: the same Keystone user as under gridsite.

@@ -48,7 +48,7 @@ fn servers(p: &'static Pki) {
     STARTED.call_once(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            fedgate::tls::provider();
+            fedgate::internal::crypto_provider();
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async move {
                 let l = tokio::net::TcpListener::bind(("127.0.0.1", ECHO))
@@ -58,11 +58,10 @@ fn servers(p: &'static Pki) {
                 let mut readies = Vec::new();
                 for (port, mode) in [(REQUIRED, "required"), (OPTIONAL, "optional")] {
                     let cfg =
-                        fedgate::config::Config::parse(Path::new("t.toml"), config(p, port, mode))
-                            .unwrap();
+                        fedgate::Config::parse(Path::new("t.toml"), config(p, port, mode)).unwrap();
                     let (rtx, rrx) = tokio::sync::oneshot::channel();
                     tokio::spawn(async move {
-                        if let Err(e) = fedgate::cli::serve_config(cfg, Some(rtx)).await {
+                        if let Err(e) = fedgate::serve_config(cfg, Some(rtx)).await {
                             panic!("serve: {e:?}");
                         }
                     });
@@ -300,9 +299,9 @@ fn a_revocation_reaches_open_connections_on_reload() {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
-            let cfg = fedgate::config::Config::load(&cfg_path).unwrap();
+            let cfg = fedgate::Config::load(&cfg_path).unwrap();
             let (rtx, rrx) = tokio::sync::oneshot::channel();
-            tokio::spawn(fedgate::cli::serve_config(cfg, Some(rtx)));
+            tokio::spawn(fedgate::serve_config(cfg, Some(rtx)));
             tx.send(rrx.await.unwrap()).unwrap();
             std::future::pending::<()>().await;
         });

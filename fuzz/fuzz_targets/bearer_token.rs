@@ -2,11 +2,12 @@
 //! splitting, signature check against an arbitrary JWKS) and the IdP's
 //! introspection answer (checks, then claim encoding). Nothing may panic.
 #![no_main]
-use fedgate::identity::AuthMethod;
-use fedgate::oidc::claims::{Export, to_identity};
-use fedgate::oidc::idp::RemoteUser;
-use fedgate::oidc::jwks::KeySet;
-use fedgate::token::{extract, introspect, jwt};
+use fedgate::AuthMethod;
+use fedgate::internal::oidc::claims::{Export, to_identity};
+use fedgate::internal::oidc::idp::RemoteUser;
+use fedgate::internal::oidc::jwks::KeySet;
+use fedgate::internal::bearer::extract;
+use fedgate::internal::oidc::{introspect, jws as jwt};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

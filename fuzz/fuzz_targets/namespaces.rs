@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(rules) = fedgate::pki::namespaces::parse(text) {
+    if let Ok(rules) = fedgate::internal::pki::namespaces::parse(text) {
         for r in rules {
             let _ = r.regex.is_match(r.issuer.as_deref().unwrap_or("/CN=x"));
         }

@@ -4,10 +4,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(policies) = fedgate::pki::policy::parse(text) {
+    if let Ok(policies) = fedgate::internal::pki::policy::parse(text) {
         for p in policies {
             for s in &p.subjects {
-                let _ = fedgate::pki::policy::glob_match(s, &p.ca);
+                let _ = fedgate::internal::pki::policy::glob_match(s, &p.ca);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! within the limit or be refused, and decode back to the same pairs;
 //! arbitrary bytes must decode to a value or an error.
 #![no_main]
-use fedgate::upstream::uwsgi::frame;
+use fedgate::internal::uwsgi::frame;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

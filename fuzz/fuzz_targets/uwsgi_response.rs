@@ -2,7 +2,7 @@
 //! chunked decoding must never panic, whatever the split points.
 #![no_main]
 use bytes::BytesMut;
-use fedgate::upstream::uwsgi::response::{Chunk, ChunkedDecoder, parse_head};
+use fedgate::internal::uwsgi::response::{Chunk, ChunkedDecoder, parse_head};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,25 +10,25 @@ fuzz_target!(|data: &[u8]| {
     };
     match sel % 3 {
         0 => {
-            if let Ok(acs) = fedgate::voms::asn1::split_acseq(rest) {
+            if let Ok(acs) = fedgate::internal::voms::asn1::split_acseq(rest) {
                 for der in acs {
-                    if let Ok(ac) = fedgate::voms::asn1::parse_ac(der) {
-                        let _ = fedgate::voms::profile::profile(&ac);
+                    if let Ok(ac) = fedgate::internal::voms::asn1::parse_ac(der) {
+                        let _ = fedgate::internal::voms::profile::profile(&ac);
                     }
                 }
             }
         }
         1 => {
-            if let Ok(ac) = fedgate::voms::asn1::parse_ac(rest) {
-                let _ = fedgate::voms::profile::profile(&ac);
+            if let Ok(ac) = fedgate::internal::voms::asn1::parse_ac(rest) {
+                let _ = fedgate::internal::voms::profile::profile(&ac);
             }
-            let _ = fedgate::voms::asn1::parse_targets(rest);
-            let _ = fedgate::voms::asn1::parse_generic(rest);
-            let _ = fedgate::voms::asn1::parse_ac_certs(rest);
+            let _ = fedgate::internal::voms::asn1::parse_targets(rest);
+            let _ = fedgate::internal::voms::asn1::parse_generic(rest);
+            let _ = fedgate::internal::voms::asn1::parse_ac_certs(rest);
         }
         _ => {
             if let Ok(text) = std::str::from_utf8(rest) {
-                if let Ok(lsc) = fedgate::voms::lsc::parse(text) {
+                if let Ok(lsc) = fedgate::internal::voms::lsc::parse(text) {
                     let first = lsc.chains[0].clone();
                     let _ = lsc.matches(&first);
                 }

@@ -4,7 +4,7 @@
 #![no_main]
 use std::sync::{Arc, OnceLock};
 
-use fedgate::pki::{TrustStore, Validator, X509Config};
+use fedgate::internal::pki::{TrustStore, Validator, X509Config};
 use libfuzzer_sys::fuzz_target;
 
 fn validator() -> &'static Validator {
@@ -13,7 +13,7 @@ fn validator() -> &'static Validator {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = fedgate::pki::cert::certs_from_pem(data);
+    let _ = fedgate::internal::pki::cert::certs_from_pem(data);
     let mut chain = Vec::new();
     let mut rest = data;
     while rest.len() >= 2 && chain.len() < 8 {
@@ -24,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[take..];
     }
     for c in &chain {
-        let _ = fedgate::pki::cert::Cert::parse(c);
+        let _ = fedgate::internal::pki::cert::Cert::parse(c);
     }
     let v = validator().validate(&chain, 1_800_000_000);
-    let _ = fedgate::pki::gridsite::env(&v, None, None);
+    let _ = fedgate::internal::pki::gridsite::env(&v, None, None);
 });

@@ -5,18 +5,17 @@
 //! their type (regexes, URLs, files) keep their span, so that
 //! [`Config::validate`] can name the line to fix.
 
-mod problem;
-mod secret;
-
-pub use problem::{Problem, Problems};
-pub use secret::Secret;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::logging::LoggingConfig;
+use crate::problem::{Problem, Problems, Source};
+use crate::tls::TlsConfig;
+use crate::upstream::UpstreamConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,43 +47,16 @@ pub struct Config {
     pub metadata_dir: Option<Spanned<PathBuf>>,
     /// The browser login (Horizon WebSSO) and its sessions.
     #[serde(default)]
-    pub oidc: crate::oidc::websso::config::OidcConfig,
+    pub oidc: crate::auth::websso::OidcConfig,
     /// Token validation cache (memory, optionally Redis).
     #[serde(default)]
-    pub cache: crate::token::CacheConfig,
+    pub cache: crate::auth::bearer::CacheConfig,
+    /// Background services, one section each (`[plugins.<name>]`).
+    #[serde(default)]
+    pub plugins: crate::services::PluginsConfig,
     /// Where this configuration was read from, for error messages.
     #[serde(skip)]
     pub source: Source,
-}
-
-/// The file a configuration came from, kept to turn spans into lines.
-#[derive(Debug, Clone, Default)]
-pub struct Source {
-    pub path: PathBuf,
-    pub text: String,
-}
-
-impl Source {
-    /// 1-based line of a byte offset.
-    pub fn line_of(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
-    }
-
-    /// A problem located at a spanned value. Defaults (empty span) have no
-    /// line of their own, so the problem names the file only.
-    pub fn problem<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> Problem {
-        let span = at.span();
-        if span.is_empty() && span.start == 0 {
-            Problem::file(&self.path, message)
-        } else {
-            Problem::at(&self.path, self.line_of(span.start), message)
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,127 +166,6 @@ impl AdminConfig {
     }
 }
 
-/// Whether the TLS handshake asks for a client certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientAuth {
-    None,
-    #[default]
-    Optional,
-    Required,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// Host certificate, PEM; may hold the chain after the leaf.
-    #[serde(default = "default_cert")]
-    pub certificate: Spanned<PathBuf>,
-    #[serde(default = "default_key")]
-    pub private_key: Spanned<PathBuf>,
-    /// IGTF-layout CA directory: trust anchors, CRLs, policies.
-    #[serde(default = "default_ca_dir")]
-    pub ca_dir: Spanned<PathBuf>,
-    #[serde(default)]
-    pub client_auth: ClientAuth,
-    /// Send the subjects of the CAs in `ca_dir` as acceptable-CA hints.
-    #[serde(default = "yes")]
-    pub send_ca_hints: bool,
-}
-
-fn default_cert() -> Spanned<PathBuf> {
-    Spanned::new(0..0, PathBuf::from("/etc/grid-security/hostcert.pem"))
-}
-fn default_key() -> Spanned<PathBuf> {
-    Spanned::new(0..0, PathBuf::from("/etc/grid-security/hostkey.pem"))
-}
-fn default_ca_dir() -> Spanned<PathBuf> {
-    Spanned::new(0..0, PathBuf::from("/etc/grid-security/certificates"))
-}
-pub(crate) fn yes() -> bool {
-    true
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig {
-            certificate: default_cert(),
-            private_key: default_key(),
-            ca_dir: default_ca_dir(),
-            client_auth: ClientAuth::default(),
-            send_ca_hints: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// `uwsgi://host:port` (Keystone under uWSGI, exact mod_wsgi environ) or
-    /// `http://host:port` (any server; identity as headers).
-    pub url: Spanned<String>,
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_secs: u64,
-    /// Time allowed for Keystone to start answering.
-    #[serde(default = "default_response_timeout")]
-    pub response_timeout_secs: u64,
-    /// HTTP upstream only: prefix of the identity header names. An environ
-    /// name becomes a header by dropping a leading `HTTP_` and writing `_`
-    /// as `-`: `GRST_CONN_AURI_0` becomes `<prefix>GRST-CONN-AURI-0`.
-    #[serde(default)]
-    pub identity_header_prefix: String,
-    /// HTTP upstream only: explicit header names for given environ names.
-    #[serde(default)]
-    pub identity_headers: std::collections::BTreeMap<String, String>,
-}
-
-fn default_connect_timeout() -> u64 {
-    5
-}
-fn default_response_timeout() -> u64 {
-    60
-}
-
-impl UpstreamConfig {
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_secs(self.connect_timeout_secs)
-    }
-    pub fn response_timeout(&self) -> Duration {
-        Duration::from_secs(self.response_timeout_secs)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoggingConfig {
-    #[serde(default)]
-    pub format: LogFormat,
-    /// tracing filter directive, e.g. "info" or "fedgate=debug".
-    #[serde(default = "default_level")]
-    pub level: String,
-}
-
-fn default_level() -> String {
-    "info".into()
-}
-
-impl Default for LoggingConfig {
-    fn default() -> Self {
-        LoggingConfig {
-            format: LogFormat::Text,
-            level: default_level(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScrubConfig {
@@ -384,7 +235,7 @@ impl Config {
             ));
         }
         for t in &self.server.trusted_proxies {
-            if crate::server::forwarded::Cidr::parse(t.get_ref()).is_none() {
+            if crate::http::forwarded::Cidr::parse(t.get_ref()).is_none() {
                 p.push(src.problem(t, format!("`{}` is not an IP address or CIDR", t.get_ref())));
             }
         }
@@ -398,13 +249,22 @@ impl Config {
                  `[[route]]` with `path = \"^/\"` and `auth = \"none\"`",
             ));
         }
+        let ctx = crate::route::Context {
+            idp_names: self
+                .metadata_dir
+                .is_none()
+                .then(|| self.idps.iter().map(|i| i.name.as_str()).collect()),
+            any_idp: !self.idps.is_empty() || self.metadata_dir.is_some(),
+            dashboards: !self.oidc.trusted_dashboards.is_empty(),
+        };
         for r in &self.routes {
-            r.validate(self, &mut p);
+            r.validate(src, &ctx, &mut p);
         }
         self.x509.validate(src, &mut p);
         self.voms.validate(src, &mut p);
         crate::oidc::idp::validate_all(&self.idps, src, &mut p);
         self.oidc.validate(src, &mut p);
+        self.plugins.validate(src, &mut p);
         if let Some(d) = &self.metadata_dir
             && !d.get_ref().is_dir()
         {

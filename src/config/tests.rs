@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::tls::ClientAuth;
 
 fn parse(text: &str) -> Result<Config, Problems> {
     Config::parse(Path::new("fedgate.toml"), text.to_string())
@@ -103,4 +104,61 @@ fn example_config_parses_and_validates() {
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let p = c.validate();
     assert!(p.is_empty(), "{p}");
+}
+
+/// Route tables as the configuration file gives them.
+mod routes {
+    use super::*;
+    use crate::route::{AuthKind, RouteTable};
+    use std::path::Path;
+
+    fn cfg(routes: &str) -> Config {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:1\"\n{routes}");
+        Config::parse(Path::new("t.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let c = cfg(
+            "[[route]]\nname = \"voms\"\npath = \"^/v3/OS-FEDERATION/.*/protocols/mapped/auth$\"\nauth = \"none\"\n\
+             [[route]]\npath = \"^/\"\nauth = \"none\"\n",
+        );
+        assert!(c.validate().is_empty(), "{}", c.validate());
+        let t = RouteTable::build(&c.routes, &c.source).unwrap();
+        let r = t
+            .find("/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth")
+            .unwrap();
+        assert_eq!(r.name.as_str(), "voms");
+        let r = t.find("/v3/auth/tokens").unwrap();
+        assert_eq!((r.name.as_str(), r.auth()), ("route1", AuthKind::None));
+    }
+
+    #[test]
+    fn no_match_is_none() {
+        let c = cfg("[[route]]\npath = \"^/v3$\"\nauth = \"none\"\n");
+        let t = RouteTable::build(&c.routes, &c.source).unwrap();
+        assert!(t.find("/v2.0").is_none());
+    }
+
+    #[test]
+    fn bad_regex_names_its_line() {
+        let c = cfg("\n[[route]]\npath = \"^/(\"\nauth = \"none\"\n");
+        let p = c.validate();
+        assert_eq!(p.0.len(), 1, "{p}");
+        assert_eq!(p.0[0].line, Some(5));
+        assert!(p.0[0].message.contains("regex"));
+    }
+
+    #[test]
+    fn unknown_auth_is_a_parse_error_with_line() {
+        let e = Config::parse(
+            Path::new("t.toml"),
+            "[upstream]\nurl = \"http://x:1\"\n[[route]]\npath = \"^/\"\nauth = \"kerberos\"\n"
+                .into(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.0[0].line, Some(5), "{e}");
+        assert!(e.0[0].message.contains("kerberos"), "{e}");
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Serialize};
 
-use super::http::HttpClient;
+use crate::http::client::HttpClient;
 
 /// The discovery fields fedgate uses; the rest is kept for the browser flow.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

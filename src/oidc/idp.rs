@@ -13,9 +13,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::discovery::{Discovery, ProviderMetadata};
-use super::http::HttpClient;
 use super::jwks::Jwks;
-use crate::config::{Problem, Problems, Secret, Source};
+use crate::http::client::HttpClient;
+use crate::problem::{Problem, Problems, Source};
+use crate::secret::Secret;
 
 /// How tokens of an IdP are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -142,15 +143,13 @@ impl IdpConfig {
     }
 
     /// The client secret from either form; `client_secret_env` wins.
-    pub fn secret(&self) -> Result<Option<Secret>, String> {
+    pub fn secret(&self) -> Result<Option<Secret>, IdpError> {
         if let Some(var) = &self.client_secret_env {
             return std::env::var(var)
                 .map(|s| Some(Secret::new(s)))
-                .map_err(|_| {
-                    format!(
-                        "idp `{}`: environment variable {var} (client_secret_env) is not set",
-                        self.name
-                    )
+                .map_err(|_| IdpError::SecretEnv {
+                    idp: self.name.clone(),
+                    var: var.clone(),
                 });
         }
         Ok(self.client_secret.clone())
@@ -184,7 +183,7 @@ impl IdpConfig {
             ));
         }
         if let Err(e) = self.secret() {
-            p.push(src.problem(&self.issuer, e));
+            p.push(src.problem(&self.issuer, e.to_string()));
         }
         for a in &self.algorithms {
             if super::jwks::parse_alg(a).is_none() {
@@ -209,6 +208,48 @@ impl IdpConfig {
     }
 }
 
+/// Why an IdP, or the registry of all of them, could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    #[error("idp `{idp}`: environment variable {var} (client_secret_env) is not set")]
+    SecretEnv { idp: String, var: String },
+    #[error("idp `{idp}`: {source}")]
+    Client {
+        idp: String,
+        source: crate::http::client::HttpError,
+    },
+    #[error("issuer {0} is configured twice")]
+    DuplicateIssuer(String),
+    #[error("idp name `{0}` is used twice")]
+    DuplicateName(String),
+    /// The metadata directory could not be read (its own error, as text).
+    #[error("{0}")]
+    MetadataDir(String),
+}
+
+impl IdpError {
+    /// The issuer whose `[[idp]]` table is at fault, to name its line.
+    pub fn issuer(&self, registry_input: &[IdpConfig]) -> Option<Spanned<String>> {
+        let name = match self {
+            IdpError::SecretEnv { idp, .. } | IdpError::Client { idp, .. } => idp.as_str(),
+            IdpError::DuplicateName(n) => n.as_str(),
+            IdpError::DuplicateIssuer(iss) => {
+                return registry_input
+                    .iter()
+                    .rev()
+                    .find(|c| c.issuer() == iss)
+                    .map(|c| c.issuer.clone());
+            }
+            IdpError::MetadataDir(_) => return None,
+        };
+        registry_input
+            .iter()
+            .rev()
+            .find(|c| c.name == name)
+            .map(|c| c.issuer.clone())
+    }
+}
+
 /// One configured IdP, with its live discovery and key material.
 pub struct Idp {
     pub config: IdpConfig,
@@ -229,12 +270,15 @@ impl std::fmt::Debug for Idp {
 }
 
 impl Idp {
-    pub fn build(cfg: IdpConfig) -> Result<Idp, String> {
+    pub fn build(cfg: IdpConfig) -> Result<Idp, IdpError> {
         let http = HttpClient::new(
             cfg.ca_file.as_ref().map(|c| c.get_ref().as_path()),
             Duration::from_secs(cfg.timeout_secs),
         )
-        .map_err(|e| format!("idp `{}`: {e}", cfg.name))?;
+        .map_err(|source| IdpError::Client {
+            idp: cfg.name.clone(),
+            source,
+        })?;
         let discovery = Arc::new(Discovery::new(
             cfg.issuer(),
             cfg.discovery_url.clone(),
@@ -304,21 +348,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds from `[[idp]]` tables followed by the metadata directory.
-    /// Issuers and names must be unique.
-    pub fn build(cfg: &crate::config::Config) -> Result<Registry, String> {
-        let mut all = cfg.idps.clone();
-        if let Some(dir) = &cfg.metadata_dir {
-            let found = super::metadata_dir::load(dir.get_ref()).map_err(|e| e.to_string())?;
-            all.extend(found);
-        }
+    /// Builds from IdP tables, in order. Issuers and names must be unique.
+    pub fn build(all: Vec<IdpConfig>) -> Result<Registry, IdpError> {
         let mut r = Registry::default();
         for c in all {
             if r.by_issuer.contains_key(c.issuer()) {
-                return Err(format!("issuer {} is configured twice", c.issuer()));
+                return Err(IdpError::DuplicateIssuer(c.issuer().to_string()));
             }
             if r.by_name.contains_key(&c.name) {
-                return Err(format!("idp name `{}` is used twice", c.name));
+                return Err(IdpError::DuplicateName(c.name.clone()));
             }
             let idp = Idp::build(c)?;
             r.by_issuer.insert(idp.issuer().to_string(), r.idps.len());

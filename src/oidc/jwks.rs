@@ -15,7 +15,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::discovery::{Discovery, DiscoveryError};
-use super::http::HttpClient;
+use crate::http::client::HttpClient;
 
 /// Shortest time between two fetches triggered by unknown `kid`s.
 pub const MIN_REFETCH: Duration = Duration::from_secs(30);

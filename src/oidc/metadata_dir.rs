@@ -90,7 +90,7 @@ pub fn load(dir: &Path) -> Result<Vec<IdpConfig>, MetadataDirError> {
         .map_err(|e| MetadataDirError::File(provider_path.clone(), e.to_string()))?;
         c.issuer = Spanned::new(0..0, meta.issuer.clone());
         c.client_id = Some(client.client_id);
-        c.client_secret = client.client_secret.map(crate::config::Secret::new);
+        c.client_secret = client.client_secret.map(crate::secret::Secret::new);
         if let Some(s) = conf.jwks_refresh_interval {
             c.jwks_refresh_secs = s;
         }

@@ -1,13 +1,30 @@
-//! OpenID Connect pieces shared by bearer tokens and the browser flow:
-//! the IdP registry, discovery, JWKS, the HTTP client and the claim
-//! encoding Keystone sees.
+//! OpenID Connect, shared by bearer tokens and the browser login: the IdP
+//! registry, discovery, JWKS, JWS verification, RFC 7662 introspection,
+//! and the claim encoding Keystone sees (claims → [`Identity`]).
+//!
+//! [`Identity`]: crate::identity::Identity
 
 pub mod claims;
 pub mod discovery;
-pub mod http;
+mod error;
 pub mod idp;
+pub mod introspect;
 pub mod jwks;
-pub mod metadata_dir;
-pub mod websso;
+pub mod jws;
+mod metadata_dir;
 
-pub use idp::{Idp, IdpConfig, Registry, Validation};
+pub use error::TokenError;
+pub use idp::{Idp, IdpConfig, IdpError, Registry, Validation};
+
+/// The registry of every trusted IdP: the `[[idp]]` tables, then the IdPs
+/// of mod_auth_openidc's `OIDCMetadataDir`, when one is configured.
+pub fn registry(
+    idps: &[IdpConfig],
+    metadata_dir: Option<&std::path::Path>,
+) -> Result<Registry, IdpError> {
+    let mut all = idps.to_vec();
+    if let Some(dir) = metadata_dir {
+        all.extend(metadata_dir::load(dir).map_err(|e| IdpError::MetadataDir(e.to_string()))?);
+    }
+    Registry::build(all)
+}

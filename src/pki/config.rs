@@ -9,7 +9,7 @@
 use serde::Deserialize;
 
 use super::crl::CrlMode;
-use crate::config::{Problems, Source};
+use crate::problem::{Problems, Source};
 
 /// Which IGTF policy files constrain issuers (canl-java's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -78,13 +78,13 @@ impl X509Config {
     pub(crate) fn validate(&self, _src: &Source, p: &mut Problems) {
         let week = 7 * 24 * 3600;
         if self.clock_skew_secs > 3600 {
-            p.push(crate::config::Problem::file(
+            p.push(crate::problem::Problem::file(
                 &_src.path,
                 "x509.clock_skew_secs above 3600 would accept long-expired proxies",
             ));
         }
         if self.crl_grace_secs > week {
-            p.push(crate::config::Problem::file(
+            p.push(crate::problem::Problem::file(
                 &_src.path,
                 "x509.crl_grace_secs above one week defeats revocation",
             ));

@@ -45,14 +45,14 @@ fn short_name(oid: &str) -> Option<&'static str> {
     })
 }
 
-fn label(oid: &asn1_rs::Oid) -> String {
+fn label(oid: &asn1_rs::Oid<'_>) -> String {
     let dotted = oid.to_id_string();
     short_name(&dotted).map(str::to_string).unwrap_or(dotted)
 }
 
 /// The bytes OpenSSL prints for a string value: BMP and Universal strings
 /// that hold only ASCII are narrowed, everything else is printed as stored.
-fn value_bytes(v: &Any) -> Vec<u8> {
+fn value_bytes(v: &Any<'_>) -> Vec<u8> {
     let data: &[u8] = v.data;
     let narrow = |width: usize| -> Option<Vec<u8>> {
         if data.len() % width != 0 {
@@ -76,7 +76,7 @@ fn value_bytes(v: &Any) -> Vec<u8> {
 }
 
 /// OpenSSL 3 `X509_NAME_oneline`: `/DC=org/DC=example/CN=Jane Doe`.
-pub fn oneline(name: &X509Name) -> String {
+pub fn oneline(name: &X509Name<'_>) -> String {
     let mut out = String::new();
     for rdn in name.iter() {
         out.push('/');
@@ -104,7 +104,7 @@ pub fn oneline(name: &X509Name) -> String {
 /// mod_ssl's RFC 2253 form (`SSL_CLIENT_S_DN`): last RDN first, `,`
 /// between RDNs, `+` inside one, RFC 2253 escapes, UTF-8 left raw and
 /// unknown attribute types dumped as `#<hex DER>`.
-pub fn rfc2253(name: &X509Name) -> String {
+pub fn rfc2253(name: &X509Name<'_>) -> String {
     let rdns: Vec<_> = name.iter().collect();
     let mut out = String::new();
     for (n, rdn) in rdns.iter().rev().enumerate() {

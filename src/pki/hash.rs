@@ -26,7 +26,7 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// A string attribute value as UTF-8, if it is a string type.
-fn as_utf8(v: &Any) -> Option<String> {
+fn as_utf8(v: &Any<'_>) -> Option<String> {
     let d: &[u8] = v.data;
     match v.tag() {
         Tag::Utf8String
@@ -78,7 +78,7 @@ fn canon(s: &str) -> Vec<u8> {
 }
 
 /// The canonical encoding OpenSSL hashes.
-pub fn canonical_name(name: &X509Name) -> Vec<u8> {
+pub fn canonical_name(name: &X509Name<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     for rdn in name.iter() {
         let mut members: Vec<Vec<u8>> = rdn
@@ -104,7 +104,7 @@ pub fn canonical_name(name: &X509Name) -> Vec<u8> {
 }
 
 /// `X509_NAME_hash` of a Name.
-pub fn name_hash(name: &X509Name) -> u32 {
+pub fn name_hash(name: &X509Name<'_>) -> u32 {
     let d = aws_lc_rs::digest::digest(
         &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
         &canonical_name(name),

@@ -1,5 +1,7 @@
-//! Grid PKI: the IGTF trust store, X.509/GSI proxy chain validation and the
-//! gridsite-compatible values exported to Keystone.
+//! Grid PKI primitives: the IGTF trust store, X.509/GSI proxy chain
+//! validation, DNs and hashes as OpenSSL writes them. The x509
+//! authenticator ([`crate::auth::x509`]) turns a verdict into gridsite's
+//! values; VOMS ([`crate::voms`]) builds on these primitives.
 //!
 //! Deliberate choices, and where fedgate differs from Apache + gridsite
 //! (each covered by tests/x509_gridsite_interop.rs on the same credentials):
@@ -22,14 +24,11 @@
 //!   UTF-8 bytes in FQANs, depth-limit refusals instead of silently dropped
 //!   `GRST_CRED_*`; see [`gridsite`].
 
-pub mod authn;
 pub mod cert;
 pub mod config;
 pub mod crl;
 pub mod dn;
-pub mod gridsite;
 pub mod hash;
-pub mod info;
 pub mod namespaces;
 pub mod policy;
 pub mod store;
@@ -37,7 +36,14 @@ pub mod tlv;
 pub mod validate;
 pub mod verify;
 
-pub use authn::{ConnVerdict, RouteX509, X509Authenticator};
 pub use config::X509Config;
 pub use store::TrustStore;
 pub use validate::{FailKind, Failure, Validator, Verdict};
+
+/// Seconds since the Unix epoch: the clock every validity check uses.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -630,10 +630,11 @@ fn mode_name(m: CrlMode) -> &'static str {
     }
 }
 
-/// The VOMS module validates AA (VOMS server) certificates through this:
-/// the same base-chain rules as end-entity certificates, CRLs included.
-impl crate::voms::AaVerifier for Validator {
-    fn verify_aa(&self, aa_der: &[u8], helpers: &[&[u8]], now: i64) -> Result<(), String> {
+impl Validator {
+    /// Validates an attribute authority's (VOMS server's) certificate with
+    /// the same base-chain rules as end-entity certificates, CRLs
+    /// included. `helpers` are untrusted intermediates.
+    pub fn validate_aa(&self, aa_der: &[u8], helpers: &[&[u8]], now: i64) -> Result<(), String> {
         let aa =
             Arc::new(Cert::parse(aa_der).map_err(|e| format!("VOMS server certificate: {e}"))?);
         if aa.ca || aa.is_proxy() {

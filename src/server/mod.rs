@@ -1,14 +1,10 @@
 //! The listener: accept, TLS handshake, HTTP/1.1 or HTTP/2, and the
 //! request pipeline; plus reload and graceful shutdown.
 
-pub mod body;
-pub mod forwarded;
-pub mod hop;
-pub mod pipeline;
-pub mod reply;
-pub mod runtime;
-pub mod scrub;
-pub mod watch;
+mod pipeline;
+mod runtime;
+mod scrub;
+mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,12 +15,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch as tokio_watch};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 pub use runtime::{Runtime, Shared};
+pub use watch::watch_files;
 
 use crate::conn::{ConnInfo, TlsInfo};
+use crate::shutdown::Shutdown;
 
 /// Binds every address, failing with the address that could not be bound.
 pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
@@ -37,33 +35,6 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>>
         );
     }
     Ok(out)
-}
-
-/// A shutdown trigger shared by all accept loops.
-#[derive(Clone)]
-pub struct Shutdown {
-    tx: tokio_watch::Sender<bool>,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Shutdown {
-    pub fn new() -> Self {
-        Shutdown {
-            tx: tokio_watch::channel(false).0,
-        }
-    }
-    pub fn trigger(&self) {
-        let _ = self.tx.send(true);
-    }
-    pub async fn wait(&self) {
-        let mut rx = self.tx.subscribe();
-        let _ = rx.wait_for(|v| *v).await;
-    }
 }
 
 fn http_builder() -> auto::Builder<TokioExecutor> {

@@ -12,14 +12,13 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use super::body::Body;
 use super::runtime::{Runtime, Shared};
-use super::{forwarded, reply};
-use crate::auth::AuthOutcome;
+use crate::auth::{AuthKind, AuthOutcome};
 use crate::conn::ConnInfo;
+use crate::http::body::{Body, BoxError};
+use crate::http::{forwarded, hop, reply};
 use crate::metrics::{KindLabel, RequestLabels, RouteLabel};
-use crate::route::{AuthKind, Route};
-use crate::upstream::{Outbound, environ};
+use crate::upstream::Outbound;
 
 /// A request id the user can quote: unique within the process (a bijective
 /// mix of a counter) and, through a random per-process key, unlikely to
@@ -56,11 +55,6 @@ fn auth_span(id: &str) -> tracing::Span {
     tracing::info_span!("request", id = %id)
 }
 
-/// Whether errors should be a page rather than JSON: browser flows only.
-fn wants_html(parts: &http::request::Parts, route: Option<&Route>) -> bool {
-    route.is_some_and(|r| r.auth == AuthKind::Oidc) && accepts_html(parts)
-}
-
 fn accepts_html(parts: &http::request::Parts) -> bool {
     parts
         .headers
@@ -69,28 +63,50 @@ fn accepts_html(parts: &http::request::Parts) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
+/// What the pipeline learns about one request as it goes, for its answer,
+/// its log line and its metrics.
+struct Ctx<'a> {
+    shared: &'a Shared,
+    rt: &'a Runtime,
+    conn: &'a ConnInfo,
+    id: String,
+    /// The route's name, or the label of an authenticator's own endpoint;
+    /// `-` before routing.
+    route: String,
+    /// The authenticated principal, for the log line.
+    principal: Option<String>,
+    /// Errors as a page rather than JSON: browser flows only.
+    html: bool,
+}
+
+impl Ctx<'_> {
+    fn error(&self, status: StatusCode, reason: &str, challenge: Option<&str>) -> Response<Body> {
+        reply::error(status, reason, &self.id, self.html, challenge)
+    }
+}
+
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
-    let id = new_request_id();
     let rt = shared.runtime.load_full();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
-    let (route_name, mut resp, principal) = phases(
-        &shared,
-        &rt,
-        &conn,
-        parts,
-        body.map_err(|e| -> crate::server::body::BoxError { Box::new(e) })
-            .boxed_unsync(),
-        &id,
-    )
-    .await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    let mut ctx = Ctx {
+        shared: &shared,
+        rt: &rt,
+        conn: &conn,
+        id: new_request_id(),
+        route: "-".into(),
+        principal: None,
+        html: false,
+    };
+    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
+    let mut resp = phases(&mut ctx, parts, body).await;
+    if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         resp.headers_mut().insert("x-fedgate-request-id", v);
     }
     let status = resp.status().as_u16();
@@ -99,7 +115,7 @@ pub async fn handle(
         .metrics
         .requests
         .get_or_create(&RequestLabels {
-            route: route_name.clone(),
+            route: ctx.route.clone(),
             status,
         })
         .inc();
@@ -107,26 +123,26 @@ pub async fn handle(
         .metrics
         .latency
         .get_or_create(&RouteLabel {
-            route: route_name.clone(),
+            route: ctx.route.clone(),
         })
         .observe(elapsed.as_secs_f64());
     // Path only: query strings can carry codes and states in browser flows.
     tracing::info!(
-        id = %id, method = %method, path = %path, status, route = %route_name,
-        user = principal.as_deref().unwrap_or("-"), peer = %conn.peer, ms = elapsed.as_secs_f64() * 1e3,
+        id = %ctx.id, method = %method, path = %path, status, route = %ctx.route,
+        user = ctx.principal.as_deref().unwrap_or("-"), peer = %conn.peer, ms = elapsed.as_secs_f64() * 1e3,
         "request"
     );
     Ok(resp)
 }
 
 async fn phases(
-    shared: &Shared,
-    rt: &Runtime,
-    conn: &ConnInfo,
+    ctx: &mut Ctx<'_>,
     mut parts: http::request::Parts,
-    body: Body,
-    id: &str,
-) -> (String, Response<Body>, Option<String>) {
+    mut body: Body,
+) -> Response<Body> {
+    let (shared, rt, conn) = (ctx.shared, ctx.rt, ctx.conn);
+    let id = ctx.id.clone();
+    let id = id.as_str();
     // 1. Scrub: nothing a client sends may pose as identity.
     let dropped = rt.scrubber.scrub(&mut parts.headers);
     if !dropped.is_empty() {
@@ -134,8 +150,8 @@ async fn phases(
         let names: Vec<&str> = dropped.iter().map(|n| n.as_str()).collect();
         tracing::warn!(id, headers = ?names, peer = %conn.peer, "dropped client headers that could pose as identity");
     }
-    crate::server::hop::strip(&mut parts.headers);
-    let host = environ::request_host(&parts);
+    hop::strip(&mut parts.headers);
+    let host = crate::http::host::request_host(&parts);
     forwarded::apply(
         &mut parts.headers,
         conn,
@@ -151,82 +167,50 @@ async fn phases(
                 id,
                 "refused a request whose path is not valid UTF-8 once decoded"
             );
-            return (
-                "-".into(),
-                reply::json_error(
-                    StatusCode::BAD_REQUEST,
-                    "request path is not valid UTF-8 once percent-decoded",
-                ),
-                None,
+            return reply::json_error(
+                StatusCode::BAD_REQUEST,
+                "request path is not valid UTF-8 once percent-decoded",
             );
         }
     };
-    // fedgate's own endpoints of the browser login.
-    let websso = rt.auth.websso.as_ref();
-    if let Some(w) = websso
-        && decoded == w.cfg.logout_path
-    {
-        return (
-            "oidc-logout".into(),
-            w.logout(&parts).instrument(auth_span(id)).await,
-            None,
-        );
-    }
-    let login_return = websso.filter(|w| decoded == w.cfg.redirect_path);
-    let route = match login_return {
-        Some(_) => None,
-        None => match rt.routes.find(&decoded) {
-            Some(r) => Some(r),
-            None => {
-                tracing::info!(id, path = %decoded, "no route matches");
-                return (
-                    "-".into(),
-                    reply::json_error(
-                        StatusCode::NOT_FOUND,
-                        "no route is configured for this path",
-                    ),
-                    None,
-                );
-            }
-        },
-    };
-    let route_name = route
-        .map(|r| r.name.clone())
-        .unwrap_or_else(|| "oidc-redirect".into());
-    let html = match route {
-        Some(r) => wants_html(&parts, Some(r)),
-        None => accepts_html(&parts),
-    };
-
-    // The ESACO-compatible endpoint answers itself and needs the body.
-    if let Some(route) = route
-        && route.auth == AuthKind::Introspect
-        && let Some(b) = &rt.auth.bearer
-    {
-        return (
-            route.name.clone(),
-            b.introspect_endpoint(route, &parts, body)
-                .instrument(auth_span(id))
-                .await,
-            None,
-        );
-    }
 
     // 3. Authenticate. Authenticators log from deep inside (IdP calls,
     // chain checks), so their lines carry the request id through a span;
     // unauthenticated routes, most of the traffic, skip its cost.
-    let outcome = match (login_return, route) {
-        (Some(w), _) => w.finish_login(&parts).instrument(auth_span(id)).await,
-        (None, Some(route)) if route.auth == AuthKind::None => AuthOutcome::Forward(None),
-        (None, Some(route)) => {
-            rt.auth
-                .authenticate(route, &parts, conn)
-                .instrument(auth_span(id))
-                .await
-        }
-        (None, None) => unreachable!("a request is either a login return or routed"),
+    // An authenticator's own endpoints (the login's redirect and logout)
+    // come before the routes.
+    let own = match rt.auth.request_filter(&decoded, &parts) {
+        Some(f) => Some(f.instrument(auth_span(id)).await),
+        None => None,
     };
-    let mut body = body;
+    let (kind, outcome) = match own {
+        Some(f) => {
+            ctx.route = f.label.into();
+            ctx.html = accepts_html(&parts);
+            (AuthKind::Oidc, f.outcome)
+        }
+        None => {
+            let Some(route) = rt.routes.find(&decoded) else {
+                tracing::info!(id, path = %decoded, "no route matches");
+                return reply::json_error(
+                    StatusCode::NOT_FOUND,
+                    "no route is configured for this path",
+                );
+            };
+            ctx.route = route.name.clone();
+            ctx.html = route.auth() == AuthKind::Oidc && accepts_html(&parts);
+            let outcome = match route.auth() {
+                AuthKind::None => AuthOutcome::Forward(None),
+                _ => {
+                    rt.auth
+                        .authenticate(&route.name, &route.policy, &parts, conn, &mut body)
+                        .instrument(auth_span(id))
+                        .await
+                }
+            };
+            (route.auth(), outcome)
+        }
+    };
     let mut extra_headers = None;
     let identity = match outcome {
         AuthOutcome::Forward(id) => id,
@@ -240,34 +224,28 @@ async fn phases(
             parts.method = http::Method::GET;
             parts.headers.remove(http::header::CONTENT_LENGTH);
             parts.headers.remove(http::header::CONTENT_TYPE);
-            body = crate::server::body::empty();
+            body = crate::http::body::empty();
             extra_headers = Some(response_headers);
             Some(identity)
         }
-        AuthOutcome::Respond(r) => return (route_name, r, None),
+        AuthOutcome::Respond(r) => return r,
         AuthOutcome::Deny(d) => {
-            let kind = route.map(|r| r.auth.as_str()).unwrap_or("oidc");
             shared
                 .metrics
                 .denials
-                .get_or_create(&KindLabel { kind: kind.into() })
+                .get_or_create(&KindLabel {
+                    kind: kind.as_str().into(),
+                })
                 .inc();
-            tracing::info!(id, status = d.status.as_u16(), reason = %d.reason, auth = kind, "authentication refused");
-            return (
-                route_name,
-                reply::error(d.status, &d.reason, id, html, d.www_authenticate.as_deref()),
-                None,
-            );
+            tracing::info!(id, status = d.status.as_u16(), reason = %d.reason, auth = kind.as_str(), "authentication refused");
+            return ctx.error(d.status, &d.reason, d.www_authenticate.as_deref());
         }
     };
-    // Keystone has no use for fedgate's own cookies.
-    if let Some(w) = websso {
-        crate::oidc::websso::cookies::strip_own(&mut parts.headers, &w.own_cookies());
-    }
+    rt.auth.upstream_filter(&mut parts.headers);
     if let Some(i) = &identity {
         tracing::debug!(id, method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
     }
-    let principal = identity.as_ref().map(|i| i.principal.clone());
+    ctx.principal = identity.as_ref().map(|i| i.principal.clone());
 
     // 4. Forward.
     let out = Outbound {
@@ -283,7 +261,7 @@ async fn phases(
                     resp.headers_mut().append(k, v.clone());
                 }
             }
-            (route_name, resp, principal)
+            resp
         }
         Err(e) => {
             shared
@@ -298,11 +276,7 @@ async fn phases(
             } else {
                 tracing::info!(id, error = %e, "request refused before forwarding");
             }
-            (
-                route_name,
-                reply::error(e.status(), &e.to_string(), id, html, None),
-                principal,
-            )
+            ctx.error(e.status(), &e.to_string(), None)
         }
     }
 }

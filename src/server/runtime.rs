@@ -4,14 +4,19 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::forwarded::Cidr;
 use super::scrub::Scrubber;
-use crate::auth::Authenticators;
-use crate::config::{Config, Problem, Problems};
+use crate::auth::bearer::{BearerAuthenticator, BearerError};
+use crate::auth::websso::WebSso;
+use crate::auth::x509::X509Authenticator;
+use crate::auth::{AuthKind, Authenticators, Policy};
+use crate::config::Config;
+use crate::http::forwarded::Cidr;
 use crate::metrics::Metrics;
-use crate::pki::TrustStore;
+use crate::pki::{TrustStore, Validator};
+use crate::problem::{Problem, Problems};
 use crate::route::RouteTable;
 use crate::upstream::Upstream;
+use crate::voms::VomsSettings;
 
 /// One configuration's worth of state. Requests take a snapshot at their
 /// start, so a reload never changes the rules under a running request.
@@ -54,13 +59,10 @@ impl Runtime {
             tracing::warn!(file = %b.file.display(), reason = %b.reason, "skipped a CA directory entry");
         }
         let trust = Arc::new(trust);
-        let validator = Arc::new(crate::pki::Validator::new(
-            trust.clone(),
-            config.x509.clone(),
-        ));
+        let validator = Arc::new(Validator::new(trust.clone(), config.x509.clone()));
         let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator))
             .map_err(|e| Problems::one(src.problem(e.config_key(&config.tls), e.to_string())))?;
-        let routes = RouteTable::build(&config)?;
+        let routes = RouteTable::build(&config.routes, &config.source)?;
         let upstream = Upstream::new(&config.upstream, config.server.max_body_bytes)
             .map_err(|e| Problems::one(src.problem(&config.upstream.url, e.to_string())))?;
         let mut extra: Vec<String> = config.scrub.prefixes.clone();
@@ -77,10 +79,7 @@ impl Runtime {
             .iter()
             .filter_map(|t| Cidr::parse(t.get_ref()))
             .collect();
-        let carried = previous.map(|p| (&p.config, &p.auth));
-        let auth = Authenticators::build(&config, &trust, carried)
-            .await
-            .map_err(|e| Problems::one(Problem::file(&src.path, e)))?;
+        let auth = build_authenticators(&config, &routes, &trust, previous).await?;
         Ok(Runtime {
             config,
             routes,
@@ -94,10 +93,111 @@ impl Runtime {
     }
 }
 
+/// Builds the authenticators the routes use, each from its own sections.
+/// Problems name the line of the section at fault.
+async fn build_authenticators(
+    config: &Config,
+    routes: &RouteTable,
+    trust: &Arc<TrustStore>,
+    previous: Option<&Runtime>,
+) -> Result<Authenticators, Problems> {
+    let src = &config.source;
+    let uses = |k: AuthKind| routes.iter().any(|r| r.auth() == k);
+    let mut a = Authenticators::default();
+    if uses(AuthKind::X509) {
+        let validator = Validator::new(trust.clone(), config.x509.clone());
+        let voms = VomsSettings::from_config(&config.voms);
+        a.x509 = Some(Arc::new(X509Authenticator::new(
+            Arc::new(validator),
+            Arc::new(voms),
+        )));
+    }
+    if uses(AuthKind::Bearer) || uses(AuthKind::Introspect) {
+        let kept = previous.and_then(|p| {
+            p.auth
+                .bearer
+                .as_ref()
+                .filter(|_| bearer_survives(&p.config, config))
+        });
+        let bearer = match kept {
+            Some(b) => {
+                tracing::info!("IdPs and token cache unchanged: cached tokens and keys kept");
+                b.clone()
+            }
+            None => Arc::new(
+                BearerAuthenticator::build(
+                    &config.idps,
+                    config.metadata_dir.as_ref().map(|d| d.get_ref().as_path()),
+                    &config.cache,
+                )
+                .map_err(|e| bearer_problem(config, e))?,
+            ),
+        };
+        let mut problems = Problems::default();
+        for (r, c) in routes.iter().zip(&config.routes) {
+            if let Policy::Bearer(opts) | Policy::Introspect(opts) = &r.policy
+                && let Err(e) = bearer.check_options(opts)
+            {
+                problems.push(src.problem(&c.path, e.to_string()));
+            }
+        }
+        problems.into_result()?;
+        a.bearer = Some(bearer);
+    }
+    if uses(AuthKind::Oidc) {
+        let registry = match &a.bearer {
+            Some(b) => b.registry.clone(),
+            None => Arc::new(
+                crate::oidc::registry(
+                    &config.idps,
+                    config.metadata_dir.as_ref().map(|d| d.get_ref().as_path()),
+                )
+                .map_err(|e| bearer_problem(config, e.into()))?,
+            ),
+        };
+        let w = WebSso::build(config.oidc.clone(), registry)
+            .await
+            .map_err(|e| Problems::one(Problem::file(&src.path, e.to_string())))?;
+        a.websso = Some(Arc::new(w));
+    }
+    Ok(a)
+}
+
+/// Whether the bearer authenticator built for `old` still fits `new`: same
+/// IdP tables and cache settings. A metadata directory is re-read on every
+/// reload, so it always builds afresh. Keeping it spares a reload a burst
+/// of introspections and discovery/JWKS fetches.
+fn bearer_survives(old: &Config, new: &Config) -> bool {
+    old.idps == new.idps
+        && old.cache == new.cache
+        && old.metadata_dir.is_none()
+        && new.metadata_dir.is_none()
+}
+
+/// Locates a bearer set-up error: the `[[idp]]` at fault, the metadata
+/// directory, or the file.
+fn bearer_problem(config: &Config, e: BearerError) -> Problems {
+    let src = &config.source;
+    let at = match &e {
+        BearerError::Idp(crate::oidc::IdpError::MetadataDir(_)) => config
+            .metadata_dir
+            .as_ref()
+            .map(|d| src.problem(d, e.to_string())),
+        BearerError::Idp(i) => i
+            .issuer(&config.idps)
+            .map(|iss| src.problem(&iss, e.to_string())),
+        _ => None,
+    };
+    Problems::one(at.unwrap_or_else(|| Problem::file(&src.path, e.to_string())))
+}
+
 /// State shared by every connection for the life of the process.
 pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub metrics: Metrics,
+    /// Counts successful reloads; the application watches it to bring the
+    /// background services in line with the new configuration.
+    reloaded: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -105,7 +205,13 @@ impl Shared {
         Arc::new(Shared {
             runtime: ArcSwap::from_pointee(rt),
             metrics: Metrics::new(),
+            reloaded: tokio::sync::watch::channel(0).0,
         })
+    }
+
+    /// A receiver that sees each successful reload.
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloaded.subscribe()
     }
 
     /// Re-reads the configuration file and swaps the state in one step. A
@@ -137,6 +243,7 @@ impl Shared {
                     tracing::warn!("server.listen changed; listeners are kept until restart");
                 }
                 self.runtime.store(Arc::new(rt));
+                self.reloaded.send_modify(|n| *n += 1);
                 self.metrics
                     .reloads
                     .get_or_create(&crate::metrics::ResultLabel {

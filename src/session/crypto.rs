@@ -94,10 +94,6 @@ impl KeyRing {
         Ok(Self::from_raw(&[random_bytes::<32>()?]))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// Seals `plain` for the cookie called `name`.
     pub fn seal(&self, name: &str, plain: &[u8]) -> Result<String, SealError> {
         let (id, cipher) = self.keys.first().ok_or(SealError::Format)?;

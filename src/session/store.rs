@@ -69,7 +69,7 @@ pub fn storage_key(id: &[u8]) -> String {
 #[derive(Clone)]
 pub enum SessionStore {
     Memory(moka::future::Cache<String, Arc<SessionData>>),
-    Redis(redis::aio::ConnectionManager),
+    Redis(crate::kv::Redis),
 }
 
 impl SessionStore {
@@ -82,12 +82,13 @@ impl SessionStore {
         )
     }
 
-    pub async fn redis(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Redis(e.to_string()))?;
-        let cm = redis::aio::ConnectionManager::new(client)
-            .await
-            .map_err(|e| StoreError::Redis(e.to_string()))?;
-        Ok(SessionStore::Redis(cm))
+    /// Sessions in Redis, shared by several nodes. Connecting is lazy:
+    /// while Redis is down, session lookups fail (closed) rather than the
+    /// gateway refusing to start.
+    pub fn redis(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        crate::kv::Redis::new(url, timeout)
+            .map(SessionStore::Redis)
+            .map_err(|e| StoreError::Redis(e.to_string()))
     }
 
     /// Fetches a live session and records the visit (see
@@ -138,15 +139,13 @@ impl SessionStore {
     async fn get(&self, key: &str) -> Result<Option<Arc<SessionData>>, StoreError> {
         match self {
             SessionStore::Memory(c) => Ok(c.get(key).await),
-            SessionStore::Redis(cm) => {
-                let mut cm = cm.clone();
-                let v: Option<String> = redis::cmd("GET")
-                    .arg(key)
-                    .query_async(&mut cm)
+            SessionStore::Redis(r) => {
+                let v = r
+                    .get(key)
                     .await
                     .map_err(|e| StoreError::Redis(e.to_string()))?;
                 v.map(|j| {
-                    serde_json::from_str(&j)
+                    serde_json::from_slice(&j)
                         .map(Arc::new)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))
                 })
@@ -161,16 +160,9 @@ impl SessionStore {
                 c.insert(key.to_string(), s.clone()).await;
                 Ok(())
             }
-            SessionStore::Redis(cm) => {
-                let mut cm = cm.clone();
-                let j =
-                    serde_json::to_string(&**s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(j)
-                    .arg("EX")
-                    .arg(ttl.as_secs().max(1))
-                    .query_async::<()>(&mut cm)
+            SessionStore::Redis(r) => {
+                let j = serde_json::to_vec(&**s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                r.set_ex(key, &j, ttl)
                     .await
                     .map_err(|e| StoreError::Redis(e.to_string()))
             }
@@ -183,14 +175,10 @@ impl SessionStore {
                 c.invalidate(key).await;
                 Ok(())
             }
-            SessionStore::Redis(cm) => {
-                let mut cm = cm.clone();
-                redis::cmd("DEL")
-                    .arg(key)
-                    .query_async::<()>(&mut cm)
-                    .await
-                    .map_err(|e| StoreError::Redis(e.to_string()))
-            }
+            SessionStore::Redis(r) => r
+                .del(key)
+                .await
+                .map_err(|e| StoreError::Redis(e.to_string())),
         }
     }
 }

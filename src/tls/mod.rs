@@ -1,7 +1,10 @@
 //! The TLS front end: rustls server configuration from the host
 //! credentials and the trust store.
 
+mod config;
 mod verifier;
+
+pub use config::{ClientAuth, TlsConfig};
 
 pub use verifier::GridClientVerifier;
 
@@ -9,14 +12,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
-use rustls::crypto::CryptoProvider;
 use rustls::server::NoClientAuth;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 use x509_parser::prelude::*;
 
-use crate::config::{ClientAuth, TlsConfig};
 use crate::pki::TrustStore;
 
 #[derive(Debug, Error)]
@@ -42,15 +43,6 @@ impl TlsSetupError {
             _ => &tls.certificate,
         }
     }
-}
-
-/// The process-wide crypto provider (aws-lc-rs). Installed once so that
-/// every crate using rustls agrees on it.
-pub fn provider() -> Arc<CryptoProvider> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
 /// Reads the host certificate chain. An IGTF host certificate file often
@@ -116,7 +108,7 @@ pub fn server_config_with(
     trust: &TrustStore,
     validator: Option<Arc<crate::pki::Validator>>,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    let provider = provider();
+    let provider = crate::crypto::provider();
     let chain = load_chain(cfg.certificate.get_ref(), trust)?;
     let key = load_key(cfg.private_key.get_ref())?;
     let signer = provider

@@ -4,23 +4,11 @@ use ::http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
 use ::http::{Version, request::Parts};
 
 use crate::conn::ConnInfo;
+use crate::http::host::{request_host, split_host};
 use crate::identity::Identity;
 
 /// Ordered environ variables; keys and values are byte strings.
 pub type Environ = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// Splits a Host value into name and port (`[::1]:5000`, `keystone`).
-pub fn split_host(host: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((h, tail)) = rest.split_once(']') {
-            return (h, tail.strip_prefix(':'));
-        }
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
-        _ => (host, None),
-    }
-}
 
 fn protocol(v: Version) -> &'static str {
     match v {
@@ -30,16 +18,6 @@ fn protocol(v: Version) -> &'static str {
         Version::HTTP_3 => "HTTP/3.0",
         _ => "HTTP/1.1",
     }
-}
-
-/// The request's Host: the Host header, or the h2 `:authority`.
-pub fn request_host(parts: &Parts) -> Option<String> {
-    parts
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_string()))
 }
 
 /// Builds the environ for one request.

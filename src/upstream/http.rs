@@ -15,10 +15,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::outbound::{Outbound, UpstreamError};
+use super::target::Target;
 use super::uwsgi::declared_length;
-use super::{Outbound, Target, UpstreamError};
-use crate::config::UpstreamConfig;
-use crate::server::body::Body;
+use crate::http::body::Body;
+use crate::upstream::UpstreamConfig;
 
 pub struct HttpUpstream {
     pub target: Target,
@@ -85,7 +86,7 @@ impl HttpUpstream {
         uri.scheme = Some(Scheme::HTTP);
         uri.authority = Some(self.authority.clone());
         uri.path_and_query = parts.uri.path_and_query().cloned();
-        let host = super::environ::request_host(&parts);
+        let host = crate::http::host::request_host(&parts);
         parts.uri =
             http::Uri::from_parts(uri).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
         parts.version = http::Version::HTTP_11;
@@ -108,7 +109,7 @@ impl HttpUpstream {
         }
         let max = self.max_body as usize;
         let body = Limited::new(body, max)
-            .map_err(move |e| -> crate::server::body::BoxError {
+            .map_err(move |e| -> crate::http::body::BoxError {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
@@ -122,7 +123,7 @@ impl HttpUpstream {
         // turns out to be one the server was closing (uWSGI's http-socket
         // closes after each response without saying so).
         let retry = body_is_empty(&parts, &body).then(|| {
-            let mut r = http::Request::new(crate::server::body::empty());
+            let mut r = http::Request::new(crate::http::body::empty());
             *r.method_mut() = parts.method.clone();
             *r.uri_mut() = parts.uri.clone();
             *r.version_mut() = parts.version;
@@ -145,10 +146,10 @@ impl HttpUpstream {
             (Err(e), _) => return Err(classify(e)),
         };
         let (mut parts, body) = resp.into_parts();
-        crate::server::hop::strip(&mut parts.headers);
+        crate::http::hop::strip(&mut parts.headers);
         Ok(http::Response::from_parts(
             parts,
-            body.map_err(|e| -> crate::server::body::BoxError { Box::new(e) })
+            body.map_err(|e| -> crate::http::body::BoxError { Box::new(e) })
                 .boxed_unsync(),
         ))
     }

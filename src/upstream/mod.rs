@@ -6,166 +6,20 @@
 //! unchanged. [`http`] forwards plain HTTP/1.1 to any other server and
 //! passes the identity as headers.
 
+mod config;
 pub mod environ;
 pub mod http;
+mod outbound;
+mod target;
 pub mod uwsgi;
 
-use std::net::SocketAddr;
+pub use config::UpstreamConfig;
+pub use outbound::{Outbound, UpstreamError};
+pub use target::{Target, TargetError};
+
 use std::time::Duration;
 
-use ::http::StatusCode;
-use thiserror::Error;
-
-use crate::config::UpstreamConfig;
-use crate::conn::ConnInfo;
-use crate::identity::Identity;
-use crate::server::body::Body;
-
-/// Where Keystone listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Uwsgi { host: String, port: u16 },
-    Http { host: String, port: u16 },
-}
-
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum TargetError {
-    #[error("upstream.url `{0}` is not a URL: {1}")]
-    NotUrl(String, String),
-    #[error(
-        "upstream.url scheme `{0}` is not supported: use uwsgi://host:port or http://host:port"
-    )]
-    Scheme(String),
-    #[error("upstream.url `{0}` needs a host and a port, e.g. uwsgi://127.0.0.1:5001")]
-    HostPort(String),
-    #[error("upstream.url `{0}` must not have a path, query or credentials")]
-    Extra(String),
-}
-
-impl Target {
-    pub fn parse(s: &str) -> Result<Target, TargetError> {
-        let u = url::Url::parse(s).map_err(|e| TargetError::NotUrl(s.into(), e.to_string()))?;
-        if u.scheme() != "uwsgi" && u.scheme() != "http" {
-            return Err(TargetError::Scheme(u.scheme().into()));
-        }
-        let host = u
-            .host_str()
-            .ok_or_else(|| TargetError::HostPort(s.into()))?
-            .to_string();
-        if (u.path() != "/" && !u.path().is_empty())
-            || u.query().is_some()
-            || !u.username().is_empty()
-        {
-            return Err(TargetError::Extra(s.into()));
-        }
-        match u.scheme() {
-            "uwsgi" => Ok(Target::Uwsgi {
-                host,
-                port: u.port().ok_or_else(|| TargetError::HostPort(s.into()))?,
-            }),
-            "http" => Ok(Target::Http {
-                host,
-                port: u.port().unwrap_or(80),
-            }),
-            other => Err(TargetError::Scheme(other.into())),
-        }
-    }
-
-    pub fn authority(&self) -> String {
-        match self {
-            Target::Uwsgi { host, port } | Target::Http { host, port } => {
-                format!("{host}:{port}")
-            }
-        }
-    }
-
-    /// Resolves and connects once, for readiness and `check-config`.
-    pub async fn probe(&self, timeout: Duration) -> Result<SocketAddr, UpstreamError> {
-        let stream = connect(&self.authority(), timeout).await?;
-        stream.peer_addr().map_err(UpstreamError::Connect)
-    }
-}
-
-pub(crate) async fn connect(
-    authority: &str,
-    timeout: Duration,
-) -> Result<tokio::net::TcpStream, UpstreamError> {
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(authority)).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
-        Ok(Err(e)) => Err(UpstreamError::Connect(e)),
-        Err(_) => Err(UpstreamError::ConnectTimeout),
-    }
-}
-
-/// Why a request could not be forwarded.
-#[derive(Debug, Error)]
-pub enum UpstreamError {
-    #[error("Keystone is unreachable: {0}")]
-    Connect(std::io::Error),
-    #[error("Keystone did not accept the connection in time")]
-    ConnectTimeout,
-    #[error("Keystone did not answer in time")]
-    ResponseTimeout,
-    #[error("Keystone sent an invalid response: {0}")]
-    BadResponse(String),
-    #[error("connection to Keystone failed: {0}")]
-    Io(std::io::Error),
-    #[error("request body is larger than the limit of {0} bytes")]
-    BodyTooLarge(u64),
-    #[error("request body could not be read: {0}")]
-    ClientBody(String),
-    #[error("request headers and identity are {0} bytes, more than the uwsgi limit of 65535")]
-    EnvironTooLarge(usize),
-    #[error("request cannot be forwarded: {0}")]
-    BadRequest(String),
-}
-
-impl UpstreamError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            UpstreamError::Connect(_)
-            | UpstreamError::ConnectTimeout
-            | UpstreamError::BadResponse(_)
-            | UpstreamError::Io(_) => StatusCode::BAD_GATEWAY,
-            UpstreamError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
-            UpstreamError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UpstreamError::ClientBody(_) | UpstreamError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            UpstreamError::EnvironTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        }
-    }
-
-    /// Short label for the `fedgate_upstream_errors_total` metric.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            UpstreamError::Connect(_) => "connect",
-            UpstreamError::ConnectTimeout => "connect_timeout",
-            UpstreamError::ResponseTimeout => "response_timeout",
-            UpstreamError::BadResponse(_) => "bad_response",
-            UpstreamError::Io(_) => "io",
-            UpstreamError::BodyTooLarge(_) => "body_too_large",
-            UpstreamError::ClientBody(_) => "client_body",
-            UpstreamError::EnvironTooLarge(_) => "environ_too_large",
-            UpstreamError::BadRequest(_) => "bad_request",
-        }
-    }
-
-    /// Whether Keystone (rather than the client) is at fault.
-    pub fn is_upstream_fault(&self) -> bool {
-        self.status().is_server_error()
-    }
-}
-
-/// A request ready to leave: scrubbed headers, forwarding headers set,
-/// identity verified.
-pub struct Outbound<'a> {
-    pub parts: ::http::request::Parts,
-    pub body: Body,
-    pub conn: &'a ConnInfo,
-    pub identity: Option<&'a Identity>,
-}
+use crate::http::body::Body;
 
 /// The configured Keystone connection.
 pub enum Upstream {

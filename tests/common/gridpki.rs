@@ -25,7 +25,7 @@ impl Pki {
     /// The certificates of a credential file, leaf first, as DER.
     pub fn chain(&self, name: &str) -> Vec<Vec<u8>> {
         let data = std::fs::read(self.cred(name)).unwrap();
-        fedgate::pki::cert::certs_from_pem(&data).unwrap()
+        fedgate::internal::pki::cert::certs_from_pem(&data).unwrap()
     }
 }
 

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use fedgate::oidc::http::{Answer, HttpClient};
+use fedgate::internal::http_client::{Answer, HttpClient};
 use serde_json::Value;
 
 pub fn harness_dir() -> PathBuf {
@@ -193,7 +193,7 @@ pub struct Gate {
     pub addr: SocketAddr,
     pub ca_file: PathBuf,
     pub client: HttpClient,
-    pub bound: fedgate::cli::Bound,
+    pub bound: fedgate::Bound,
     _dir: tempfile::TempDir,
 }
 
@@ -215,7 +215,7 @@ impl Gate {
 
     /// Same, in front of another upstream (a real Keystone).
     pub async fn start_with_upstream(upstream: &str, tables: &str) -> Gate {
-        fedgate::tls::provider();
+        fedgate::internal::crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let pki = fedgate::demo::pki::create(dir.path()).unwrap();
         let text = format!(
@@ -227,10 +227,10 @@ impl Gate {
         // Written out too, so a test can edit it and reload.
         let path = dir.path().join("fedgate.toml");
         std::fs::write(&path, &text).unwrap();
-        let cfg = fedgate::config::Config::parse(&path, text).expect("config parses");
+        let cfg = fedgate::Config::parse(&path, text).expect("config parses");
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            if let Err(e) = fedgate::cli::serve_config(cfg, Some(tx)).await {
+            if let Err(e) = fedgate::serve_config(cfg, Some(tx)).await {
                 panic!("fedgate did not start: {e:?}");
             }
         });

@@ -50,7 +50,7 @@ pub fn pki() -> Pki {
         .push(rcgen::DnType::CommonName, SECOND_CA_CN);
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let cert = params.self_signed(&key).unwrap();
-    let hash = fedgate::pki::hash::subject_hash(cert.der()).unwrap();
+    let hash = fedgate::internal::pki::hash::subject_hash(cert.der()).unwrap();
     std::fs::write(p.ca_dir.join(format!("{hash:08x}.0")), cert.pem()).unwrap();
     Pki {
         ca_file: p.ca_file,
@@ -184,7 +184,7 @@ pub fn collect_stderr(child: &mut Child) -> Logs {
 }
 
 impl Gateway {
-    pub fn start(pki: &Pki, conf: &Conf) -> Gateway {
+    pub fn start(pki: &Pki, conf: &Conf<'_>) -> Gateway {
         Self::start_text(&conf.render(pki))
     }
 
@@ -225,6 +225,9 @@ impl Gateway {
         self.addr.port()
     }
 
+    /// Sends `sig` to the gateway process (kill(2) has no safe wrapper in
+    /// libc).
+    #[allow(unsafe_code)]
     pub fn signal(&self, sig: i32) {
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
     }

@@ -18,9 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use self::response::{Chunk, ChunkedDecoder, Framing};
-use super::{Outbound, Target, UpstreamError, connect, environ};
-use crate::config::UpstreamConfig;
-use crate::server::body::{Body, BoxError};
+use super::environ;
+use super::outbound::{Outbound, UpstreamError};
+use super::target::{Target, connect};
+use crate::http::body::{Body, BoxError};
+use crate::upstream::UpstreamConfig;
 
 pub struct UwsgiUpstream {
     pub target: Target,
@@ -121,7 +123,7 @@ impl UwsgiUpstream {
 
         let mut resp = http::Response::builder().status(head.status);
         for (name, value) in &head.headers {
-            let skip = crate::server::hop::is_hop_by_hop(name)
+            let skip = crate::http::hop::is_hop_by_hop(name)
                 || (name.eq_ignore_ascii_case("content-length")
                     && !matches!(head.framing, Framing::Length(_)));
             if skip {

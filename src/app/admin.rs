@@ -1,0 +1,91 @@
+//! The admin listener: liveness, readiness and Prometheus metrics, on a
+//! separate plain-HTTP port meant for the site's monitoring only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::http::body::{Body, full};
+use crate::server::Shared;
+use crate::shutdown::Shutdown;
+
+fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
+}
+
+async fn route(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET only\n".into(),
+        ));
+    }
+    Ok(match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => {
+            let rt = shared.runtime.load_full();
+            let target = rt.upstream.target().clone();
+            let timeout = rt.upstream.connect_timeout().min(Duration::from_secs(2));
+            drop(rt);
+            match target.probe(timeout).await {
+                Ok(addr) => text(
+                    StatusCode::OK,
+                    "text/plain",
+                    format!("ready: upstream {addr} reachable\n"),
+                ),
+                Err(e) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("not ready: {e}\n"),
+                ),
+            }
+        }
+        "/metrics" => text(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            shared.metrics.encode(),
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /healthz, /readyz or /metrics\n".into(),
+        ),
+    })
+}
+
+/// Serves the admin endpoints until shutdown.
+pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: Shutdown) {
+    for l in listeners {
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = tokio::select! {
+                    a = l.accept() => match a { Ok(x) => x, Err(_) => continue },
+                    _ = shutdown.wait() => return,
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| route(shared.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+    }
+}

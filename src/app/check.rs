@@ -1,0 +1,115 @@
+//! `fedgate check-config`: everything that can be checked without serving.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::pki::TrustStore;
+use crate::problem::Problems;
+
+/// Runs every check and prints problems (with file and line) and a summary.
+pub async fn check_config(path: &Path) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(p) => {
+            p.report();
+            return ExitCode::from(2);
+        }
+    };
+    let (problems, notes) = check(&cfg).await;
+    for n in &notes {
+        println!("{n}");
+    }
+    if problems.is_empty() {
+        println!("{}: configuration OK", path.display());
+        ExitCode::SUCCESS
+    } else {
+        problems.report();
+        eprintln!("{}: {} problem(s)", path.display(), problems.0.len());
+        ExitCode::from(2)
+    }
+}
+
+/// All problems found, plus informational lines for the summary.
+pub async fn check(cfg: &Config) -> (Problems, Vec<String>) {
+    let mut problems = cfg.validate();
+    let mut notes = Vec::new();
+    let src = &cfg.source;
+    let trust = match TrustStore::load(cfg.tls.ca_dir.get_ref()) {
+        Ok((t, bad)) => {
+            for b in bad {
+                notes.push(format!("warning: {b} (skipped)"));
+            }
+            notes.push(format!(
+                "ca_dir {}: {} CA certificates",
+                cfg.tls.ca_dir.get_ref().display(),
+                t.len()
+            ));
+            t
+        }
+        Err(e) => {
+            problems.push(src.problem(
+                &cfg.tls.ca_dir,
+                format!(
+                    "tls.ca_dir {} cannot be read: {e}",
+                    cfg.tls.ca_dir.get_ref().display()
+                ),
+            ));
+            TrustStore::default()
+        }
+    };
+    match crate::tls::server_config(&cfg.tls, &trust) {
+        Ok(_) => notes.push(format!(
+            "certificate {} and key match",
+            cfg.tls.certificate.get_ref().display()
+        )),
+        Err(e) => problems.push(src.problem(e.config_key(&cfg.tls), e.to_string())),
+    }
+    if let Ok(t) = crate::upstream::Target::parse(cfg.upstream.url.get_ref()) {
+        match t.probe(cfg.upstream.connect_timeout()).await {
+            Ok(a) => notes.push(format!("upstream {} reachable at {a}", t.authority())),
+            Err(e) => {
+                problems.push(src.problem(&cfg.upstream.url, format!("{e} ({})", t.authority())))
+            }
+        }
+    }
+    for c in &cfg.idps {
+        match probe_idp(c).await {
+            Ok(note) => notes.push(note),
+            Err(e) => problems.push(src.problem(&c.issuer, e)),
+        }
+    }
+    (problems, notes)
+}
+
+/// Fetches an IdP's discovery document and key set the way the
+/// authenticators will, so an unreachable IdP, an issuer mismatch or an
+/// empty JWKS shows up before users do.
+async fn probe_idp(c: &crate::oidc::IdpConfig) -> Result<String, String> {
+    let idp = crate::oidc::Idp::build(c.clone()).map_err(|e| e.to_string())?;
+    let name = &c.name;
+    if c.static_metadata.is_none() {
+        idp.discovery
+            .fetch()
+            .await
+            .map_err(|e| format!("idp `{name}`: {e}"))?;
+    }
+    // Keys matter unless every token is introspected; the browser login
+    // (ID tokens) needs them too, so a failure is still worth a warning.
+    let needs_keys = c.validation != crate::oidc::Validation::Introspection;
+    let keys: Result<usize, String> = match idp.jwks.keys_for(None).await {
+        Ok(k) if !k.keys.is_empty() => Ok(k.keys.len()),
+        Ok(_) => Err("its JWKS holds no key fedgate can use (RSA or EC signing keys)".into()),
+        Err(e) => Err(e.to_string()),
+    };
+    let iss = c.issuer();
+    match keys {
+        Ok(n) => Ok(format!(
+            "idp `{name}` ({iss}): discovery OK, {n} signing key(s)"
+        )),
+        Err(e) if needs_keys => Err(format!("idp `{name}`: {e}")),
+        Err(e) => Ok(format!(
+            "warning: idp `{name}` ({iss}): discovery OK, but {e} (tokens are only introspected)"
+        )),
+    }
+}

@@ -1,0 +1,56 @@
+//! The application: the command line and what each command runs.
+//!
+//! `app` sits at the top of the layering. It alone knows every part: it
+//! builds the gateway ([`serve`]), owns the background services, answers
+//! the admin listener, and runs the one-shot commands (`check-config`,
+//! `x509-info`, `demo`).
+
+pub mod admin;
+pub mod check;
+mod cli;
+pub mod demo;
+mod serve;
+pub mod x509_info;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use cli::{Cli, Command};
+pub use serve::{Bound, ServeError, serve_config};
+
+/// The `fedgate` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fedgate: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    crate::crypto::provider();
+    match cli.command {
+        Command::X509Info {
+            json,
+            ca_dir,
+            voms_dir,
+            file,
+        } => ExitCode::from(x509_info::run(
+            &file,
+            &ca_dir,
+            voms_dir.as_deref(),
+            Default::default(),
+            json,
+        )),
+        Command::Run { config } => rt.block_on(serve::run(config)),
+        Command::CheckConfig { config } => rt.block_on(check::check_config(&config)),
+        Command::Demo {
+            listen,
+            admin_listen,
+        } => rt.block_on(demo::run(&listen, &admin_listen)),
+    }
+}

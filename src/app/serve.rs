@@ -1,0 +1,143 @@
+//! `fedgate run`: build the gateway from a configuration, bind, start the
+//! background services, and serve until SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::problem::Problems;
+use crate::server::{Runtime, Shared};
+use crate::services::ServiceSet;
+use crate::shutdown::Shutdown;
+
+pub(super) async fn run(path: PathBuf) -> ExitCode {
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(p) => {
+            p.report();
+            return ExitCode::from(2);
+        }
+    };
+    let _log = crate::logging::init(&cfg.logging);
+    match serve_config(cfg, None).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match e {
+                ServeError::Config(p) => p.report(),
+                ServeError::Bind(e) => eprintln!("error: {e}"),
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(Problems),
+    #[error(transparent)]
+    Bind(std::io::Error),
+}
+
+/// Addresses actually bound, reported once serving starts.
+#[derive(Clone)]
+pub struct Bound {
+    pub listen: Vec<std::net::SocketAddr>,
+    pub admin: Vec<std::net::SocketAddr>,
+    pub shared: Arc<Shared>,
+    pub shutdown: Shutdown,
+}
+
+/// Builds the runtime, binds, and serves until SIGTERM/SIGINT.
+pub async fn serve_config(
+    cfg: Config,
+    ready: Option<tokio::sync::oneshot::Sender<Bound>>,
+) -> Result<(), ServeError> {
+    let listen = cfg.server.listen_addrs();
+    let admin = cfg.admin.listen_addrs();
+    let rt = Runtime::build(cfg).await.map_err(ServeError::Config)?;
+    let listeners = crate::server::bind_all(&listen)
+        .await
+        .map_err(ServeError::Bind)?;
+    let admin_listeners = crate::server::bind_all(&admin)
+        .await
+        .map_err(ServeError::Bind)?;
+    let mut services = ServiceSet::new(rt.config.server.shutdown_timeout());
+    if let Some(e) = services
+        .apply_all(&rt.config.plugins)
+        .await
+        .into_iter()
+        .next()
+    {
+        return Err(ServeError::Config(Problems::one(
+            rt.config.source.file_problem(e.to_string()),
+        )));
+    }
+    if !services.names().is_empty() {
+        tracing::info!(services = ?services.names(), "background services running");
+    }
+    let shared = Shared::new(rt);
+    let shutdown = Shutdown::new();
+    let bound = Bound {
+        listen: listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect(),
+        admin: admin_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect(),
+        shared: shared.clone(),
+        shutdown: shutdown.clone(),
+    };
+    {
+        let rt = shared.runtime.load();
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            listen = ?bound.listen, admin = ?bound.admin,
+            upstream = %rt.upstream.target().authority(), cas = rt.trust.len(), routes = rt.config.routes.len(),
+            "fedgate serving"
+        );
+    }
+    super::admin::serve(shared.clone(), admin_listeners, shutdown.clone()).await;
+    tokio::spawn(crate::server::handle_signals(
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::server::watch_files(
+        shared.clone(),
+        Duration::from_secs(30),
+    ));
+    let services = tokio::spawn(run_services(shared.clone(), services, shutdown.clone()));
+    if let Some(tx) = ready {
+        let _ = tx.send(bound);
+    }
+    crate::server::serve(shared, listeners, shutdown).await;
+    let _ = services.await;
+    Ok(())
+}
+
+/// Keeps the background services in line with the configuration: after
+/// each reload, a service whose section changed is restarted; on shutdown
+/// every service is stopped.
+async fn run_services(shared: Arc<Shared>, mut services: ServiceSet, shutdown: Shutdown) {
+    let mut reloads = shared.reloads();
+    loop {
+        tokio::select! {
+            changed = reloads.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let plugins = shared.runtime.load().config.plugins.clone();
+                for e in services.apply_all(&plugins).await {
+                    tracing::error!(error = %e, "service section refused; the running service is kept");
+                }
+            }
+            _ = shutdown.wait() => break,
+        }
+    }
+    services.stop_all().await;
+}

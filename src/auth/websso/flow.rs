@@ -1,0 +1,545 @@
+//! The authorization-code flow: start a login, finish it at the redirect
+//! URI, and recognise the session on later WebSSO requests.
+//!
+//! Order matters for safety: the `origin=` is checked before anything
+//! else, so an untrusted dashboard never even reaches the IdP; the state is
+//! bound to the browser by a sealed cookie; the ID token is verified with
+//! the IdP's JWKS (iss, aud, azp, nonce, exp, iat); PKCE S256 is always on.
+
+use std::sync::Arc;
+
+use http::header::{ACCEPT, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
+use http::{Response, StatusCode, Uri};
+
+use super::config::{OidcConfig, RouteOidc};
+use super::pages::{self, Choice};
+use super::state::{self, Pending, PendingLogin, StateError};
+use super::{cookies, origin};
+use crate::auth::{AuthOutcome, Denial};
+use crate::http::body::{Body, empty};
+use crate::identity::AuthMethod;
+use crate::oidc::claims::{Export, to_identity};
+use crate::oidc::{Idp, Registry};
+use crate::session::{KeyRing, Lifetimes, SessionData, SessionStore};
+
+/// Why the browser login could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum WebSsoError {
+    #[error("oidc.session.keys: {0}")]
+    Keys(crate::session::SealError),
+    #[error("oidc.session.redis_url: {0}")]
+    Store(String),
+}
+
+/// Deadline of each session-store call to Redis: a login or a session
+/// check waits at most this long before failing closed.
+const SESSION_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The browser-flow authenticator, one per process configuration.
+pub struct WebSso {
+    pub cfg: OidcConfig,
+    registry: Arc<Registry>,
+    keys: KeyRing,
+    store: SessionStore,
+    lifetimes: Lifetimes,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// mod_auth_openidc's rule for clients that must get 401 rather than a
+/// redirect: scripts (XHR, fetch) and anything that does not accept HTML.
+pub fn is_browser(h: &HeaderMap) -> bool {
+    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+    if get("x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("XMLHttpRequest")) {
+        return false;
+    }
+    if get("sec-fetch-mode").is_some_and(|v| v != "navigate")
+        || get("sec-fetch-dest").is_some_and(|v| v != "document")
+    {
+        return false;
+    }
+    match get(ACCEPT.as_str()) {
+        Some(a) => a.contains("text/html") || a.contains("*/*"),
+        None => true,
+    }
+}
+
+fn redirect(to: &str) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn deny(status: StatusCode, reason: impl Into<String>) -> AuthOutcome {
+    AuthOutcome::Deny(Denial::new(status, reason))
+}
+
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+impl WebSso {
+    pub async fn build(cfg: OidcConfig, registry: Arc<Registry>) -> Result<WebSso, WebSsoError> {
+        let s = &cfg.session;
+        let keys = if s.keys.is_empty() {
+            tracing::warn!(
+                "oidc.session.keys is not set: using a random key; sessions end on restart and are not shared between nodes"
+            );
+            KeyRing::ephemeral().map_err(WebSsoError::Keys)?
+        } else {
+            KeyRing::from_base64(s.keys.iter().map(|k| k.expose())).map_err(WebSsoError::Keys)?
+        };
+        let lifetimes = Lifetimes {
+            inactivity: std::time::Duration::from_secs(s.inactivity_timeout_secs),
+            max_duration: std::time::Duration::from_secs(s.max_duration_secs),
+        };
+        let store = match &s.redis_url {
+            Some(u) => SessionStore::redis(u.expose(), SESSION_REDIS_TIMEOUT)
+                .map_err(|e| WebSsoError::Store(e.to_string()))?,
+            None => SessionStore::memory(s.max_sessions, lifetimes),
+        };
+        Ok(WebSso {
+            cfg,
+            registry,
+            keys,
+            store,
+            lifetimes,
+        })
+    }
+
+    fn allowed<'a>(&'a self, ro: Option<&'a RouteOidc>) -> Vec<&'a Arc<Idp>> {
+        let names = ro.map(|r| r.idps.as_slice()).unwrap_or(&[]);
+        self.registry
+            .iter()
+            .filter(|i| names.is_empty() || names.iter().any(|n| n == i.name()))
+            .collect()
+    }
+
+    fn redirect_uri(&self, parts: &http::request::Parts) -> String {
+        if let Some(u) = &self.cfg.redirect_uri {
+            return u.clone();
+        }
+        let host = crate::http::host::request_host(parts).unwrap_or_else(|| "localhost".into());
+        format!("https://{host}{}", self.cfg.redirect_path)
+    }
+
+    fn export(idp: &Idp) -> Export {
+        Export {
+            claims: idp.config.claims.clone(),
+            remote_user: idp.config.remote_user,
+        }
+    }
+
+    /// A request on a WebSSO route.
+    pub async fn authenticate(&self, ro: &RouteOidc, parts: &http::request::Parts) -> AuthOutcome {
+        // 1. Never an open redirector: the dashboard must be trusted first.
+        if let Err(e) = origin::check(parts.uri.query(), &self.cfg.trusted_dashboards) {
+            let status = if matches!(e, origin::OriginError::Missing) {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            return deny(status, e.to_string());
+        }
+        let ro = Some(ro);
+        let allowed = self.allowed(ro);
+
+        // 2. An existing session for an IdP allowed here.
+        if let Some(s) = self.session(parts).await {
+            if let Some(idp) = allowed.iter().find(|i| i.name() == s.idp) {
+                return match to_identity(
+                    AuthMethod::OidcSession,
+                    idp.issuer(),
+                    &s.claims,
+                    &Self::export(idp),
+                ) {
+                    Ok(id) => AuthOutcome::Forward(Some(id)),
+                    Err(e) => deny(StatusCode::UNAUTHORIZED, e.to_string()),
+                };
+            }
+        }
+
+        // 3. No session: scripts get 401, people get the IdP.
+        if !is_browser(&parts.headers) {
+            return AuthOutcome::Deny(Denial::unauthorized(
+                "login required: open this URL in a browser to sign in",
+                "Bearer realm=\"fedgate\"",
+            ));
+        }
+        let chosen = match query_param(&parts.uri, "iss") {
+            Some(iss) => match allowed.iter().find(|i| i.issuer() == iss) {
+                Some(i) => (*i).clone(),
+                None => {
+                    return deny(
+                        StatusCode::BAD_REQUEST,
+                        format!("identity provider {iss} is not offered here"),
+                    );
+                }
+            },
+            None if allowed.len() == 1 => allowed[0].clone(),
+            None if allowed.is_empty() => {
+                return deny(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "no identity provider is configured for this path",
+                );
+            }
+            None => return AuthOutcome::Respond(self.chooser(parts, &allowed)),
+        };
+        self.start_login(parts, &chosen).await
+    }
+
+    fn chooser(&self, parts: &http::request::Parts, allowed: &[&Arc<Idp>]) -> Response<Body> {
+        let base = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let choices: Vec<Choice> = allowed
+            .iter()
+            .map(|i| {
+                let iss: String =
+                    url::form_urlencoded::byte_serialize(i.issuer().as_bytes()).collect();
+                Choice {
+                    label: i
+                        .config
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| i.name().to_string()),
+                    href: format!("{base}{sep}iss={iss}"),
+                }
+            })
+            .collect();
+        pages::chooser(&choices)
+    }
+
+    async fn session(&self, parts: &http::request::Parts) -> Option<std::sync::Arc<SessionData>> {
+        let c = cookies::get(&parts.headers, &self.cfg.session.cookie_name)?;
+        let id = match self.keys.open(&self.cfg.session.cookie_name, c) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::info!(reason = %e, "ignored an invalid session cookie");
+                return None;
+            }
+        };
+        match self.store.touch(&id, self.lifetimes, now()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "session store unavailable");
+                None
+            }
+        }
+    }
+
+    async fn start_login(&self, parts: &http::request::Parts, idp: &Idp) -> AuthOutcome {
+        let meta = match idp.discovery.get().await {
+            Ok(m) => m,
+            Err(e) => {
+                return deny(
+                    StatusCode::BAD_GATEWAY,
+                    format!("identity provider {} is unavailable: {e}", idp.name()),
+                );
+            }
+        };
+        let Some(authz) = meta.authorization_endpoint.clone() else {
+            return deny(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "identity provider {} publishes no authorization_endpoint",
+                    idp.name()
+                ),
+            );
+        };
+        let Some(client_id) = idp.config.client_id.clone() else {
+            return deny(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("identity provider {} has no client_id", idp.name()),
+            );
+        };
+        let target = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let t = now();
+        let login = match PendingLogin::new(idp.name(), &target, t) {
+            Ok(l) => l,
+            Err(e) => return deny(StatusCode::URI_TOO_LONG, e.to_string()),
+        };
+        let mut pending = Pending::open(&self.keys, cookies::get(&parts.headers, state::COOKIE))
+            .unwrap_or_default();
+        let mut url = match url::Url::parse(&authz) {
+            Ok(u) => u,
+            Err(_) => {
+                return deny(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "identity provider {} has an invalid authorization_endpoint",
+                        idp.name()
+                    ),
+                );
+            }
+        };
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client_id)
+            .append_pair("redirect_uri", &self.redirect_uri(parts))
+            .append_pair(
+                "scope",
+                idp.config.scopes.as_deref().unwrap_or(&self.cfg.scopes),
+            )
+            .append_pair("state", &login.state)
+            .append_pair("nonce", &login.nonce)
+            .append_pair("code_challenge", &state::pkce_challenge(&login.verifier))
+            .append_pair("code_challenge_method", "S256");
+        pending.push(
+            login,
+            self.cfg.max_pending_logins,
+            t,
+            self.cfg.state_timeout_secs as i64,
+        );
+        let sealed = match pending.seal(&self.keys) {
+            Ok(Some(s)) => s,
+            _ => {
+                return deny(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot create the login state",
+                );
+            }
+        };
+        let mut r = redirect(url.as_str());
+        r.headers_mut().append(
+            SET_COOKIE,
+            cookies::set(state::COOKIE, &sealed, Some(self.cfg.state_timeout_secs)),
+        );
+        tracing::info!(idp = idp.name(), "login started");
+        AuthOutcome::Respond(r)
+    }
+
+    /// The IdP's redirect back: verify, create the session, and replay the
+    /// original WebSSO request to Keystone with the identity.
+    pub async fn finish_login(&self, parts: &http::request::Parts) -> AuthOutcome {
+        let t = now();
+        let timeout = self.cfg.state_timeout_secs as i64;
+        let mut pending =
+            // Without the cookie the response cannot belong to a login started
+            // in this browser (or it was already used): both are "unknown".
+            match Pending::open(&self.keys, cookies::get(&parts.headers, state::COOKIE)) {
+                Ok(p) => p,
+                Err(StateError::NoCookie) => Pending::default(),
+                Err(e) => return deny(StatusCode::BAD_REQUEST, e.to_string()),
+            };
+        let Some(st) = query_param(&parts.uri, "state") else {
+            return deny(StatusCode::BAD_REQUEST, "the login response has no state");
+        };
+        let login = match pending.take(&st, t, timeout) {
+            Ok(l) => l,
+            Err(e) => return deny(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let mut headers = HeaderMap::new();
+        match pending.seal(&self.keys) {
+            Ok(Some(s)) => headers.append(
+                SET_COOKIE,
+                cookies::set(state::COOKIE, &s, Some(self.cfg.state_timeout_secs)),
+            ),
+            _ => headers.append(SET_COOKIE, cookies::clear(state::COOKIE)),
+        };
+        if let Some(err) = query_param(&parts.uri, "error") {
+            let desc = query_param(&parts.uri, "error_description").unwrap_or_default();
+            return deny(
+                StatusCode::UNAUTHORIZED,
+                format!("the identity provider refused the login: {err} {desc}")
+                    .trim()
+                    .to_string(),
+            );
+        }
+        let Some(idp) = self.registry.by_name(&login.idp).cloned() else {
+            return deny(
+                StatusCode::BAD_REQUEST,
+                "the identity provider of this login is no longer configured",
+            );
+        };
+        if let Some(iss) = query_param(&parts.uri, "iss") {
+            if iss != idp.issuer() {
+                return deny(
+                    StatusCode::BAD_REQUEST,
+                    "the login response comes from another issuer (RFC 9207 mix-up defence)",
+                );
+            }
+        }
+        let Some(code) = query_param(&parts.uri, "code") else {
+            return deny(StatusCode::BAD_REQUEST, "the login response has no code");
+        };
+        let claims = match super::exchange::code_for_claims(
+            &idp,
+            &code,
+            &login,
+            &self.redirect_uri(parts),
+            self.cfg.iat_slack_secs,
+            t,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => return deny(e.status(), e.to_string()),
+        };
+        let id_token = claims.1;
+        let claims = claims.0;
+        let identity = match to_identity(
+            AuthMethod::OidcSession,
+            idp.issuer(),
+            &claims,
+            &Self::export(&idp),
+        ) {
+            Ok(i) => i,
+            Err(e) => return deny(StatusCode::UNAUTHORIZED, e.to_string()),
+        };
+        let sid = match crate::session::crypto::random_bytes::<32>() {
+            Ok(b) => b,
+            Err(e) => return deny(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+        let data = SessionData {
+            idp: idp.name().into(),
+            claims,
+            id_token,
+            created: t,
+            last_seen: t,
+        };
+        if let Err(e) = self.store.insert(&sid, &data, self.lifetimes, t).await {
+            return deny(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+        let Ok(sealed) = self.keys.seal(&self.cfg.session.cookie_name, &sid) else {
+            return deny(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot create the session cookie",
+            );
+        };
+        headers.append(
+            SET_COOKIE,
+            cookies::set(&self.cfg.session.cookie_name, &sealed, None),
+        );
+        let Ok(uri) = login.target.parse::<Uri>() else {
+            return deny(
+                StatusCode::BAD_REQUEST,
+                "the original URL cannot be replayed",
+            );
+        };
+        tracing::info!(idp = idp.name(), sub = %identity.principal, "login completed");
+        AuthOutcome::Replay {
+            uri,
+            identity,
+            response_headers: headers,
+        }
+    }
+
+    /// Ends the session, and the IdP session where the IdP offers
+    /// RP-initiated logout.
+    pub async fn logout(&self, parts: &http::request::Parts) -> Response<Body> {
+        let back = origin::check(parts.uri.query(), &self.cfg.trusted_dashboards).ok();
+        let mut end_session = None;
+        if let Some(c) = cookies::get(&parts.headers, &self.cfg.session.cookie_name) {
+            if let Ok(id) = self.keys.open(&self.cfg.session.cookie_name, c) {
+                if let Ok(Some(s)) = self.store.touch(&id, self.lifetimes, now()).await {
+                    if let Some(idp) = self.registry.by_name(&s.idp) {
+                        if let Ok(m) = idp.discovery.get().await {
+                            end_session = m
+                                .end_session_endpoint
+                                .clone()
+                                .map(|e| (e, s.id_token.clone(), idp.config.client_id.clone()));
+                        }
+                    }
+                }
+                let _ = self.store.remove(&id).await;
+            }
+        }
+        let mut r = match end_session.and_then(|(e, hint, client)| {
+            let mut u = url::Url::parse(&e).ok()?;
+            {
+                let mut q = u.query_pairs_mut();
+                if let Some(h) = hint {
+                    q.append_pair("id_token_hint", &h);
+                }
+                if let Some(c) = client {
+                    q.append_pair("client_id", &c);
+                }
+                if let Some(b) = &back {
+                    q.append_pair("post_logout_redirect_uri", b);
+                }
+            }
+            Some(u.to_string())
+        }) {
+            Some(to) => redirect(&to),
+            None => pages::logged_out(back.as_deref()),
+        };
+        r.headers_mut()
+            .append(SET_COOKIE, cookies::clear(&self.cfg.session.cookie_name));
+        tracing::info!("logout");
+        r
+    }
+
+    /// Cookie names the pipeline removes before forwarding to Keystone.
+    pub fn own_cookies(&self) -> [&str; 2] {
+        [self.cfg.session.cookie_name.as_str(), state::COOKIE]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn browsers_and_scripts() {
+        assert!(is_browser(&h(&[(
+            "accept",
+            "text/html,application/xhtml+xml"
+        )])));
+        assert!(
+            is_browser(&h(&[("accept", "*/*")])),
+            "curl's default, as mod_auth_openidc treats it"
+        );
+        assert!(is_browser(&h(&[])));
+        assert!(is_browser(&h(&[
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document")
+        ])));
+        assert!(!is_browser(&h(&[("accept", "application/json")])));
+        assert!(!is_browser(&h(&[
+            ("accept", "text/html"),
+            ("x-requested-with", "XMLHttpRequest")
+        ])));
+        assert!(!is_browser(&h(&[
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "cors")
+        ])));
+        assert!(!is_browser(&h(&[
+            ("accept", "*/*"),
+            ("sec-fetch-dest", "empty")
+        ])));
+    }
+}

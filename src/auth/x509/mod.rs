@@ -1,0 +1,297 @@
+//! `auth = "x509"`: the connection's client chain, validated once per
+//! connection, becomes the gridsite identity Keystone maps today.
+//!
+//! Chain validation itself is [`crate::pki`]'s and AC validation
+//! [`crate::voms`]'s; this authenticator combines them per connection and
+//! writes the values gridsite would ([`gridsite`]).
+
+pub mod gridsite;
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+
+use super::{AuthOutcome, Denial};
+use crate::conn::ConnInfo;
+use crate::identity::{AuthMethod, Identity};
+use crate::pki::{FailKind, Validator, Verdict, unix_now};
+use crate::voms::export::FqanRequirement;
+use crate::voms::{VomsOutcome, VomsSettings};
+
+/// `[route.x509]`: per-route X.509 requirements.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteX509 {
+    /// At least one FQAN of a valid VOMS AC must match this regex (as in
+    /// `GRST_VOMS_FQANS`, e.g. `^/fedcloud.egi.eu(/|$)`), else 403.
+    #[serde(default)]
+    pub require_fqan: Option<FqanRequirement>,
+}
+
+impl RouteX509 {
+    /// Route-level requirements on a valid chain; `Some` refuses (403).
+    pub fn check(&self, _verdict: &Verdict, voms: Option<&VomsOutcome>) -> Option<Denial> {
+        let r = self.require_fqan.as_ref()?;
+        let empty = VomsOutcome::default();
+        r.check(voms.unwrap_or(&empty))
+            .err()
+            .map(|reason| Denial::new(StatusCode::FORBIDDEN, reason))
+    }
+}
+
+/// What one connection's chain amounts to; cached in
+/// `ConnInfo.tls.x509_verdict` so requests on the connection reuse it, for
+/// as long as it still holds (see [`ConnVerdict::holds`]).
+#[derive(Debug)]
+pub struct ConnVerdict {
+    pub verdict: Verdict,
+    pub voms: Option<VomsOutcome>,
+    /// The authenticator that built it: a reload (new CRLs, CAs, vomsdir)
+    /// builds a new one, and a long-lived connection must be judged again.
+    built_by: u64,
+    /// The earliest `notAfter` among the chain's certificates and accepted
+    /// ACs. Past it, the cached answer would forward an expired proxy or
+    /// expired FQANs.
+    stale_after: i64,
+}
+
+impl ConnVerdict {
+    /// Whether this verdict may still answer for `auth` at `now`.
+    pub fn holds(&self, auth: &X509Authenticator, now: i64) -> bool {
+        self.built_by == auth.generation && now <= self.stale_after
+    }
+}
+
+/// The earliest expiry among everything a verdict relied on. A refusal
+/// stays a refusal until a reload (time only makes an expired certificate
+/// more expired), so a client cannot make every request on one connection
+/// pay for a full chain validation.
+fn stale_after(verdict: &Verdict, voms: Option<&VomsOutcome>) -> i64 {
+    if !verdict.valid() {
+        return i64::MAX;
+    }
+    let certs = verdict
+        .certs
+        .iter()
+        .chain(&verdict.path)
+        .map(|c| c.not_after);
+    let acs = voms
+        .into_iter()
+        .flat_map(|o| o.acs.iter().map(|a| a.not_after));
+    certs.chain(acs).min().unwrap_or(i64::MAX)
+}
+
+/// Tells authenticators apart across reloads (addresses can be reused).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Validates client chains and builds the gridsite values.
+pub struct X509Authenticator {
+    validator: Arc<Validator>,
+    voms: Arc<VomsSettings>,
+    generation: u64,
+}
+
+impl X509Authenticator {
+    pub fn new(validator: Arc<Validator>, voms: Arc<VomsSettings>) -> Self {
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        X509Authenticator {
+            validator,
+            voms,
+            generation,
+        }
+    }
+
+    pub fn validator(&self) -> &Arc<Validator> {
+        &self.validator
+    }
+
+    /// Validation plus VOMS evaluation for a chain (also used by x509-info).
+    pub fn evaluate(&self, chain: &[impl AsRef<[u8]>], now: i64) -> ConnVerdict {
+        let verdict = self.validator.validate(chain, now);
+        // ACs are only looked at on a valid chain; a bad AC drops its FQANs
+        // (logged) but never the connection, as with gridsite.
+        let voms = verdict.valid().then(|| {
+            let ders: Vec<rustls_pki_types::CertificateDer<'_>> = chain
+                .iter()
+                .map(|c| rustls_pki_types::CertificateDer::from(c.as_ref()))
+                .collect();
+            let o = crate::voms::evaluate(&ders, verdict.eec, &*self.validator, &self.voms, now);
+            let who = verdict.eec().map(|c| c.subject.as_str()).unwrap_or("-");
+            for r in &o.refused {
+                tracing::info!(dn = %who, reason = %r, "VOMS attribute certificate refused");
+            }
+            o
+        });
+        let stale_after = stale_after(&verdict, voms.as_ref());
+        ConnVerdict {
+            verdict,
+            voms,
+            built_by: self.generation,
+            stale_after,
+        }
+    }
+
+    /// Everything handed to Keystone for a valid chain: gridsite's values
+    /// and the nginx-voms ones under their configured names.
+    pub fn env(&self, cv: &ConnVerdict, peer: Option<std::net::IpAddr>) -> Vec<(String, Vec<u8>)> {
+        let v = &cv.verdict;
+        let mut out = gridsite::env(v, peer, cv.voms.as_ref());
+        if let (Some(o), Some(eec)) = (&cv.voms, v.eec()) {
+            for (k, val) in
+                crate::voms::export::values(o, &eec.subject, &eec.issuer, &self.voms.export)
+            {
+                out.push((k, val.into_bytes()));
+            }
+        }
+        out
+    }
+
+    /// The connection's cached verdict, judged again when a reload or an
+    /// expiry has made it stale.
+    fn verdict_for(&self, tls: &crate::conn::TlsInfo) -> Arc<ConnVerdict> {
+        let now = unix_now();
+        let mut slot = tls
+            .x509_verdict
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cv) = slot
+            .as_ref()
+            .and_then(|a| a.clone().downcast::<ConnVerdict>().ok())
+            && cv.holds(self, now)
+        {
+            return cv;
+        }
+        let cv = Arc::new(self.evaluate(&tls.client_chain, now));
+        *slot = Some(cv.clone());
+        cv
+    }
+
+    /// `auth = "x509"` for the route named `route` with its options.
+    pub async fn authenticate(
+        &self,
+        route: &str,
+        opts: &RouteX509,
+        conn: &ConnInfo,
+    ) -> AuthOutcome {
+        let Some(tls) = conn.tls.as_ref() else {
+            return deny(
+                Denial::unauthorized("X.509 authentication needs a TLS connection", "X509"),
+                route,
+                "-",
+            );
+        };
+        let cv = self.verdict_for(tls);
+        let cv = &*cv;
+        let v = &cv.verdict;
+        let who = v.eec().map(|c| c.subject.as_str()).unwrap_or("-");
+        for note in &v.notes {
+            tracing::debug!(dn = %who, note = %note, "x509 chain note");
+        }
+        if let Some(f) = &v.failure {
+            let denial = match f.kind {
+                FailKind::Depth => Denial::new(StatusCode::FORBIDDEN, f.reason.clone()),
+                _ => Denial::unauthorized(
+                    format!("client certificate refused: {}", f.reason),
+                    "X509",
+                ),
+            };
+            return deny(denial, route, who);
+        }
+        if let Some(d) = opts.check(v, cv.voms.as_ref()) {
+            return deny(d, route, who);
+        }
+        let Some(eec) = v.eec() else {
+            return deny(
+                Denial::unauthorized("no end-entity certificate", "X509"),
+                route,
+                who,
+            );
+        };
+        let mut id = Identity::new(AuthMethod::X509, eec.subject.clone());
+        for (k, val) in self.env(cv, Some(conn.peer.ip())) {
+            id.set(k, val);
+        }
+        AuthOutcome::Forward(Some(id))
+    }
+}
+
+fn deny(d: Denial, route: &str, who: &str) -> AuthOutcome {
+    tracing::info!(route, status = d.status.as_u16(), dn = %who, reason = %d.reason, "x509 authentication refused");
+    AuthOutcome::Deny(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::voms::ValidAc;
+
+    fn authenticator() -> X509Authenticator {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = crate::pki::TrustStore::load(dir.path()).unwrap();
+        let validator = Validator::new(Arc::new(store), Default::default());
+        let voms = VomsSettings::from_config(&Default::default());
+        X509Authenticator::new(Arc::new(validator), Arc::new(voms))
+    }
+
+    fn ac(not_after: i64) -> ValidAc {
+        ValidAc {
+            vo: "fedcloud.egi.eu".into(),
+            uri: "voms.example:15000".into(),
+            server: "/CN=voms".into(),
+            server_ca: "/CN=ca".into(),
+            fqans: vec!["/fedcloud.egi.eu/Role=NULL/Capability=NULL".into()],
+            not_before: 0,
+            not_after,
+            not_before_raw: String::new(),
+            not_after_raw: String::new(),
+            serial_hex: "01".into(),
+            generic: vec![],
+        }
+    }
+
+    fn verdict_with_acs(auth: &X509Authenticator, acs: Vec<ValidAc>) -> ConnVerdict {
+        let mut cv = auth.evaluate(&Vec::<Vec<u8>>::new(), 1_000);
+        cv.verdict.failure = None; // as if the (empty) chain had passed
+        cv.voms = Some(VomsOutcome {
+            carrier: Some(0),
+            acs,
+            refused: vec![],
+        });
+        cv.stale_after = stale_after(&cv.verdict, cv.voms.as_ref());
+        cv
+    }
+
+    #[test]
+    fn a_verdict_goes_stale_when_its_first_ac_expires() {
+        let auth = authenticator();
+        let cv = verdict_with_acs(&auth, vec![ac(5_000), ac(3_000)]);
+        assert!(cv.holds(&auth, 2_999));
+        assert!(cv.holds(&auth, 3_000));
+        assert!(!cv.holds(&auth, 3_001), "FQANs must not outlive their AC");
+    }
+
+    #[test]
+    fn a_refusal_is_kept_until_a_reload() {
+        let auth = authenticator();
+        let cv = auth.evaluate(&Vec::<Vec<u8>>::new(), 1_000);
+        assert!(!cv.verdict.valid());
+        assert!(
+            cv.holds(&auth, i64::MAX - 1),
+            "no re-validation per request"
+        );
+        assert!(!cv.holds(&authenticator(), 1_000));
+    }
+
+    #[test]
+    fn a_reload_makes_every_cached_verdict_stale() {
+        let before = authenticator();
+        let cv = verdict_with_acs(&before, vec![ac(i64::MAX)]);
+        assert!(cv.holds(&before, 10));
+        let after = authenticator();
+        assert!(
+            !cv.holds(&after, 10),
+            "a new CRL must reach open connections"
+        );
+    }
+}
