@@ -300,3 +300,32 @@ fn admin_health_readiness_and_metrics() {
         "{m}"
     );
 }
+
+/// `server.header_timeout_secs` bounds how long a request head may take:
+/// a client that sends half a head and stops is disconnected after it, not
+/// after hyper's own 30 s.
+#[test]
+fn a_slow_request_head_is_cut_off_after_header_timeout_secs() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
+    conf.server = "header_timeout_secs = 1\n";
+    let gw = Gateway::start(&pki, &conf);
+    let cfg = common::client::config(&pki.ca_file, None, &[b"http/1.1"], None);
+
+    // A complete request is answered as usual.
+    let mut ok = common::Client::connect(gw.addr, cfg.clone()).unwrap();
+    assert_eq!(ok.request("GET", "/v3", &[], b"").status, 200);
+
+    let mut c = common::Client::connect(gw.addr, cfg).unwrap();
+    c.write_all(b"GET /v3 HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .unwrap();
+    let t0 = Instant::now();
+    let r = c.read_response(false);
+    let waited = t0.elapsed();
+    assert!(r.is_err(), "no answer to half a request head: {r:?}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "the connection closed after {waited:?}, not after about 1 s"
+    );
+}

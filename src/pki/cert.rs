@@ -42,7 +42,9 @@ pub enum CertError {
     BadExtension(&'static str),
 }
 
-/// How a proxy came to be one (spec §1.1).
+/// How a proxy came to be one: RFC 3820 (its ProxyCertInfo OID), the
+/// GT3 draft (the older OID), or a legacy GT2 proxy (a `CN=proxy` or
+/// `CN=limited proxy` appended to its issuer's DN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyKind {
     Rfc,

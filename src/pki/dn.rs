@@ -248,7 +248,8 @@ mod tests {
     const UTF8: u8 = 0x0c;
     const PRINTABLE: u8 = 0x13;
 
-    /// The tricky DN of the grid spec (§4.2), checked byte for byte
+    /// A DN with every escaping case (multi-valued RDN, UTF-8, `/` and `=`
+    /// in values), checked byte for byte
     /// against OpenSSL 3 and gridsite's output.
     #[test]
     fn tricky_dn_matches_openssl_and_gridsite() {

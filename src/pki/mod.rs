@@ -7,10 +7,9 @@
 //! (each covered by tests/x509_gridsite_interop.rs on the same credentials):
 //! - Revocation: `x509.crl = "require"` by default: every CA-issued
 //!   certificate of the base chain (and of VOMS server chains) needs a
-//!   current CRL from its issuer that does not list it. The spec suggests
-//!   canl's `if_valid`; the issue asks for enforcement on every certificate,
-//!   which is what `require` means (a CA without a CRL cannot prove its users
-//!   unrevoked). Apache's default (`SSLCARevocationCheck none`) accepts
+//!   current CRL from its issuer that does not list it: a CA without a CRL
+//!   cannot prove its users unrevoked (canl's `if_valid` is available as
+//!   `x509.crl = "if_valid"`). Apache's default (`SSLCARevocationCheck none`) accepts
 //!   revoked users. Proxies are never CRL-checked (no proxy CA exists).
 //! - `.namespaces` / `.signing_policy` are enforced (`globus_eugridpma`);
 //!   gridsite parses but never enforces them. `ignore` logs would-be denials.

@@ -1,5 +1,5 @@
-//! Path validation of a client chain: `[CA…] → EEC → P1 → … → Pn` (spec
-//! §1.2). The base chain (EEC up to a trust anchor) follows RFC 5280 with
+//! Path validation of a client chain: `[CA…] → EEC → P1 → … → Pn` (RFC
+//! 3820 §4.1 for the proxies). The base chain (EEC up to a trust anchor) follows RFC 5280 with
 //! CRLs and IGTF issuer policies; each proxy is checked against its
 //! issuer with canl-java's strict rules.
 

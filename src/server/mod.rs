@@ -37,11 +37,14 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>>
     Ok(out)
 }
 
-fn http_builder() -> auto::Builder<TokioExecutor> {
+/// hyper's server settings. `header_timeout` (`server.header_timeout_secs`)
+/// bounds how long a client may take to send a request head, so a slow
+/// client cannot hold a connection slot by trickling bytes.
+fn http_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(header_timeout)
         .keep_alive(true)
         .max_buf_size(128 * 1024);
     b.http2()
@@ -179,11 +182,12 @@ pub async fn serve_connection<I>(
         let conn = conn.clone();
         service_fn(move |req| pipeline::handle(shared.clone(), conn.clone(), req))
     };
+    let header_timeout = shared.runtime.load().config.server.header_timeout();
     // ALPN already chose the protocol: skip auto-detection's preface peek.
     let builder = match conn.tls.as_ref().and_then(|t| t.alpn.as_deref()) {
-        Some(b"h2") => http_builder().http2_only(),
-        Some(b"http/1.1") => http_builder().http1_only(),
-        _ => http_builder(),
+        Some(b"h2") => http_builder(header_timeout).http2_only(),
+        Some(b"http/1.1") => http_builder(header_timeout).http1_only(),
+        _ => http_builder(header_timeout),
     };
     let served = builder.serve_connection(io, svc);
     if let Err(e) = watcher.watch(served).await {

@@ -135,81 +135,16 @@ pub async fn handle(
     Ok(resp)
 }
 
+/// The phases in order; each may answer early.
 async fn phases(
     ctx: &mut Ctx<'_>,
     mut parts: http::request::Parts,
     mut body: Body,
 ) -> Response<Body> {
-    let (shared, rt, conn) = (ctx.shared, ctx.rt, ctx.conn);
-    let id = ctx.id.clone();
-    let id = id.as_str();
-    // 1. Scrub: nothing a client sends may pose as identity.
-    let dropped = rt.scrubber.scrub(&mut parts.headers);
-    if !dropped.is_empty() {
-        shared.metrics.scrubbed_headers.inc_by(dropped.len() as u64);
-        let names: Vec<&str> = dropped.iter().map(|n| n.as_str()).collect();
-        tracing::warn!(id, headers = ?names, peer = %conn.peer, "dropped client headers that could pose as identity");
-    }
-    hop::strip(&mut parts.headers);
-    let host = crate::http::host::request_host(&parts);
-    forwarded::apply(
-        &mut parts.headers,
-        conn,
-        host.as_deref(),
-        &rt.trusted_proxies,
-    );
-
-    // 2. Route on the decoded path, which is what Keystone routes on.
-    let decoded = match percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8() {
-        Ok(p) if !p.contains('\0') => p.into_owned(),
-        _ => {
-            tracing::info!(
-                id,
-                "refused a request whose path is not valid UTF-8 once decoded"
-            );
-            return reply::json_error(
-                StatusCode::BAD_REQUEST,
-                "request path is not valid UTF-8 once percent-decoded",
-            );
-        }
-    };
-
-    // 3. Authenticate. Authenticators log from deep inside (IdP calls,
-    // chain checks), so their lines carry the request id through a span;
-    // unauthenticated routes, most of the traffic, skip its cost.
-    // An authenticator's own endpoints (the login's redirect and logout)
-    // come before the routes.
-    let own = match rt.auth.request_filter(&decoded, &parts) {
-        Some(f) => Some(f.instrument(auth_span(id)).await),
-        None => None,
-    };
-    let (kind, outcome) = match own {
-        Some(f) => {
-            ctx.route = f.label.into();
-            ctx.html = accepts_html(&parts);
-            (AuthKind::Oidc, f.outcome)
-        }
-        None => {
-            let Some(route) = rt.routes.find(&decoded) else {
-                tracing::info!(id, path = %decoded, "no route matches");
-                return reply::json_error(
-                    StatusCode::NOT_FOUND,
-                    "no route is configured for this path",
-                );
-            };
-            ctx.route = route.name.clone();
-            ctx.html = route.auth() == AuthKind::Oidc && accepts_html(&parts);
-            let outcome = match route.auth() {
-                AuthKind::None => AuthOutcome::Forward(None),
-                _ => {
-                    rt.auth
-                        .authenticate(&route.name, &route.policy, &parts, conn, &mut body)
-                        .instrument(auth_span(id))
-                        .await
-                }
-            };
-            (route.auth(), outcome)
-        }
+    scrub(ctx, &mut parts);
+    let (kind, outcome) = match authenticate(ctx, &parts, &mut body).await {
+        Ok(x) => x,
+        Err(answer) => return answer,
     };
     let mut extra_headers = None;
     let identity = match outcome {
@@ -230,41 +165,126 @@ async fn phases(
         }
         AuthOutcome::Respond(r) => return r,
         AuthOutcome::Deny(d) => {
-            shared
+            ctx.shared
                 .metrics
                 .denials
                 .get_or_create(&KindLabel {
                     kind: kind.as_str().into(),
                 })
                 .inc();
-            tracing::info!(id, status = d.status.as_u16(), reason = %d.reason, auth = kind.as_str(), "authentication refused");
+            tracing::info!(id = %ctx.id, status = d.status.as_u16(), reason = %d.reason, auth = kind.as_str(), "authentication refused");
             return ctx.error(d.status, &d.reason, d.www_authenticate.as_deref());
         }
     };
-    rt.auth.upstream_filter(&mut parts.headers);
+    ctx.rt.auth.upstream_filter(&mut parts.headers);
     if let Some(i) = &identity {
-        tracing::debug!(id, method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
+        tracing::debug!(id = %ctx.id, method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
     }
     ctx.principal = identity.as_ref().map(|i| i.principal.clone());
+    let mut resp = forward(ctx, parts, body, identity.as_ref()).await;
+    if let Some(h) = extra_headers {
+        for (k, v) in h.iter() {
+            resp.headers_mut().append(k, v.clone());
+        }
+    }
+    resp
+}
 
-    // 4. Forward.
+/// Phase 1: nothing a client sends may pose as identity; hop-by-hop
+/// headers go, and X-Forwarded-* are set from the connection.
+fn scrub(ctx: &Ctx<'_>, parts: &mut http::request::Parts) {
+    let (rt, conn) = (ctx.rt, ctx.conn);
+    let dropped = rt.scrubber.scrub(&mut parts.headers);
+    if !dropped.is_empty() {
+        ctx.shared
+            .metrics
+            .scrubbed_headers
+            .inc_by(dropped.len() as u64);
+        let names: Vec<&str> = dropped.iter().map(|n| n.as_str()).collect();
+        tracing::warn!(id = %ctx.id, headers = ?names, peer = %conn.peer, "dropped client headers that could pose as identity");
+    }
+    hop::strip(&mut parts.headers);
+    let host = crate::http::host::request_host(parts);
+    forwarded::apply(
+        &mut parts.headers,
+        conn,
+        host.as_deref(),
+        &rt.trusted_proxies,
+    );
+}
+
+/// Phases 2 and 3: route on the decoded path, which is what Keystone routes
+/// on, and run the route's authenticator. An authenticator's own endpoints
+/// (the login's redirect and logout) come before the routes.
+///
+/// Authenticators log from deep inside (IdP calls, chain checks), so their
+/// lines carry the request id through a span; unauthenticated routes, most
+/// of the traffic, skip its cost.
+async fn authenticate(
+    ctx: &mut Ctx<'_>,
+    parts: &http::request::Parts,
+    body: &mut Body,
+) -> Result<(AuthKind, AuthOutcome), Response<Body>> {
+    let rt = ctx.rt;
+    let decoded = match percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8() {
+        Ok(p) if !p.contains('\0') => p.into_owned(),
+        _ => {
+            tracing::info!(
+                id = %ctx.id,
+                "refused a request whose path is not valid UTF-8 once decoded"
+            );
+            return Err(reply::json_error(
+                StatusCode::BAD_REQUEST,
+                "request path is not valid UTF-8 once percent-decoded",
+            ));
+        }
+    };
+    if let Some(own) = rt.auth.request_filter(&decoded, parts) {
+        let f = own.instrument(auth_span(&ctx.id)).await;
+        ctx.route = f.label.into();
+        ctx.html = accepts_html(parts);
+        return Ok((AuthKind::Oidc, f.outcome));
+    }
+    let Some(route) = rt.routes.find(&decoded) else {
+        tracing::info!(id = %ctx.id, path = %decoded, "no route matches");
+        return Err(reply::json_error(
+            StatusCode::NOT_FOUND,
+            "no route is configured for this path",
+        ));
+    };
+    ctx.route = route.name.clone();
+    let kind = route.auth();
+    ctx.html = kind == AuthKind::Oidc && accepts_html(parts);
+    let outcome = match kind {
+        AuthKind::None => AuthOutcome::Forward(None),
+        _ => {
+            rt.auth
+                .authenticate(&route.name, &route.policy, parts, ctx.conn, body)
+                .instrument(auth_span(&ctx.id))
+                .await
+        }
+    };
+    Ok((kind, outcome))
+}
+
+/// Phase 4: hand the request and its identity to Keystone.
+async fn forward(
+    ctx: &Ctx<'_>,
+    parts: http::request::Parts,
+    body: Body,
+    identity: Option<&crate::identity::Identity>,
+) -> Response<Body> {
+    let rt = ctx.rt;
     let out = Outbound {
         parts,
         body,
-        conn,
-        identity: identity.as_ref(),
+        conn: ctx.conn,
+        identity,
     };
     match rt.upstream.send(out).await {
-        Ok(mut resp) => {
-            if let Some(h) = extra_headers {
-                for (k, v) in h.iter() {
-                    resp.headers_mut().append(k, v.clone());
-                }
-            }
-            resp
-        }
+        Ok(resp) => resp,
         Err(e) => {
-            shared
+            ctx.shared
                 .metrics
                 .upstream_errors
                 .get_or_create(&KindLabel {
@@ -272,9 +292,9 @@ async fn phases(
                 })
                 .inc();
             if e.is_upstream_fault() {
-                tracing::error!(id, error = %e, upstream = %rt.upstream.target().authority(), "upstream request failed");
+                tracing::error!(id = %ctx.id, error = %e, upstream = %rt.upstream.target().authority(), "upstream request failed");
             } else {
-                tracing::info!(id, error = %e, "request refused before forwarding");
+                tracing::info!(id = %ctx.id, error = %e, "request refused before forwarding");
             }
             ctx.error(e.status(), &e.to_string(), None)
         }

@@ -109,8 +109,8 @@ impl Scrubber {
 mod tests {
     use super::*;
 
-    /// Every spelling a client might try, from the issue and from known
-    /// bypasses of other gateways (oauth2-proxy CVE-2025-64484).
+    /// Every spelling a client might try, from our own attack rounds and
+    /// from known bypasses of other gateways (oauth2-proxy CVE-2025-64484).
     #[test]
     fn every_variant_is_dropped() {
         let s = Scrubber::new(["X-Fedgate-"]);

@@ -1,5 +1,6 @@
 //! ASN.1 of the VOMS proxy extension and of RFC 5755 attribute certificates
-//! as VOMS profiles them (spec voms-gsi §3.2).
+//! as VOMS profiles them (RFC 5755; OGF GFD.182, "VOMS Attribute
+//! Certificate Format").
 //!
 //! The structures are declarative (`der` derive) so that every byte of
 //! untrusted input goes through one well-tested decoder. The signed
@@ -319,7 +320,7 @@ mod tests {
 
     #[test]
     fn targets_in_voms_and_rfc_shapes() {
-        // spec §3.2 example, VOMS shape
+        // The VOMS shape of a target (GFD.182 §3.4): a URI GeneralName
         let t = |n: &str| tlv(0xA0, &tlv(0x86, n.as_bytes()));
         let voms = tlv(
             0x30,

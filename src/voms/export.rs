@@ -1,4 +1,4 @@
-//! The values nginx-voms-module offers (spec §5), under configurable
+//! The values nginx-voms-module offers (`voms_user`, `voms_fqans`, …), under configurable
 //! names, a normalised FQAN list, and the per-route FQAN requirement.
 //!
 //! The `GRST_*` family (gridsite compatibility) is built by the PKI module
@@ -138,7 +138,7 @@ pub fn uri_component(s: &str) -> String {
     out
 }
 
-/// Spec §3.5: `/vo` ≡ `/vo/Role=NULL` ≡ `/vo/Role=NULL/Capability=NULL`.
+/// FQAN equivalence (GFD.182 §3.5): `/vo` ≡ `/vo/Role=NULL` ≡ `/vo/Role=NULL/Capability=NULL`.
 pub fn normalise_fqan(f: &str) -> String {
     let f = f.strip_suffix("/Capability=NULL").unwrap_or(f);
     f.strip_suffix("/Role=NULL").unwrap_or(f).to_string()

@@ -1,4 +1,5 @@
-//! Which VOMS server certificates a VO trusts: the vomsdir (spec §3.4).
+//! Which VOMS server certificates a VO trusts: the vomsdir's
+//! `<vo>/<host>.lsc` files (subject and issuer DNs, one chain per block).
 //!
 //! `<dir>/<vo>/<host>.lsc` lists, per accepted chain, subject/issuer DN
 //! pairs starting with the AA certificate; the certificates themselves
@@ -114,7 +115,7 @@ fn safe_component(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-/// Finds the AA certificate for an AC (spec §3.4). `issuer` is the DER of
+/// Finds the AA certificate for an AC through the vomsdir. `issuer` is the DER of
 /// the AC issuer name; `sig_ok` tells whether a certificate's key verifies
 /// the AC signature (used to pick among `.pem` candidates).
 pub fn find_aa(

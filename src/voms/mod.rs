@@ -3,7 +3,7 @@
 //!
 //! The PKI module validates the client chain, then calls [`evaluate`] with
 //! its [`AaVerifier`]. Only the leaf-most proxy carrying ACs counts; each
-//! of its ACs is checked on its own (spec voms-gsi §3.3, in order:
+//! of its ACs is checked on its own (RFC 5755 §5 and GFD.182, in order:
 //! [`profile`], signature, issuer binding and AA chain via [`lsc`], holder,
 //! time, extensions, targets, FQAN prefix — see [`validate`]) and a refused
 //! AC only loses its FQANs, as with gridsite. Where fedgate is stricter

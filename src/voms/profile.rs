@@ -1,4 +1,4 @@
-//! Step 1 of spec §3.3: a decoded AC is reduced to the VOMS profile, and
+//! The first check of an AC (see `validate.rs`): a decoded AC is reduced to the VOMS profile, and
 //! everything VOMS does not emit is refused here so later steps can rely
 //! on one shape.
 

@@ -1,4 +1,6 @@
-//! The checks of spec §3.3, in the spec's order, for one AC.
+//! The checks of one AC, in the order of RFC 5755 §5 with the VOMS profile
+//! (GFD.182): profile, signature, issuer and AA chain, holder, validity,
+//! extensions, targets, FQANs.
 //!
 //! They are split by what they depend on, so that the result of the
 //! expensive, connection-independent ones (signature, AA chain) can be

@@ -1,5 +1,6 @@
 //! gridsite values from hand-built chains and VOMS outcomes; the expected
-//! strings follow the captured mod_gridsite output (spec §4.1).
+//! strings follow mod_gridsite's output, as tests/x509_gridsite_interop.rs
+//! compares it live.
 
 use std::sync::Arc;
 
