@@ -190,6 +190,40 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
     }
 }
 
+/// A site that renames the nginx-voms values (`[voms.export]`) must not
+/// open a way in: with `fqans = "X_FQANS"` and an HTTP upstream, fedgate
+/// sends FQANs as `X-FQANS`, so a client's `X-Fqans` must never arrive.
+#[test]
+fn renamed_voms_export_names_cannot_be_sent_by_clients() {
+    let pki = pki();
+    let up = http_echo();
+    let mut conf = Conf::new(format!("http://{}", up.addr));
+    conf.routes = "[voms.export]\nfqans = \"X_FQANS\"\nvo = \"Grid-VO\"\n\n[[route]]\nname = \"keystone\"\npath = \"^/\"\nauth = \"none\"\n";
+    let gw = Gateway::start(&pki, &conf);
+    let mut c = gw.client(&pki);
+    let r = c.request(
+        "GET",
+        "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth",
+        &[
+            ("X-Fqans", "/fedcloud.egi.eu/Role=VMManager"),
+            ("grid-vo", "fedcloud.egi.eu"),
+            ("X-Auth-Token", "legit-token"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let raw = String::from_utf8_lossy(&up.record.last().raw).into_owned();
+    assert!(
+        !raw.contains("VMManager"),
+        "a client FQAN reached the upstream: {raw}"
+    );
+    assert!(
+        !raw.contains("fedcloud.egi.eu"),
+        "a client VO reached the upstream: {raw}"
+    );
+    assert!(raw.contains("legit-token"), "{raw}");
+}
+
 #[test]
 fn client_forwarding_headers_are_replaced() {
     let pki = pki();

@@ -65,14 +65,7 @@ impl Runtime {
         let routes = RouteTable::build(&config.routes, &config.source)?;
         let upstream = Upstream::new(&config.upstream, config.server.max_body_bytes)
             .map_err(|e| Problems::one(src.problem(&config.upstream.url, e.to_string())))?;
-        let mut extra: Vec<String> = config.scrub.prefixes.clone();
-        if let Upstream::Http(_) = &upstream {
-            if !config.upstream.identity_header_prefix.is_empty() {
-                extra.push(config.upstream.identity_header_prefix.clone());
-            }
-            extra.extend(config.upstream.identity_headers.values().cloned());
-        }
-        let scrubber = Scrubber::new(extra.iter().map(String::as_str));
+        let scrubber = Scrubber::for_config(&config);
         let trusted_proxies = config
             .server
             .trusted_proxies

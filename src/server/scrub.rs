@@ -7,15 +7,25 @@
 //! and `oidc.claim.sub` all become `OIDC_CLAIM_SUB`. Any name containing
 //! `_` is dropped as well, as Apache does, because some servers map `_`
 //! and `-` to the same environ name.
+//!
+//! The list is derived in one place, [`identity_names`], from everything
+//! the configuration can make fedgate emit: a name that fedgate hands to
+//! Keystone is never one a client can send.
 
 use http::HeaderMap;
 use http::header::HeaderName;
 
-/// Prefixes (normalised) that always mark an identity header.
+use crate::config::Config;
+use crate::upstream::http::header_name_for;
+
+/// Prefixes (normalised) that always mark an identity header: the fixed
+/// names of every authenticator (gridsite's `GRST_*`, mod_ssl's `SSL_*`,
+/// mod_auth_openidc's `OIDC*`, nginx-voms's default `VOMS_*`) and the
+/// user variables of CGI and Apache.
 pub const BUILTIN_PREFIXES: &[&str] = &[
     "OIDC",
     "GRST",
-    "SSL_CLIENT",
+    "SSL",
     "REMOTE_USER",
     "X_REMOTE",
     "VOMS",
@@ -51,6 +61,30 @@ fn starts_with_normalized(name: &[u8], prefix: &[u8]) -> bool {
         })
 }
 
+/// Every configurable name under which fedgate may hand identity to
+/// Keystone under `cfg`, beyond [`BUILTIN_PREFIXES`]: the site's extra
+/// prefixes, the nginx-voms export names, and the header names of the HTTP
+/// upstream (its prefix, its explicit names, and each export name as that
+/// upstream writes it). Scrubbed whatever the upstream kind, so that
+/// switching kinds can never open a gap.
+pub fn identity_names(cfg: &Config) -> Vec<String> {
+    let up = &cfg.upstream;
+    let mut names: Vec<String> = cfg.scrub.prefixes.clone();
+    for export in cfg.voms.export.all().into_iter().filter(|n| !n.is_empty()) {
+        names.push(export.to_string());
+        names.push(header_name_for(
+            export,
+            &up.identity_header_prefix,
+            &up.identity_headers,
+        ));
+    }
+    if !up.identity_header_prefix.is_empty() {
+        names.push(up.identity_header_prefix.clone());
+    }
+    names.extend(up.identity_headers.values().cloned());
+    names
+}
+
 #[derive(Debug, Clone)]
 pub struct Scrubber {
     prefixes: Vec<String>,
@@ -69,6 +103,11 @@ impl Scrubber {
             }
         }
         Scrubber { prefixes }
+    }
+
+    /// The scrubber for a configuration (see [`identity_names`]).
+    pub fn for_config(cfg: &Config) -> Self {
+        Self::new(identity_names(cfg).iter().map(String::as_str))
     }
 
     /// Whether a client header with this name must not reach Keystone.
@@ -199,6 +238,112 @@ mod tests {
             }
         }
         assert!(checked > 2000);
+    }
+
+    /// Every configurable output name, set to something no built-in
+    /// prefix covers, is dropped in every spelling a client could use: as
+    /// the environ name, as the header the HTTP upstream sends, and with an
+    /// `HTTP-` in front. The names come from the emitters themselves.
+    #[test]
+    fn every_configurable_output_name_is_scrubbed() {
+        use crate::voms::{ExportNames, ValidAc, VomsOutcome};
+        let text = r#"
+[upstream]
+url = "http://127.0.0.1:1"
+identity_header_prefix = "Site-Id-"
+identity_headers = { GRST_CONN_AURI_0 = "Grid-Subject", HTTP_OIDC_SUB = "Person" }
+[scrub]
+prefixes = ["Campus-Login"]
+[voms.export]
+user = "X_DN"
+user_ca = "X_DN_CA"
+fqans = "X_FQANS"
+server = "X_AA"
+server_ca = "X_AA_CA"
+vo = "X_VO"
+server_uri = "X_AA_URI"
+not_before = "X_FROM"
+not_after = "X_UNTIL"
+generic_attributes = "X_GA"
+serial = "X_SERIAL"
+fqans_normalised = "X_FQANS_N"
+[[route]]
+path = "^/"
+auth = "none"
+"#;
+        let cfg = Config::parse(std::path::Path::new("t.toml"), text.into()).unwrap();
+        assert!(cfg.validate().is_empty(), "{}", cfg.validate());
+        let s = Scrubber::for_config(&cfg);
+        // What the VOMS emitter writes with these names.
+        let ac = ValidAc {
+            vo: "vo".into(),
+            uri: "voms.example:15000".into(),
+            server: "/CN=voms".into(),
+            server_ca: "/CN=ca".into(),
+            fqans: vec!["/vo/Role=NULL/Capability=NULL".into()],
+            not_before: 0,
+            not_after: 1,
+            not_before_raw: "20250101000000Z".into(),
+            not_after_raw: "20250102000000Z".into(),
+            serial_hex: "01".into(),
+            generic: vec![],
+        };
+        let outcome = VomsOutcome {
+            carrier: Some(0),
+            acs: vec![ac],
+            refused: vec![],
+        };
+        let mut emitted: Vec<String> =
+            crate::voms::export::values(&outcome, "/CN=u", "/CN=ca", &cfg.voms.export)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+        assert_eq!(
+            emitted.len(),
+            ExportNames::default().all().len(),
+            "{emitted:?}"
+        );
+        emitted.extend(
+            [
+                "GRST_CONN_AURI_0",
+                "HTTP_OIDC_SUB",
+                "HTTP_OIDC_ISS",
+                "REMOTE_USER",
+            ]
+            .map(String::from),
+        );
+        let up = &cfg.upstream;
+        let mut checked = 0;
+        for var in &emitted {
+            let header = header_name_for(var, &up.identity_header_prefix, &up.identity_headers);
+            let bare = var.strip_prefix("HTTP_").unwrap_or(var);
+            for spelling in [
+                var.clone(),
+                var.replace('_', "-"),
+                var.to_ascii_lowercase().replace('_', "-"),
+                bare.replace('_', "-"),
+                format!("HTTP-{}", bare.replace('_', "-")),
+                header.clone(),
+                header.to_ascii_lowercase(),
+                format!("http-{header}"),
+            ] {
+                assert!(
+                    s.is_suspicious(&spelling),
+                    "{spelling} (for {var}) must be scrubbed"
+                );
+                checked += 1;
+            }
+        }
+        for extra in [
+            "Campus-Login-Name",
+            "Site-Id-Anything",
+            "Grid-Subject",
+            "person",
+        ] {
+            assert!(s.is_suspicious(extra), "{extra}");
+        }
+        assert!(checked >= 100, "{checked}");
+        assert!(!s.is_suspicious("X-Auth-Token"));
     }
 
     #[test]
