@@ -1,7 +1,8 @@
 //! Bearer tokens end to end: real oidc-provider IdPs, fedgate in process,
 //! the uwsgi echo upstream standing in for Keystone.
 //!
-//! Ports: IdPs 18760-18768, Redis 18790; fedgate binds ephemeral ports.
+//! Ports: IdPs 18760-18768 and 18775 (18769 stays closed: a dead IdP),
+//! Redis 18790; fedgate binds ephemeral ports.
 
 mod common;
 
@@ -407,4 +408,45 @@ async fn a_reload_keeps_cached_tokens_unless_the_idps_change() {
         asked + 1,
         "new cache settings: a new cache asks the IdP again"
     );
+}
+
+/// An ID token is not an access token. The real IdP issues alice an ID
+/// token (to another client, with nonce and at_hash, as a login would);
+/// with no audience configured, which is what EGI needs, it used to log
+/// her in. `require_at_jwt` accepts RFC 9068 access tokens only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn id_tokens_are_refused_as_bearer_tokens() {
+    let _idps = start_idps(&[("a", 18775, "a")]);
+    let gate = Gate::start(&format!(
+        "{}{ROUTE}\n[[route]]\nname = \"strict\"\npath = \"^/strict\"\nauth = \"bearer\"\n",
+        idp_toml("a", 18775, "")
+    ))
+    .await;
+    let id_token = mint_id_token(18775, "alice").await;
+    let a = gate.get(AUTH_PATH, Some(&id_token)).await;
+    assert_eq!(a.status, 401, "{}", reason(&a));
+    assert!(
+        reason(&a).contains("an ID token is not an access token"),
+        "{}",
+        reason(&a)
+    );
+    assert!(challenge(&a).contains("invalid_token"), "{}", challenge(&a));
+    // Her access tokens still work, opaque and RFC 9068 JWT alike.
+    for kind in [Kind::Opaque, Kind::Jwt] {
+        let t = mint(18775, "alice", kind, None).await;
+        assert_eq!(gate.get(AUTH_PATH, Some(&t)).await.status, 200, "{kind:?}");
+    }
+    drop(gate);
+
+    // require_at_jwt: the IdP's RFC 9068 tokens pass, other JWTs do not.
+    let gate = Gate::start(&format!(
+        "{}{ROUTE}",
+        idp_toml("a", 18775, "require_at_jwt = true")
+    ))
+    .await;
+    let jwt = mint(18775, "alice", Kind::Jwt, None).await;
+    assert_eq!(gate.get(AUTH_PATH, Some(&jwt)).await.status, 200);
+    let a = gate.get(AUTH_PATH, Some(&id_token)).await;
+    assert_eq!(a.status, 401);
+    assert!(reason(&a).contains("at+jwt"), "{}", reason(&a));
 }

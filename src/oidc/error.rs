@@ -35,6 +35,18 @@ pub enum TokenError {
     BadSignature,
     #[error("the token carries no subject")]
     NoSubject,
+    #[error("an ID token is not an access token")]
+    IdToken,
+    #[error(
+        "the identity provider issues RFC 9068 access tokens (typ at+jwt); this JWT is not one"
+    )]
+    NotAccessToken,
+    #[error("the token was issued in the future (iat)")]
+    IssuedInFuture,
+    #[error(
+        "the token's header marks extensions as critical (crit) that fedgate does not implement"
+    )]
+    CriticalExtension,
     #[error("the identity provider refused to introspect the token (HTTP {0})")]
     Refused(u16),
     #[error("the identity provider answered an invalid introspection response: {0}")]

@@ -119,6 +119,11 @@ pub struct IdpConfig {
     pub algorithms: Vec<String>,
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// Accept only RFC 9068 JWT access tokens (header `typ: at+jwt`) from
+    /// this IdP. Without it, a JWT is refused only when it shows signs of
+    /// being an ID token (see the README, "bearer").
+    #[serde(default)]
+    pub require_at_jwt: bool,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
     #[serde(default = "default_jwks_refresh")]

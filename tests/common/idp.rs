@@ -149,6 +149,29 @@ pub async fn mint(port: u16, user: &str, kind: Kind, ttl: Option<u32>) -> String
     v["access_token"].as_str().unwrap().to_string()
 }
 
+/// The ID token the IdP would return with a login of `user` (audience:
+/// the harness client `cli`; carries `nonce` and `at_hash`).
+pub async fn mint_id_token(port: u16, user: &str) -> String {
+    let pw = format!("{user}-pw");
+    let form = [
+        ("grant_type", "password"),
+        ("username", user),
+        ("password", pw.as_str()),
+        ("id_token", "1"),
+    ];
+    let a = plain()
+        .post_form(
+            &format!("{}/token", issuer(port)),
+            Some(("cli", "cli-secret")),
+            &form,
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    v["id_token"].as_str().expect("an id_token").to_string()
+}
+
 pub async fn revoke(port: u16, token: &str) {
     let a = plain()
         .post_form(

@@ -220,7 +220,7 @@ pub fn denial(e: &TokenError) -> Denial {
 async fn validate_jwt(idp: Arc<Idp>, token: &str) -> Result<Validated, TokenError> {
     let claims = match idp.config.validation {
         Validation::Introspection => introspect::introspect(&idp, token).await?.claims,
-        Validation::Jwt | Validation::Auto => jwt::verify(&idp, token).await?,
+        Validation::Jwt | Validation::Auto => jwt::verify_access_token(&idp, token).await?,
     };
     finish(&idp, token, claims).await
 }

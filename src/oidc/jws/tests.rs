@@ -239,3 +239,84 @@ fn routing_helpers() {
     assert!(looks_like_jwt(&t));
     assert_eq!(issuer(&peek(&t).unwrap()).unwrap(), ISS);
 }
+
+/// An ID token is not an access token: each sign of one refuses it on the
+/// bearer path, and an RFC 9068 access token passes.
+#[test]
+fn id_tokens_are_not_access_tokens() {
+    let ok = |typ: Option<&str>, extra: Value, require: bool| {
+        let c = claims(extra);
+        access_token_rule(typ, c.as_object().unwrap(), require)
+    };
+    // Plain access tokens, with or without a header typ.
+    assert_eq!(ok(None, json!({}), false), Ok(()));
+    assert_eq!(ok(Some("JWT"), json!({}), false), Ok(()));
+    assert_eq!(ok(Some("at+jwt"), json!({}), false), Ok(()));
+    assert_eq!(ok(Some("application/AT+JWT"), json!({}), true), Ok(()));
+    // Signs of an ID token.
+    for extra in [
+        json!({"nonce": "n-1"}),
+        json!({"at_hash": "x"}),
+        json!({"c_hash": "y"}),
+        json!({"typ": "ID"}),
+    ] {
+        assert_eq!(
+            ok(Some("JWT"), extra.clone(), false),
+            Err(TokenError::IdToken),
+            "{extra}"
+        );
+        assert_eq!(
+            ok(None, extra.clone(), false),
+            Err(TokenError::IdToken),
+            "{extra}"
+        );
+    }
+    assert_eq!(
+        ok(Some("id_token"), json!({}), false),
+        Err(TokenError::IdToken)
+    );
+    // Keycloak's access tokens say so in their typ claim.
+    assert_eq!(
+        ok(Some("JWT"), json!({"typ": "Bearer", "nonce": "n"}), false),
+        Ok(())
+    );
+    // require_at_jwt: only RFC 9068 tokens.
+    assert_eq!(
+        ok(Some("JWT"), json!({}), true),
+        Err(TokenError::NotAccessToken)
+    );
+    assert_eq!(ok(None, json!({}), true), Err(TokenError::NotAccessToken));
+}
+
+#[test]
+fn crit_headers_and_future_iat_are_refused() {
+    let s = rsa(Some("k1"));
+    let keys = set(&[&s.jwk]);
+    // crit names an extension nobody here implements (RFC 7515 §4.1.11).
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some("k1".into());
+    h.crit = Some(vec!["exp-ext".into()]);
+    let t = jsonwebtoken::encode(&h, &claims(json!({})), &s.enc).unwrap();
+    assert_eq!(
+        check(&t, &keys, &["keystone"], 60).err(),
+        Some(TokenError::CriticalExtension)
+    );
+    // iat beyond the leeway is refused; within it, accepted.
+    let t = sign(
+        &s,
+        Algorithm::RS256,
+        Some("k1"),
+        &claims(json!({"iat": now() + 600})),
+    );
+    assert_eq!(
+        check(&t, &keys, &["keystone"], 60).err(),
+        Some(TokenError::IssuedInFuture)
+    );
+    let t = sign(
+        &s,
+        Algorithm::RS256,
+        Some("k1"),
+        &claims(json!({"iat": now() + 30})),
+    );
+    assert!(check(&t, &keys, &["keystone"], 60).is_ok());
+}

@@ -7,7 +7,8 @@
 // Everything protocol-related is oidc-provider's code. This launcher adds
 // what a deployment supplies (accounts, clients, keys, resource servers)
 // and test conveniences:
-//   * POST /token grant_type=password (client "cli"), optional resource=
+//   * POST /token grant_type=password (client "cli"), optional id_token=1 (adds
+//     the ID token a login would return), optional resource=
 //     urn:fedgate:opaque | urn:fedgate:jwt (RFC 8707 / RFC 9068), optional
 //     harness parameter ttl=<seconds> for short-lived tokens
 //   * GET /_harness/stats -> {"counts":{"introspection":N,...}}; DELETE resets
@@ -155,8 +156,18 @@ function start(name, port, setName) {
     const ttl = Number(params.ttl);
     if (Number.isInteger(ttl) && ttl > 0) at.harnessTtl = ttl;
     ctx.oidc.entity('AccessToken', at);
-    ctx.body = { access_token: await at.save(), token_type: 'Bearer', expires_in: at.expiration, scope };
-  }, ['username', 'password', 'scope', 'resource', 'ttl']);
+    const accessToken = await at.save();
+    ctx.body = { access_token: accessToken, token_type: 'Bearer', expires_in: at.expiration, scope };
+    // id_token=1: also the ID token a login would have returned, signed by
+    // the provider itself (nonce and at_hash as in a code-flow answer).
+    if (params.id_token === '1') {
+      const idt = new provider.IdToken({ sub: user.sub, ...claimsFor(user.sub, scope) }, { ctx });
+      idt.scope = scope;
+      idt.set('nonce', 'harness-nonce');
+      idt.set('at_hash', accessToken);
+      ctx.body.id_token = await idt.issue({ use: 'idtoken' });
+    }
+  }, ['username', 'password', 'scope', 'resource', 'ttl', 'id_token']);
 
   provider.use(async (ctx, next) => {
     if (ctx.path === '/_harness/stats') {
