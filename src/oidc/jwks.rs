@@ -185,7 +185,16 @@ struct Loaded {
 }
 
 /// One IdP's JWKS with its refresh policy.
+///
+/// A stale set is still served while one background refresh runs: a slow
+/// or dead IdP must not stall every request. Only a token whose `kid` the
+/// set lacks (a key rotation) waits for a fetch, and those fetches are rate
+/// limited.
 pub struct Jwks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     discovery: Arc<Discovery>,
     uri: Option<String>,
     http: HttpClient,
@@ -194,6 +203,8 @@ pub struct Jwks {
     current: ArcSwapOption<Loaded>,
     /// Serialises fetches and remembers when the last one started.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Set while a background refresh is running.
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 impl Jwks {
@@ -204,34 +215,74 @@ impl Jwks {
         refresh: Duration,
     ) -> Jwks {
         Jwks {
-            discovery,
-            uri,
-            http,
-            refresh,
-            min_refetch: MIN_REFETCH,
-            current: ArcSwapOption::new(None),
-            last_fetch: tokio::sync::Mutex::new(None),
+            inner: Arc::new(Inner {
+                discovery,
+                uri,
+                http,
+                refresh,
+                min_refetch: MIN_REFETCH,
+                current: ArcSwapOption::new(None),
+                last_fetch: tokio::sync::Mutex::new(None),
+                refreshing: Default::default(),
+            }),
         }
     }
 
     /// Overrides [`MIN_REFETCH`] (tests).
     pub fn with_min_refetch(mut self, d: Duration) -> Jwks {
-        self.min_refetch = d;
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.min_refetch = d;
+        }
         self
     }
 
-    /// The key set for a token with this `kid`: the current set, refreshed
-    /// when older than the interval or when it lacks `kid` (rate-limited).
-    /// When a fetch fails the last good set is returned.
+    /// The key set for a token with this `kid`. A set that knows the kid is
+    /// returned at once, stale or not (a stale one starts a background
+    /// refresh). With no set yet, or a kid the set lacks, the caller waits
+    /// for a fetch (rate-limited). When a fetch fails the last good set is
+    /// returned.
     pub async fn keys_for(&self, kid: Option<&str>) -> Result<Arc<KeySet>, JwksError> {
-        let cur = self.current.load_full();
-        let needs = match &cur {
-            None => true,
-            Some(l) => l.at.elapsed() >= self.refresh || kid.is_some_and(|k| !l.set.has_kid(k)),
-        };
-        if !needs {
-            return Ok(cur.map(|l| l.set.clone()).unwrap_or_default());
+        if let Some(l) = self.inner.current.load_full()
+            && kid.is_none_or(|k| l.set.has_kid(k))
+        {
+            if l.at.elapsed() >= self.inner.refresh {
+                self.refresh_in_background();
+            }
+            return Ok(l.set.clone());
         }
+        self.inner.fetch_waiting(kid).await
+    }
+
+    fn refresh_in_background(&self) {
+        use std::sync::atomic::Ordering;
+        if self.inner.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            {
+                let mut last = inner.last_fetch.lock().await;
+                let fresh = inner
+                    .current
+                    .load_full()
+                    .is_some_and(|l| l.at.elapsed() < inner.refresh);
+                let recently = last.is_some_and(|t| t.elapsed() < inner.min_refetch);
+                if !fresh && !recently {
+                    *last = Some(Instant::now());
+                    if let Err(e) = inner.fetch().await {
+                        tracing::warn!(error = %e, "JWKS refresh failed; using the last good key set");
+                    }
+                }
+            }
+            inner.refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Inner {
+    /// A fetch the caller waits for: one at a time, and at most one per
+    /// `min_refetch` while a set exists.
+    async fn fetch_waiting(&self, kid: Option<&str>) -> Result<Arc<KeySet>, JwksError> {
         let mut last = self.last_fetch.lock().await;
         // Another request may have fetched while we waited.
         if let Some(l) = self.current.load_full()
@@ -381,7 +432,76 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         // stale: a refresh is attempted, fails, and the old set is used
         assert!(j.keys_for(None).await.unwrap().has_kid("k1"));
+        // The refresh runs in the background: wait for it to have been tried.
+        for _ in 0..200 {
+            if n.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(j.keys_for(None).await.unwrap().has_kid("k1"));
+    }
+
+    /// A stale set is served at once while one refresh runs in the
+    /// background; only an unknown kid waits for the (slow) IdP.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_set_does_not_make_requests_wait_for_the_idp() {
+        use std::sync::atomic::Ordering::SeqCst;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let doc = format!(r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"k1"}}]}}"#);
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", l.local_addr().unwrap());
+        let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = n.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let doc = doc.clone();
+                let i = count.fetch_add(1, SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    // The first answer is quick; later ones take 1.5 s.
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(1500)).await;
+                    }
+                    let r = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
+                        doc.len()
+                    );
+                    let _ = s.write_all(r.as_bytes()).await;
+                });
+            }
+        });
+        let j =
+            jwks_for(&url, Duration::from_millis(50)).with_min_refetch(Duration::from_millis(1));
+        assert!(j.keys_for(Some("k1")).await.unwrap().has_kid("k1"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Stale now: ten requests, none waits, one refresh starts.
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert!(j.keys_for(Some("k1")).await.unwrap().has_kid("k1"));
+        }
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t0.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(n.load(SeqCst), 2, "one background refresh");
+        // An unknown kid waits for the IdP.
+        let t0 = Instant::now();
+        assert!(
+            !j.keys_for(Some("rotated"))
+                .await
+                .unwrap()
+                .has_kid("rotated")
+        );
+        assert!(
+            t0.elapsed() >= Duration::from_millis(1000),
+            "{:?}",
+            t0.elapsed()
+        );
     }
 
     #[test]
