@@ -1,7 +1,7 @@
 //! Bearer tokens end to end: real oidc-provider IdPs, fedgate in process,
 //! the uwsgi echo upstream standing in for Keystone.
 //!
-//! Ports: IdPs 18760-18768 and 18775 (18769 stays closed: a dead IdP),
+//! Ports: IdPs 18760-18768, 18775 and 18776 (18769 stays closed: a dead IdP),
 //! Redis 18790; fedgate binds ephemeral ports.
 
 mod common;
@@ -449,4 +449,30 @@ async fn id_tokens_are_refused_as_bearer_tokens() {
     let a = gate.get(AUTH_PATH, Some(&id_token)).await;
     assert_eq!(a.status, 401);
     assert!(reason(&a).contains("at+jwt"), "{}", reason(&a));
+}
+
+/// Control characters in a claim value (NUL, SOH, VT, FF, DEL) cannot
+/// travel in an HTTP header. They used to make the HTTP upstream answer 400
+/// and lock the user out; they now become spaces, as line breaks do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn control_characters_in_claims_do_not_lock_users_out() {
+    let _idps = start_idps(&[("a", 18776, "a")]);
+    let up = common::upstream::http_echo();
+    let gate = Gate::start_with_upstream(
+        &format!("http://{}", up.addr),
+        &format!("{}{ROUTE}", idp_toml("a", 18776, "userinfo = true")),
+    )
+    .await;
+    let t = mint(18776, "erin", Kind::Opaque, None).await;
+    let a = gate.get(AUTH_PATH, Some(&t)).await;
+    assert_eq!(a.status, 200, "{}", reason(&a));
+    let raw = String::from_utf8_lossy(&up.record.last().raw).into_owned();
+    let line = raw
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("oidc-name:"))
+        .unwrap_or_else(|| panic!("no OIDC-name header: {raw}"));
+    assert_eq!(
+        line.split_once(':').unwrap().1.trim(),
+        "Erin Null Soh Vt Ff Del"
+    );
 }

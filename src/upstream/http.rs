@@ -99,11 +99,10 @@ impl HttpUpstream {
                 let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                     UpstreamError::BadRequest(format!("identity header name `{name}` is invalid"))
                 })?;
-                let v = identity_value(value).map_err(|_| {
-                    UpstreamError::BadRequest(format!(
-                        "value of identity header `{name}` is not a valid header value"
-                    ))
-                })?;
+                let (v, replaced) = identity_value(value);
+                if replaced {
+                    tracing::warn!(header = %name, "identity value held control characters; sent with spaces in their place");
+                }
                 parts.headers.insert(n, v);
             }
         }
@@ -155,15 +154,30 @@ impl HttpUpstream {
     }
 }
 
-/// An identity value as a header value. Multi-line values (the client
-/// PEM in SSL_CLIENT_CERT) travel with their line breaks as spaces, as
-/// Apache's mod_headers sends them.
-pub fn identity_value(value: &[u8]) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+/// An identity value as a header value, and whether it held control
+/// characters other than line breaks. Multi-line values (the client PEM in
+/// SSL_CLIENT_CERT) travel with their line breaks as spaces, as Apache's
+/// mod_headers sends them. Any other control byte (NUL, VT, FF, DEL…)
+/// cannot travel in a header either (RFC 9110 §5.5) and becomes a space
+/// too: refusing the request would lock the user out over a claim they
+/// cannot change.
+pub fn identity_value(value: &[u8]) -> (HeaderValue, bool) {
+    let mut replaced = false;
     let flat: Vec<u8> = value
         .iter()
-        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+        .map(|&b| match b {
+            b'\r' | b'\n' => b' ',
+            b'\t' => b,
+            0..=0x1f | 0x7f => {
+                replaced = true;
+                b' '
+            }
+            _ => b,
+        })
         .collect();
-    HeaderValue::from_bytes(&flat)
+    // Every byte left is a valid field-value byte (VCHAR, SP, HTAB, obs-text).
+    let v = HeaderValue::from_bytes(&flat).unwrap_or_else(|_| HeaderValue::from_static(""));
+    (v, replaced)
 }
 
 /// Whether a request carries no body at all (so it can be replayed).
@@ -227,15 +241,17 @@ mod tests {
     #[test]
     fn multi_line_values_are_flattened() {
         let pem = b"-----BEGIN CERTIFICATE-----\nMIIB\r\nAAAA\n-----END CERTIFICATE-----\n";
-        let v = identity_value(pem).unwrap();
+        let (v, replaced) = identity_value(pem);
         assert_eq!(
             v.as_bytes(),
             b"-----BEGIN CERTIFICATE----- MIIB  AAAA -----END CERTIFICATE----- "
         );
-        assert!(
-            identity_value(b"a\0b").is_err(),
-            "other control bytes stay refused"
-        );
+        assert!(!replaced, "line breaks are expected, not reported");
+        // Other control bytes become spaces too, and are reported; tabs
+        // and non-ASCII bytes are valid in a header and stay.
+        let (v, replaced) = identity_value(b"a\0b\x01c\x0bd\x0ce\x7ff\tg\xc3\xa9");
+        assert_eq!(v.as_bytes(), b"a b c d e f\tg\xc3\xa9");
+        assert!(replaced);
     }
 
     #[test]

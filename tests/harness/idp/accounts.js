@@ -27,6 +27,12 @@ export const accountSets = {
       sub: 'da4e0000000000000000000000000004@egi.test', name: 'Dave ManyGroups', email: 'dave@example.org', email_verified: true,
       eduperson_entitlement: daveEntitlements,
     },
+    // Control characters in a claim value (an IdP's data-entry accident):
+    // NUL, SOH, VT, FF and DEL.
+    erin: {
+      sub: 'e41n0000000000000000000000000005@egi.test', name: 'Erin\u0000Null\u0001Soh\u000bVt\u000cFf\u007fDel', email: 'erin@example.org', email_verified: true,
+      eduperson_entitlement: [egi('fedcloud.egi.eu', 'member')],
+    },
   },
   b: {
     alice: {
