@@ -246,7 +246,7 @@ fn websso_end_to_end() {
     }
     let dir = tempfile::tempdir().unwrap();
     let _idps = start_idps(&dir.path().join("idp"));
-    let _gate = start_gate(dir.path(), GATE, &uwsgi, 300);
+    let gate = start_gate(dir.path(), GATE, &uwsgi, 300);
     let _short = start_gate(dir.path(), GATE_SHORT, &uwsgi, 8);
     let mut failures: Vec<String> = Vec::new();
     let mut check = |name: &str, ok: bool, detail: String| {
@@ -308,6 +308,53 @@ fn websso_end_to_end() {
         "a live session logs in again without the IdP",
         ok,
         r.to_string(),
+    );
+
+    // 3b. A reload keeps sessions: the same cookie still logs in, and a
+    // login in progress when the reload happens still completes.
+    let reload = |gw: &Gateway| {
+        let before = gw.logs.count("configuration reloaded");
+        gw.signal(1);
+        let t0 = std::time::Instant::now();
+        while gw.logs.count("configuration reloaded") == before
+            && t0.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gw.logs.count("configuration reloaded") > before
+    };
+    let reloaded = reload(&gate);
+    let cookie = format!("Cookie: {}", cookie_header(&cookies));
+    let (s, _, body) = curl(
+        &websso_url(GATE, true, Some(IDP_A)),
+        &["-H", &cookie, "-H", "Accept: application/json"],
+    );
+    check(
+        "a session survives a reload",
+        reloaded && s == 200 && body.contains("name=\"token\""),
+        format!("reloaded {reloaded}, then {s}"),
+    );
+    let marker = dir.path().join("paused");
+    let url = websso_url(GATE, true, Some(IDP_A));
+    let m = marker.clone();
+    let login =
+        std::thread::spawn(move || browser(&url, &["--pause-before-return", m.to_str().unwrap()]));
+    let t0 = std::time::Instant::now();
+    while !marker.exists() && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let paused = marker.exists();
+    let reloaded = reload(&gate);
+    std::fs::write(format!("{}.go", marker.display()), "go").unwrap();
+    let r = login.join().unwrap();
+    let user = r["token"]
+        .as_str()
+        .map(|t| keystone_user(&ks, t).0)
+        .unwrap_or_default();
+    check(
+        "a login in progress survives a reload",
+        paused && reloaded && user == ALICE_A,
+        format!("paused {paused}, reloaded {reloaded}: {r}"),
     );
 
     // 4. Forged identity headers never reach Keystone.

@@ -148,7 +148,8 @@ async fn build_authenticators(
                 .map_err(|e| bearer_problem(config, e.into()))?,
             ),
         };
-        let w = WebSso::build(config.oidc.clone(), registry)
+        let running = previous.and_then(|p| p.auth.websso.as_deref());
+        let w = WebSso::build(config.oidc.clone(), registry, running)
             .await
             .map_err(|e| Problems::one(Problem::file(&src.path, e.to_string())))?;
         a.websso = Some(Arc::new(w));

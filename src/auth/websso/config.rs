@@ -75,7 +75,7 @@ fn max_sessions() -> u64 {
     100_000
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
     #[serde(default = "cookie_name")]

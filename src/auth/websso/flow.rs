@@ -93,19 +93,40 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
 }
 
 impl WebSso {
-    pub async fn build(cfg: OidcConfig, registry: Arc<Registry>) -> Result<WebSso, WebSsoError> {
+    /// Builds the flow from `[oidc]`. On a reload, `previous` is the
+    /// running flow: when `[oidc.session]` is unchanged its keys and
+    /// session store are kept, so a reload neither logs anybody out nor
+    /// breaks a login in progress (whose state cookie is sealed with the
+    /// same keys), even with a generated key.
+    pub async fn build(
+        cfg: OidcConfig,
+        registry: Arc<Registry>,
+        previous: Option<&WebSso>,
+    ) -> Result<WebSso, WebSsoError> {
         let s = &cfg.session;
+        let lifetimes = Lifetimes {
+            inactivity: std::time::Duration::from_secs(s.inactivity_timeout_secs),
+            max_duration: std::time::Duration::from_secs(s.max_duration_secs),
+        };
+        if let Some(p) = previous.filter(|p| p.cfg.session == *s) {
+            tracing::info!(
+                "[oidc.session] unchanged: browser sessions and logins in progress kept"
+            );
+            return Ok(WebSso {
+                keys: p.keys.clone(),
+                store: p.store.clone(),
+                cfg,
+                registry,
+                lifetimes,
+            });
+        }
         let keys = if s.keys.is_empty() {
             tracing::warn!(
-                "oidc.session.keys is not set: using a random key; sessions end on restart and are not shared between nodes"
+                "oidc.session.keys is not set: using a random key, kept across reloads; sessions end on restart and are not shared between nodes"
             );
             KeyRing::ephemeral().map_err(WebSsoError::Keys)?
         } else {
             KeyRing::from_base64(s.keys.iter().map(|k| k.expose())).map_err(WebSsoError::Keys)?
-        };
-        let lifetimes = Lifetimes {
-            inactivity: std::time::Duration::from_secs(s.inactivity_timeout_secs),
-            max_duration: std::time::Duration::from_secs(s.max_duration_secs),
         };
         let store = match &s.redis_url {
             Some(u) => SessionStore::redis(u.expose(), SESSION_REDIS_TIMEOUT)

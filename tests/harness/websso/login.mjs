@@ -4,7 +4,7 @@
 //
 //   node login.mjs --url https://localhost:PORT/v3/auth/OS-FEDERATION/websso/openid?origin=... \
 //        [--user alice] [--password alice-pw] [--abort] [--cookies-in FILE] [--cookies-out FILE]
-//        [--header 'Name: value']... [--record-redirect FILE]
+//        [--header 'Name: value']... [--record-redirect FILE] [--pause-before-return FILE]
 //
 // The browser opens --url, logs in at the IdP (#username, #password,
 // #submit, then #allow on the consent page; --abort clicks #abort instead),
@@ -12,6 +12,10 @@
 // the origin (intercepted here: nothing leaves the machine), or on an error
 // page. Prints one JSON object: {outcome, token?, status?, text?, url?, hops}.
 // outcome: "token" | "error_page" | "timeout". Exit 0 unless the browser failed.
+// --pause-before-return FILE: when the user confirms at the IdP (the last
+// step before the IdP sends the browser back to fedgate), write FILE and
+// wait for FILE.go before letting the request through (a test reloads
+// fedgate while the login is in progress).
 import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import { chromium } from 'playwright-core';
@@ -26,6 +30,7 @@ const { values: a } = parseArgs({
     'cookies-out': { type: 'string' },
     header: { type: 'string', multiple: true, default: [] },
     'record-redirect': { type: 'string' },
+    'pause-before-return': { type: 'string' },
     timeout: { type: 'string', default: '30000' },
   },
 });
@@ -57,6 +62,16 @@ try {
     if (route.request().url().startsWith(`${origin.protocol}//${origin.host}`)) return route.fallback();
     return route.abort();
   });
+  if (a['pause-before-return']) {
+    const marker = a['pause-before-return'];
+    let paused = false;
+    await page.route((u) => !paused && u.pathname.endsWith('/confirm'), async (route) => {
+      paused = true;
+      fs.writeFileSync(marker, 'paused');
+      while (!fs.existsSync(`${marker}.go`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await route.continue();
+    });
+  }
   page.on('response', (r) => {
     // The full login-return URL (code and state) for replay tests; written
     // to a file the test owns, never printed.
