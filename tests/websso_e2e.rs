@@ -490,21 +490,99 @@ fn websso_end_to_end() {
         format!("fresh {} stale {}", fresh.0, stale.0),
     );
 
-    // 10. Logout ends the session.
+    // 10. Logout: only a same-site navigation or the confirmation page's
+    // POST ends a session; another site cannot sign a user out.
+    let logout_url =
+        format!("https://localhost:{GATE}/v3/auth/OS-FEDERATION/websso/logout?origin={ORIGIN}");
     let cookie = format!("Cookie: {}", cookie_header(&cookies));
-    let (s, head, _) = curl(
-        &format!("https://localhost:{GATE}/v3/auth/OS-FEDERATION/websso/logout?origin={ORIGIN}"),
-        &["-H", &cookie],
+    let alive = |cookie: &str| {
+        curl(
+            &websso_url(GATE, true, Some(IDP_A)),
+            &["-H", cookie, "-H", "Accept: application/json"],
+        )
+        .0 == 200
+    };
+    let (s, _, body) = curl(
+        &logout_url,
+        &[
+            "-H",
+            &cookie,
+            "-H",
+            "Sec-Fetch-Site: cross-site",
+            "-H",
+            "Sec-Fetch-Mode: no-cors",
+            "-H",
+            "Sec-Fetch-Dest: image",
+        ],
     );
-    let after = curl(
-        &websso_url(GATE, true, Some(IDP_A)),
-        &["-H", &cookie, "-H", "Accept: application/json"],
-    );
-    let ok = (s == 302 && head.contains(&format!("127.0.0.1:{IDP_A}"))) && after.0 == 401;
     check(
-        "logout ends the session (RP-initiated logout at the IdP)",
+        "a cross-site image request does not sign the user out",
+        s == 200 && body.contains("id=\"logout\"") && alive(&cookie),
+        format!("{s} {}", body.chars().take(200).collect::<String>()),
+    );
+    let (s, _, _) = curl(&logout_url, &["-H", &cookie, "-d", "csrf=forged"]);
+    check(
+        "a cross-site POST without the page's token is refused",
+        s == 403 && alive(&cookie),
+        format!("{s}"),
+    );
+    let (s, head, _) = curl(
+        &logout_url,
+        &[
+            "-H",
+            &cookie,
+            "-H",
+            "Sec-Fetch-Site: same-site",
+            "-H",
+            "Sec-Fetch-Mode: navigate",
+            "-H",
+            "Sec-Fetch-Dest: document",
+        ],
+    );
+    let after = alive(&cookie);
+    let dashboard_root = "post_logout_redirect_uri=https%3A%2F%2Fhorizon.test%2Fdashboard%2F";
+    let ok = s == 302
+        && head.contains(&format!("127.0.0.1:{IDP_A}"))
+        && head.contains(dashboard_root)
+        && !after;
+    check(
+        "logout from the dashboard ends the session (RP-initiated logout at the IdP, back to the dashboard's root)",
         ok,
-        format!("{s} {head} then {}", after.0),
+        format!("{s} {head} then alive={after}"),
+    );
+    // The confirmation page's own POST ends the session (the replay test's
+    // login, still alive).
+    let c2_cookie = format!("Cookie: {}", cookie_header(&c2));
+    let (_, _, page) = curl(&logout_url, &["-H", &c2_cookie]);
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .replace("&#39;", "'");
+    let (s, head, _) = curl(
+        &logout_url,
+        &[
+            "-H",
+            &c2_cookie,
+            "--data-urlencode",
+            &format!("csrf={token}"),
+        ],
+    );
+    check(
+        "the confirmation page's POST ends the session",
+        !token.is_empty() && s == 302 && head.contains(dashboard_root) && !alive(&c2_cookie),
+        format!("token {} then {s}", !token.is_empty()),
+    );
+    // Signed out already: the page links to the dashboard, not to its
+    // POST-only WebSSO callback.
+    let (s, _, body) = curl(&logout_url, &[]);
+    check(
+        "the signed-out page links to the dashboard's root",
+        s == 200
+            && body.contains("href=\"https://horizon.test/dashboard/\"")
+            && !body.contains("auth/websso"),
+        body.chars().take(300).collect(),
     );
 
     assert!(failures.is_empty(), "failed: {failures:?}");

@@ -103,22 +103,24 @@ impl Authenticators {
     /// decoded path the router would see.
     ///
     /// Deciding is synchronous, so that the common case (not such an
-    /// endpoint) costs a comparison and no future or span.
+    /// endpoint) costs a comparison and no future, allocation or span.
     pub fn request_filter<'a>(
         &'a self,
         path: &str,
         parts: &'a http::request::Parts,
-    ) -> Option<impl Future<Output = Filtered> + 'a> {
+        body: &'a mut Body,
+    ) -> Option<std::pin::Pin<Box<dyn Future<Output = Filtered> + Send + 'a>>> {
         let w = self.websso.as_ref()?;
         let logout = path == w.cfg.logout_path;
         if !logout && path != w.cfg.redirect_path {
             return None;
         }
-        Some(async move {
+        Some(Box::pin(async move {
             if logout {
+                let body = std::mem::replace(body, crate::http::body::empty());
                 Filtered {
                     label: "oidc-logout",
-                    outcome: AuthOutcome::Respond(w.logout(parts).await),
+                    outcome: AuthOutcome::Respond(w.logout(parts, body).await),
                 }
             } else {
                 Filtered {
@@ -126,7 +128,7 @@ impl Authenticators {
                     outcome: w.finish_login(parts).await,
                 }
             }
-        })
+        }))
     }
 
     /// Runs the authenticator `policy` asks for. `body` is taken only by

@@ -239,7 +239,7 @@ async fn authenticate(
             ));
         }
     };
-    if let Some(own) = rt.auth.request_filter(&decoded, parts) {
+    if let Some(own) = rt.auth.request_filter(&decoded, parts, body) {
         let f = own.instrument(auth_span(&ctx.id)).await;
         ctx.route = f.label.into();
         ctx.html = accepts_html(parts);

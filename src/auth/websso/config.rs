@@ -37,6 +37,11 @@ pub struct OidcConfig {
     /// Ends the session (and, where the IdP offers it, the IdP session).
     #[serde(default = "logout_path")]
     pub logout_path: String,
+    /// Where a signed-out user goes (and the IdP's
+    /// `post_logout_redirect_uri`). Default: the root of the dashboard the
+    /// logout came from (its trusted dashboard URL without `auth/websso/`).
+    #[serde(default)]
+    pub post_logout_url: Option<String>,
     /// Dashboards Keystone may post tokens to; same strings as Keystone's
     /// `[federation] trusted_dashboard`.
     #[serde(default)]
@@ -135,6 +140,16 @@ impl OidcConfig {
                     format!("oidc.trusted_dashboards: `{d}` is not an http(s) URL"),
                 ));
             }
+        }
+        if let Some(u) = &self.post_logout_url
+            && url::Url::parse(u)
+                .map(|u| u.scheme() != "https" && u.scheme() != "http")
+                .unwrap_or(true)
+        {
+            p.push(Problem::file(
+                &src.path,
+                format!("oidc.post_logout_url: `{u}` is not an http(s) URL"),
+            ));
         }
         if let Some(u) = &self.redirect_uri {
             if !u.starts_with("https://") {

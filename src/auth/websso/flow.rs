@@ -86,6 +86,58 @@ fn deny(status: StatusCode, reason: impl Into<String>) -> AuthOutcome {
     AuthOutcome::Deny(Denial::new(status, reason))
 }
 
+/// Where a signed-out user is sent: `[oidc] post_logout_url`, else the
+/// root of the dashboard they came from. The trusted dashboard URL
+/// itself is Horizon's WebSSO callback, which only takes a POST: a link
+/// to it shows Horizon's "Login failed".
+fn after_logout(post_logout_url: Option<&str>, back: Option<&str>) -> Option<String> {
+    if let Some(u) = post_logout_url {
+        return Some(u.to_string());
+    }
+    let mut u = url::Url::parse(back?).ok()?;
+    let path = u.path().to_string();
+    let root = path
+        .strip_suffix("auth/websso/")
+        .or_else(|| path.strip_suffix("auth/websso"))
+        .unwrap_or("/")
+        .to_string();
+    u.set_path(&root);
+    u.set_query(None);
+    u.set_fragment(None);
+    Some(u.to_string())
+}
+
+/// The seal name of the logout confirmation token.
+const LOGOUT_TOKEN: &str = "fedgate_logout";
+
+/// Whether a request is a top-level navigation the user made on this site
+/// (or typed). Browsers set `Sec-Fetch-*` themselves; no page can forge
+/// them. Without them (an old browser, a script), the answer is no.
+fn same_site_navigation(h: &HeaderMap) -> bool {
+    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+    matches!(
+        get("sec-fetch-site"),
+        Some("same-origin" | "same-site" | "none")
+    ) && get("sec-fetch-mode") == Some("navigate")
+}
+
+/// One field of a small urlencoded form body (at most 8 KiB is read).
+async fn form_field(mut body: Body, name: &str) -> Option<String> {
+    use http_body_util::BodyExt;
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            bytes.extend_from_slice(&data);
+            if bytes.len() > 8 * 1024 {
+                return None;
+            }
+        }
+    }
+    url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
     url::form_urlencoded::parse(uri.query()?.as_bytes())
         .find(|(k, _)| k == name)
@@ -467,26 +519,82 @@ impl WebSso {
         }
     }
 
+    /// The logout path. Ending a session is a state change, so it must not
+    /// happen because another site made the browser ask (an image tag, a
+    /// cross-site link or form): it happens on a top-level navigation from
+    /// this site or one the user typed (`Sec-Fetch-Site` same-origin,
+    /// same-site or none, `Sec-Fetch-Mode: navigate`), or on a POST
+    /// carrying the token of the confirmation page, which is sealed and
+    /// bound to the session. Anything else gets that confirmation page.
+    pub async fn logout(&self, parts: &http::request::Parts, body: Body) -> Response<Body> {
+        let back = origin::check(parts.uri.query(), &self.cfg.trusted_dashboards).ok();
+        let after = after_logout(self.cfg.post_logout_url.as_deref(), back.as_deref());
+        let session_id = cookies::get(&parts.headers, &self.cfg.session.cookie_name)
+            .and_then(|c| self.keys.open(&self.cfg.session.cookie_name, c).ok());
+        let Some(id) = session_id else {
+            // Nothing to end; a stale cookie is cleared all the same.
+            let mut r = pages::logged_out(after.as_deref());
+            r.headers_mut()
+                .append(SET_COOKIE, cookies::clear(&self.cfg.session.cookie_name));
+            return r;
+        };
+        let confirmed = match parts.method {
+            http::Method::POST => {
+                let token = form_field(body, "csrf").await;
+                let valid = token
+                    .as_deref()
+                    .and_then(|t| self.keys.open(LOGOUT_TOKEN, t).ok())
+                    .is_some_and(|bound| bound == id);
+                if !valid {
+                    tracing::info!(
+                        "logout refused: the confirmation token is missing or not this session's"
+                    );
+                    return pages::error(
+                        StatusCode::FORBIDDEN,
+                        "This sign-out request did not come from fedgate's sign-out page. Nothing was changed.",
+                    );
+                }
+                true
+            }
+            http::Method::GET | http::Method::HEAD => same_site_navigation(&parts.headers),
+            _ => {
+                return pages::error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Use GET or POST to sign out.",
+                );
+            }
+        };
+        if !confirmed {
+            let Ok(token) = self.keys.seal(LOGOUT_TOKEN, &id) else {
+                return pages::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Cannot sign out right now.",
+                );
+            };
+            let action = match parts.uri.query() {
+                Some(q) => format!("{}?{q}", self.cfg.logout_path),
+                None => self.cfg.logout_path.clone(),
+            };
+            return pages::confirm_logout(&action, &token);
+        }
+        self.end_session(&id, after).await
+    }
+
     /// Ends the session, and the IdP session where the IdP offers
     /// RP-initiated logout.
-    pub async fn logout(&self, parts: &http::request::Parts) -> Response<Body> {
-        let back = origin::check(parts.uri.query(), &self.cfg.trusted_dashboards).ok();
+    async fn end_session(&self, id: &[u8], after: Option<String>) -> Response<Body> {
         let mut end_session = None;
-        if let Some(c) = cookies::get(&parts.headers, &self.cfg.session.cookie_name) {
-            if let Ok(id) = self.keys.open(&self.cfg.session.cookie_name, c) {
-                if let Ok(Some(s)) = self.store.touch(&id, self.lifetimes, now()).await {
-                    if let Some(idp) = self.registry.by_name(&s.idp) {
-                        if let Ok(m) = idp.discovery.get().await {
-                            end_session = m
-                                .end_session_endpoint
-                                .clone()
-                                .map(|e| (e, s.id_token.clone(), idp.config.client_id.clone()));
-                        }
-                    }
+        if let Ok(Some(s)) = self.store.touch(id, self.lifetimes, now()).await {
+            if let Some(idp) = self.registry.by_name(&s.idp) {
+                if let Ok(m) = idp.discovery.get().await {
+                    end_session = m
+                        .end_session_endpoint
+                        .clone()
+                        .map(|e| (e, s.id_token.clone(), idp.config.client_id.clone()));
                 }
-                let _ = self.store.remove(&id).await;
             }
         }
+        let _ = self.store.remove(id).await;
         let mut r = match end_session.and_then(|(e, hint, client)| {
             let mut u = url::Url::parse(&e).ok()?;
             {
@@ -497,14 +605,14 @@ impl WebSso {
                 if let Some(c) = client {
                     q.append_pair("client_id", &c);
                 }
-                if let Some(b) = &back {
+                if let Some(b) = &after {
                     q.append_pair("post_logout_redirect_uri", b);
                 }
             }
             Some(u.to_string())
         }) {
             Some(to) => redirect(&to),
-            None => pages::logged_out(back.as_deref()),
+            None => pages::logged_out(after.as_deref()),
         };
         r.headers_mut()
             .append(SET_COOKIE, cookies::clear(&self.cfg.session.cookie_name));
@@ -531,6 +639,45 @@ mod tests {
             );
         }
         m
+    }
+
+    #[test]
+    fn where_a_signed_out_user_goes() {
+        let origin = "https://horizon.example.org/dashboard/auth/websso/";
+        assert_eq!(
+            after_logout(None, Some(origin)).as_deref(),
+            Some("https://horizon.example.org/dashboard/")
+        );
+        assert_eq!(
+            after_logout(None, Some("https://h.example:8443/auth/websso")).as_deref(),
+            Some("https://h.example:8443/")
+        );
+        assert_eq!(
+            after_logout(None, Some("https://h.example/other/callback")).as_deref(),
+            Some("https://h.example/")
+        );
+        assert_eq!(
+            after_logout(Some("https://portal.example/bye"), Some(origin)).as_deref(),
+            Some("https://portal.example/bye"),
+            "oidc.post_logout_url wins"
+        );
+        assert_eq!(after_logout(None, None), None);
+    }
+
+    #[test]
+    fn only_same_site_navigations_sign_out_directly() {
+        let nav = |site: &str, mode: &str| {
+            same_site_navigation(&h(&[("sec-fetch-site", site), ("sec-fetch-mode", mode)]))
+        };
+        assert!(nav("same-origin", "navigate"));
+        assert!(nav("same-site", "navigate"));
+        assert!(nav("none", "navigate"));
+        assert!(!nav("cross-site", "navigate"));
+        assert!(!nav("same-site", "no-cors"));
+        assert!(
+            !same_site_navigation(&h(&[])),
+            "no Sec-Fetch headers: confirm first"
+        );
     }
 
     #[test]

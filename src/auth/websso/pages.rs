@@ -46,6 +46,28 @@ pub fn chooser(choices: &[Choice]) -> Response<Body> {
     page(StatusCode::OK, "Sign in", &inner)
 }
 
+/// The sign-out confirmation: one button that POSTs the sealed token.
+pub fn confirm_logout(action: &str, token: &str) -> Response<Body> {
+    let inner = format!(
+        "<p>Sign out of the cloud dashboard's single sign-on?</p>\
+<form id=\"logout\" method=\"post\" action=\"{}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<button id=\"confirm\" type=\"submit\">Sign out</button></form>",
+        escape_html(action),
+        escape_html(token)
+    );
+    page(StatusCode::OK, "Sign out", &inner)
+}
+
+/// A refusal on the logout path, as a page.
+pub fn error(status: StatusCode, reason: &str) -> Response<Body> {
+    page(
+        status,
+        status.canonical_reason().unwrap_or("Error"),
+        &format!("<p id=\"reason\">{}</p>", escape_html(reason)),
+    )
+}
+
 pub fn logged_out(back: Option<&str>) -> Response<Body> {
     let inner = match back {
         Some(b) => format!(
