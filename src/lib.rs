@@ -4,10 +4,10 @@
 //!
 //! # Layout
 //!
-//! A request travels one way: the [`server`](crate#layout) accepts it and
-//! terminates TLS, `route` picks the route, `auth` runs the route's
-//! authenticator, which yields one [`Identity`], and `upstream` encodes that
-//! identity for Keystone (uwsgi environ or HTTP headers).
+//! A request travels one way: `server` accepts it and terminates TLS,
+//! `route` picks the route, `auth` runs the route's authenticator, which
+//! yields one [`Identity`], and `upstream` encodes that identity for
+//! Keystone (uwsgi environ or HTTP headers).
 //!
 //! The modules form layers. **A module imports only modules below it**;
 //! `tests/layering.rs` parses every `use` and fails on an upward or

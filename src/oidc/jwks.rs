@@ -366,10 +366,12 @@ mod tests {
         assert_eq!(s.candidates(None, Algorithm::HS256).len(), 0);
     }
 
-    /// A JWKS server on loopback that counts fetches and can fail.
+    /// A JWKS server on loopback that counts fetches, fails from fetch
+    /// `fail_after` on, and answers every fetch after the first `slow` late.
     async fn jwks_server(
         body: String,
         fail_after: usize,
+        slow: Duration,
     ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -378,19 +380,24 @@ mod tests {
         let count = n.clone();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = l.accept().await {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
                 let i = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (status, b) = if i < fail_after {
-                    ("200 OK", body.as_str())
+                    ("200 OK", body.clone())
                 } else {
-                    ("500 Oops", "")
+                    ("500 Oops", String::new())
                 };
-                let r = format!(
-                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
-                    b.len()
-                );
-                let _ = s.write_all(r.as_bytes()).await;
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    if i > 0 {
+                        tokio::time::sleep(slow).await;
+                    }
+                    let r = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+                        b.len()
+                    );
+                    let _ = s.write_all(r.as_bytes()).await;
+                });
             }
         });
         (url, n)
@@ -413,7 +420,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_kid_refetch_is_rate_limited() {
         let doc = format!(r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"k1"}}]}}"#);
-        let (url, n) = jwks_server(doc, usize::MAX).await;
+        let (url, n) = jwks_server(doc, usize::MAX, Duration::ZERO).await;
         let j = jwks_for(&url, Duration::from_secs(3600));
         assert!(j.keys_for(Some("k1")).await.unwrap().has_kid("k1"));
         for _ in 0..20 {
@@ -426,7 +433,7 @@ mod tests {
     #[tokio::test]
     async fn last_good_set_is_served_while_the_idp_fails() {
         let doc = format!(r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"k1"}}]}}"#);
-        let (url, n) = jwks_server(doc, 1).await;
+        let (url, n) = jwks_server(doc, 1, Duration::ZERO).await;
         let j = jwks_for(&url, Duration::from_millis(1)).with_min_refetch(Duration::from_millis(1));
         assert!(j.keys_for(None).await.unwrap().has_kid("k1"));
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -448,31 +455,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stale_set_does_not_make_requests_wait_for_the_idp() {
         use std::sync::atomic::Ordering::SeqCst;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let doc = format!(r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"k1"}}]}}"#);
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/jwks", l.local_addr().unwrap());
-        let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = n.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                let doc = doc.clone();
-                let i = count.fetch_add(1, SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    let _ = s.read(&mut buf).await;
-                    // The first answer is quick; later ones take 1.5 s.
-                    if i > 0 {
-                        tokio::time::sleep(Duration::from_millis(1500)).await;
-                    }
-                    let r = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
-                        doc.len()
-                    );
-                    let _ = s.write_all(r.as_bytes()).await;
-                });
-            }
-        });
+        // The first answer is quick; later ones take 1.5 s.
+        let (url, n) = jwks_server(doc, usize::MAX, Duration::from_millis(1500)).await;
         let j =
             jwks_for(&url, Duration::from_millis(50)).with_min_refetch(Duration::from_millis(1));
         assert!(j.keys_for(Some("k1")).await.unwrap().has_kid("k1"));

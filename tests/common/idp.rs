@@ -136,17 +136,22 @@ pub async fn mint(port: u16, user: &str, kind: Kind, ttl: Option<u32>) -> String
     if ttl.is_some() {
         form.push(("ttl", &ttl_s));
     }
+    let v = token_endpoint(port, &form).await;
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+/// The harness client's call to the token endpoint; its JSON answer.
+async fn token_endpoint(port: u16, form: &[(&str, &str)]) -> Value {
     let a = plain()
         .post_form(
             &format!("{}/token", issuer(port)),
             Some(("cli", "cli-secret")),
-            &form,
+            form,
         )
         .await
         .unwrap();
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
-    let v: Value = serde_json::from_slice(&a.body).unwrap();
-    v["access_token"].as_str().unwrap().to_string()
+    serde_json::from_slice(&a.body).unwrap()
 }
 
 /// The ID token the IdP would return with a login of `user` (audience:
@@ -159,16 +164,7 @@ pub async fn mint_id_token(port: u16, user: &str) -> String {
         ("password", pw.as_str()),
         ("id_token", "1"),
     ];
-    let a = plain()
-        .post_form(
-            &format!("{}/token", issuer(port)),
-            Some(("cli", "cli-secret")),
-            &form,
-        )
-        .await
-        .unwrap();
-    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
-    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    let v = token_endpoint(port, &form).await;
     v["id_token"].as_str().expect("an id_token").to_string()
 }
 
