@@ -550,3 +550,83 @@ fn http_upstream_closing_after_each_response_is_not_a_502() {
     }
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
 }
+
+const MAPPED_AUTH: &str = "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth";
+
+/// issue 10 item 3: a path Keystone routes to a protected handler is
+/// routed by fedgate to the protected route too, whatever its spelling:
+/// each variant gets the x509 route's own refusal (no client certificate
+/// here) or 400, and none reaches the upstream. A path that is not
+/// canonical is forwarded in canonical form.
+#[test]
+fn path_variants_get_the_protected_route_or_400() {
+    let pki = pki();
+    let variants = [
+        format!("/{MAPPED_AUTH}"),
+        format!("{MAPPED_AUTH}/"),
+        format!("{MAPPED_AUTH}//"),
+        format!("{MAPPED_AUTH}/."),
+        format!("{MAPPED_AUTH}/x/.."),
+        format!("{MAPPED_AUTH}%2F"),
+        format!("{MAPPED_AUTH}%2f"),
+        format!("{MAPPED_AUTH}%00"),
+        "/v3//OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/./OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/x/../OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/%2e%2e/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/OS-FEDERATION%2Fidentity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/%61uth".into(),
+    ];
+    for (kind, up) in both() {
+        let mut conf = Conf::new(url(kind, &up));
+        let routes = format!(
+            "[[route]]\nname = \"voms\"\n\
+             path = \"^/v3/OS-FEDERATION/identity_providers/[^/]+/protocols/mapped/auth$\"\n\
+             auth = \"x509\"\n{}",
+            common::ROUTE_ALL
+        );
+        conf.routes = &routes;
+        let gw = Gateway::start(&pki, &conf);
+        // The control: the canonical path itself.
+        let r = gw.get(&pki, MAPPED_AUTH);
+        assert_eq!(r.status, 401, "{kind}: {}", r.text());
+        let refusal = r.json()["error"]["message"].clone();
+        for p in &variants {
+            let r = gw.get(&pki, p);
+            match r.status {
+                401 => assert_eq!(
+                    r.json()["error"]["message"],
+                    refusal,
+                    "{kind} {p}: not the x509 route's refusal"
+                ),
+                400 => assert_eq!(r.json()["error"]["code"], 400, "{kind} {p}"),
+                s => panic!("{kind} {p}: {s} {}", r.text()),
+            }
+        }
+        assert_eq!(
+            up.record.heads(),
+            0,
+            "{kind}: a variant reached the upstream"
+        );
+
+        // Forwarded in canonical form, query untouched.
+        let r = gw.get(&pki, "/v3//auth/./x/../tokens/?a=%2F&b=/..//");
+        assert_eq!(r.status, 200, "{kind}: {}", r.text());
+        let s = up.record.last();
+        if kind == "uwsgi" {
+            assert_eq!(s.get("PATH_INFO"), Some("/v3/auth/tokens"));
+            assert_eq!(s.get("REQUEST_URI"), Some("/v3/auth/tokens?a=%2F&b=/..//"));
+        } else {
+            assert_eq!(s.get("@target"), Some("/v3/auth/tokens?a=%2F&b=/..//"));
+        }
+        // Canonical requests are forwarded byte for byte.
+        let r = gw.get(&pki, "/v3/users/%41%20b?x");
+        assert_eq!(r.status, 200);
+        let s = up.record.last();
+        if kind == "uwsgi" {
+            assert_eq!(s.get("REQUEST_URI"), Some("/v3/users/%41%20b?x"));
+        } else {
+            assert_eq!(s.get("@target"), Some("/v3/users/%41%20b?x"));
+        }
+    }
+}
