@@ -100,6 +100,6 @@ pub mod internal {
     }
     /// Parsers of the request line and headers.
     pub mod http {
-        pub use crate::http::path;
+        pub use crate::http::{host, path};
     }
 }

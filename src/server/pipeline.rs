@@ -145,7 +145,7 @@ async fn phases(
     mut parts: http::request::Parts,
     mut body: Body,
 ) -> Response<Body> {
-    if let Err(answer) = check(ctx, &mut parts) {
+    if let Some(answer) = check(ctx, &mut parts) {
         return answer;
     }
     scrub(ctx, &mut parts);
@@ -197,17 +197,35 @@ async fn phases(
     resp
 }
 
-/// Phase 1: the request target as Keystone will read it. The path is
-/// made canonical (`crate::http::path`) and the request carries the
-/// canonical form from here on, so that the route chosen below and the
-/// handler Keystone runs are about the same path.
-fn check(ctx: &mut Ctx<'_>, parts: &mut http::request::Parts) -> Result<(), Response<Body>> {
+/// Phase 1, which answers (`Some`) only to refuse: the request target as
+/// Keystone will read it. The host must be one valid authority
+/// (`crate::http::host`), and one of `server.public_names` when those are
+/// set, because Keystone builds its links from it. The path is made
+/// canonical (`crate::http::path`) and the request carries the canonical
+/// form from here on, so that the route chosen below and the handler
+/// Keystone runs are about the same path.
+fn check(ctx: &mut Ctx<'_>, parts: &mut http::request::Parts) -> Option<Response<Body>> {
+    match crate::http::host::request_authority(parts) {
+        Err(e) => {
+            tracing::info!(id = %ctx.id, reason = %e, "refused a request host");
+            return Some(ctx.error(StatusCode::BAD_REQUEST, &e.to_string(), None));
+        }
+        Ok(Some(a)) if !ctx.rt.public_names.allows(&a) => {
+            tracing::info!(id = %ctx.id, host = %a, "refused a request for a host not in server.public_names");
+            return Some(ctx.error(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this server does not answer to the requested host name",
+                None,
+            ));
+        }
+        Ok(_) => {}
+    }
     let original = parts.uri.path();
     let path = match crate::http::path::normalize(original) {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(id = %ctx.id, reason = %e, "refused a request path");
-            return Err(ctx.error(StatusCode::BAD_REQUEST, &e.to_string(), None));
+            return Some(ctx.error(StatusCode::BAD_REQUEST, &e.to_string(), None));
         }
     };
     if path.changed(original) {
@@ -222,7 +240,7 @@ fn check(ctx: &mut Ctx<'_>, parts: &mut http::request::Parts) -> Result<(), Resp
         });
         let Some(rebuilt) = rebuilt else {
             tracing::info!(id = %ctx.id, "refused a request path that cannot be rewritten");
-            return Err(ctx.error(
+            return Some(ctx.error(
                 StatusCode::BAD_REQUEST,
                 "request path cannot be made canonical",
                 None,
@@ -232,7 +250,7 @@ fn check(ctx: &mut Ctx<'_>, parts: &mut http::request::Parts) -> Result<(), Resp
         parts.uri = rebuilt;
     }
     ctx.path = path.decoded;
-    Ok(())
+    None
 }
 
 /// Phase 2: nothing a client sends may pose as identity; hop-by-hop

@@ -11,6 +11,7 @@ use crate::auth::x509::X509Authenticator;
 use crate::auth::{AuthKind, Authenticators, Policy};
 use crate::config::Config;
 use crate::http::forwarded::Cidr;
+use crate::http::host::PublicNames;
 use crate::metrics::Metrics;
 use crate::pki::{TrustStore, Validator};
 use crate::problem::{Problem, Problems};
@@ -26,6 +27,8 @@ pub struct Runtime {
     pub upstream: Upstream,
     pub scrubber: Scrubber,
     pub trusted_proxies: Vec<Cidr>,
+    /// `server.public_names`; empty: any valid Host.
+    pub public_names: PublicNames,
     pub auth: Authenticators,
     pub tls: Arc<rustls::ServerConfig>,
     pub trust: Arc<TrustStore>,
@@ -79,6 +82,7 @@ impl Runtime {
             .iter()
             .filter_map(|t| Cidr::parse(t.get_ref()))
             .collect();
+        let public_names = config.server.public_names();
         let auth = build_authenticators(&config, &routes, &trust, previous).await?;
         Ok(Runtime {
             config,
@@ -86,6 +90,7 @@ impl Runtime {
             upstream,
             scrubber,
             trusted_proxies,
+            public_names,
             auth,
             tls,
             trust,
