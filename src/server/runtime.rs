@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::admission::Admission;
 use super::scrub::Scrubber;
 use crate::auth::bearer::{BearerAuthenticator, BearerError};
 use crate::auth::websso::WebSso;
@@ -200,6 +201,9 @@ fn bearer_problem(config: &Config, e: BearerError) -> Problems {
 pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub metrics: Metrics,
+    /// Open client connections, counted against the running
+    /// configuration's limits at each accept.
+    pub admission: Arc<Admission>,
     /// Counts successful reloads; the application watches it to bring the
     /// background services in line with the new configuration.
     reloaded: tokio::sync::watch::Sender<u64>,
@@ -210,6 +214,7 @@ impl Shared {
         Arc::new(Shared {
             runtime: ArcSwap::from_pointee(rt),
             metrics: Metrics::new(),
+            admission: Arc::default(),
             reloaded: tokio::sync::watch::channel(0).0,
         })
     }
