@@ -98,4 +98,8 @@ pub mod internal {
     pub mod bearer {
         pub use crate::auth::bearer::extract;
     }
+    /// Parsers of the request line and headers.
+    pub mod http {
+        pub use crate::http::{host, path};
+    }
 }

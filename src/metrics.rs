@@ -37,6 +37,7 @@ pub struct Metrics {
     pub scrubbed_headers: Counter,
     pub reloads: Family<ResultLabel, Counter>,
     pub connections: Gauge,
+    pub refused_connections: Family<KindLabel, Counter>,
     pub denials: Family<KindLabel, Counter>,
 }
 
@@ -96,6 +97,12 @@ impl Metrics {
             "Client connections currently open",
             connections.clone(),
         );
+        let refused_connections = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Client connections closed at accept, by the limit reached",
+            refused_connections.clone(),
+        );
         let denials = Family::<KindLabel, Counter>::default();
         registry.register(
             "auth_denials",
@@ -111,6 +118,7 @@ impl Metrics {
             scrubbed_headers,
             reloads,
             connections,
+            refused_connections,
             denials,
         }
     }

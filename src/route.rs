@@ -19,7 +19,7 @@ pub struct RouteConfig {
     /// Label for metrics and logs; defaults to `route<N>`.
     #[serde(default)]
     pub name: Option<String>,
-    /// Regex matched against the decoded request path.
+    /// Regex matched against the canonical request path (`crate::http::path`).
     pub path: Spanned<String>,
     pub auth: Spanned<AuthKind>,
     /// Options of the x509 authenticator for this route.

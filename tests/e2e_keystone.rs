@@ -302,6 +302,78 @@ fn uwsgi_post(addr: &str, path: &str, extra: &[(&str, &str)]) -> (u16, String) {
     (status, head)
 }
 
+/// issue 10 item 3: every spelling of a federation auth path that
+/// Keystone routes to its federation handler (the control, straight to
+/// Keystone, proves it does) gets the protected route's authentication in
+/// fedgate, or 400. And a non-canonical path that fedgate forwards works
+/// the way the canonical one does.
+fn path_variants(ks: &Keystone, pki: &Pki, kind: &str, target: &str) {
+    let mut conf = Conf::new(format!("{kind}://{target}"));
+    conf.upstream_extra = "response_timeout_secs = 60\n";
+    let routes = format!(
+        "[[route]]\nname = \"federation\"\n\
+         path = \"^/v3/OS-FEDERATION/identity_providers/[^/]+/protocols/[^/]+/auth$\"\n\
+         auth = \"x509\"\n{}",
+        common::ROUTE_ALL
+    );
+    conf.routes = &routes;
+    let gw = Gateway::start(pki, &conf);
+    let keystone_refusal = "The request you have made requires authentication.";
+    for auth in [OIDC_AUTH, VOMS_AUTH] {
+        let r = gw.client(pki).request("POST", auth, &[], b"");
+        assert_eq!(r.status, 401, "{auth}: {}", r.text());
+        let refusal = r.json()["error"]["message"].clone();
+        assert_ne!(refusal, keystone_refusal, "fedgate's own refusal");
+        let (head, tail) = auth.split_at(3);
+        let mut handled_by_keystone = 0;
+        for p in [
+            format!("/{auth}"),
+            format!("{auth}/"),
+            format!("{auth}//"),
+            format!("{auth}%2F"),
+            format!("{head}/{tail}"),
+            format!("{head}/.{tail}"),
+            format!("{head}/x/..{tail}"),
+            format!("{head}/%2e%2e{head}{tail}"),
+        ] {
+            // The control: Keystone itself runs its federation handler.
+            let mut direct = common::Client::plain(ks.http.parse().unwrap()).unwrap();
+            let d = direct.request("POST", &p, &[], b"");
+            let reaches = d.status == 401 && d.text().contains(keystone_refusal);
+            handled_by_keystone += usize::from(reaches);
+            let r = gw.client(pki).request("POST", &p, &[], b"");
+            match r.status {
+                401 => assert_eq!(
+                    r.json()["error"]["message"],
+                    refusal,
+                    "{kind} {p}: not the protected route's refusal: {}",
+                    r.text()
+                ),
+                400 => {}
+                s => panic!("{kind} {p}: {s} {}", r.text()),
+            }
+            eprintln!(
+                "{kind} {p}: Keystone direct {}{}, through fedgate {}",
+                d.status,
+                if reaches { " (federation handler)" } else { "" },
+                r.status
+            );
+        }
+        assert!(
+            handled_by_keystone >= 5,
+            "the control: Keystone runs its federation handler for most variants"
+        );
+    }
+    // A non-canonical path is forwarded canonical: Keystone answers it as
+    // the canonical one (werkzeug would redirect `//` inside the path).
+    let body = password_auth(&ks.password);
+    let hs = [("Content-Type", "application/json")];
+    let r = gw
+        .client(pki)
+        .request("POST", "/v3//auth/./tokens/", &hs, body.as_bytes());
+    assert_eq!(r.status, 201, "{kind}: {}", r.text());
+}
+
 fn scenario(kind: &str) {
     let Some(ks) = keystone() else { return };
     let pki = pki();
@@ -314,6 +386,7 @@ fn scenario(kind: &str) {
     api_through(&ks, &pki, &gw);
     openstack_cli(&ks, &pki, &gw);
     spoofing(&ks, &pki, &gw);
+    path_variants(&ks, &pki, kind, &target);
     direct_uwsgi_control(&ks, &format!("mallory-{kind}"));
 }
 

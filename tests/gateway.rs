@@ -584,3 +584,216 @@ fn http_upstream_closing_after_each_response_is_not_a_502() {
     }
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
 }
+
+const MAPPED_AUTH: &str = "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth";
+
+/// issue 10 item 3: a path Keystone routes to a protected handler is
+/// routed by fedgate to the protected route too, whatever its spelling:
+/// each variant gets the x509 route's own refusal (no client certificate
+/// here) or 400, and none reaches the upstream. A path that is not
+/// canonical is forwarded in canonical form.
+#[test]
+fn path_variants_get_the_protected_route_or_400() {
+    let pki = pki();
+    let variants = [
+        format!("/{MAPPED_AUTH}"),
+        format!("{MAPPED_AUTH}/"),
+        format!("{MAPPED_AUTH}//"),
+        format!("{MAPPED_AUTH}/."),
+        format!("{MAPPED_AUTH}/x/.."),
+        format!("{MAPPED_AUTH}%2F"),
+        format!("{MAPPED_AUTH}%2f"),
+        format!("{MAPPED_AUTH}%00"),
+        "/v3//OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/./OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/x/../OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/%2e%2e/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/OS-FEDERATION%2Fidentity_providers/egi.eu/protocols/mapped/auth".into(),
+        "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/%61uth".into(),
+    ];
+    for (kind, up) in both() {
+        let mut conf = Conf::new(url(kind, &up));
+        let routes = format!(
+            "[[route]]\nname = \"voms\"\n\
+             path = \"^/v3/OS-FEDERATION/identity_providers/[^/]+/protocols/mapped/auth$\"\n\
+             auth = \"x509\"\n{}",
+            common::ROUTE_ALL
+        );
+        conf.routes = &routes;
+        let gw = Gateway::start(&pki, &conf);
+        // The control: the canonical path itself.
+        let r = gw.get(&pki, MAPPED_AUTH);
+        assert_eq!(r.status, 401, "{kind}: {}", r.text());
+        let refusal = r.json()["error"]["message"].clone();
+        for p in &variants {
+            let r = gw.get(&pki, p);
+            match r.status {
+                401 => assert_eq!(
+                    r.json()["error"]["message"],
+                    refusal,
+                    "{kind} {p}: not the x509 route's refusal"
+                ),
+                400 => assert_eq!(r.json()["error"]["code"], 400, "{kind} {p}"),
+                s => panic!("{kind} {p}: {s} {}", r.text()),
+            }
+        }
+        assert_eq!(
+            up.record.heads(),
+            0,
+            "{kind}: a variant reached the upstream"
+        );
+
+        // Forwarded in canonical form, query untouched.
+        let r = gw.get(&pki, "/v3//auth/./x/../tokens/?a=%2F&b=/..//");
+        assert_eq!(r.status, 200, "{kind}: {}", r.text());
+        let s = up.record.last();
+        if kind == "uwsgi" {
+            assert_eq!(s.get("PATH_INFO"), Some("/v3/auth/tokens"));
+            assert_eq!(s.get("REQUEST_URI"), Some("/v3/auth/tokens?a=%2F&b=/..//"));
+        } else {
+            assert_eq!(s.get("@target"), Some("/v3/auth/tokens?a=%2F&b=/..//"));
+        }
+        // Canonical requests are forwarded byte for byte.
+        let r = gw.get(&pki, "/v3/users/%41%20b?x");
+        assert_eq!(r.status, 200);
+        let s = up.record.last();
+        if kind == "uwsgi" {
+            assert_eq!(s.get("REQUEST_URI"), Some("/v3/users/%41%20b?x"));
+        } else {
+            assert_eq!(s.get("@target"), Some("/v3/users/%41%20b?x"));
+        }
+    }
+}
+
+/// issue 10 item 5: the Host Keystone builds its links from is one valid
+/// authority, agrees with HTTP/2's `:authority`, and is one of
+/// `server.public_names` when those are set.
+#[test]
+fn host_must_be_one_valid_authority() {
+    let pki = pki();
+    for (kind, up) in both() {
+        let gw = Gateway::start(&pki, &Conf::new(url(kind, &up)));
+        for bad in [
+            "evil.example/x?y",
+            "a@evil.example",
+            "evil.example:99999",
+            "evil example",
+            "localhost, evil.example",
+            "[::1",
+        ] {
+            let r = gw.client(&pki).request("GET", "/v3", &[("Host", bad)], b"");
+            assert_eq!(r.status, 400, "{kind} Host {bad:?}: {}", r.text());
+            assert_eq!(r.json()["error"]["code"], 400);
+        }
+        let r = gw.client(&pki).request(
+            "GET",
+            "/v3",
+            &[("Host", "localhost"), ("Host", "evil.example")],
+            b"",
+        );
+        assert_eq!(r.status, 400, "{kind}: two Host headers: {}", r.text());
+        // An absolute-form target names the host too (RFC 9112 §3.2.2).
+        let r = gw
+            .client(&pki)
+            .request("GET", "https://evil.example/v3", &[], b"");
+        assert_eq!(r.status, 400, "{kind}: absolute-form: {}", r.text());
+        assert_eq!(up.record.heads(), 0, "{kind}: a bad Host was forwarded");
+
+        // HTTP/2: a Host that disagrees with :authority.
+        let h2 = |host: Option<&str>| {
+            let mut b = http::Request::get(common::h2::uri(gw.addr, "/v3"));
+            if let Some(h) = host {
+                b = b.header("host", h);
+            }
+            common::h2::request(gw.addr, &pki.ca_file, b.body(Default::default()).unwrap()).unwrap()
+        };
+        let r = h2(Some("evil.example"));
+        assert_eq!(r.status, 400, "{kind}: h2 Host vs :authority");
+        assert_eq!(r.json()["error"]["code"], 400);
+        assert_eq!(up.record.heads(), 0);
+        let same = format!("localhost:{}", gw.port());
+        assert_eq!(h2(Some(&same)).status, 200, "{kind}: an agreeing Host");
+        assert_eq!(h2(None).status, 200, "{kind}: :authority alone");
+    }
+}
+
+/// issue 10 item 5: `server.public_names` — a Host outside it gets 421
+/// with a JSON reason; names match case-insensitively, on any port unless
+/// the name has one.
+#[test]
+fn public_names_refuse_other_hosts_with_421() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let mut conf = Conf::new(url("uwsgi", &up));
+    conf.server = "public_names = [\"localhost\", \"keystone.example.org:5000\"]\n";
+    let gw = Gateway::start(&pki, &conf);
+    let host = format!("LocalHost:{}", gw.port());
+    for (h, want) in [
+        (host.as_str(), 200),
+        ("keystone.example.org:5000", 200),
+        ("keystone.example.org", 421),
+        ("evil.example", 421),
+        ("127.0.0.1", 421),
+    ] {
+        let r = gw.client(&pki).request("GET", "/v3", &[("Host", h)], b"");
+        assert_eq!(r.status, want, "Host {h}: {}", r.text());
+        if want == 421 {
+            assert_eq!(r.json()["error"]["code"], 421);
+        }
+    }
+    assert_eq!(up.record.heads(), 2);
+    let r = common::h2::request(
+        gw.addr,
+        &pki.ca_file,
+        http::Request::get(format!("https://evil.example:{}/v3", gw.port()))
+            .body(Default::default())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 421, "h2 :authority outside public_names");
+    assert!(
+        gw.logs
+            .wait_for("server.public_names", Duration::from_secs(5))
+            .is_some()
+    );
+}
+
+/// issue 10 item 5: a client's own X-Forwarded-* headers (Prefix, Server,
+/// any other) never reach Keystone unless the client is a trusted proxy.
+#[test]
+fn client_x_forwarded_headers_are_dropped_unless_trusted() {
+    let pki = pki();
+    for (kind, up) in both() {
+        for trusted in [false, true] {
+            let mut conf = Conf::new(url(kind, &up));
+            conf.server = if trusted {
+                "trusted_proxies = [\"127.0.0.1\"]\n"
+            } else {
+                ""
+            };
+            let gw = Gateway::start(&pki, &conf);
+            let r = gw.client(&pki).request(
+                "GET",
+                "/v3",
+                &[
+                    ("X-Forwarded-Prefix", "//evil.example/x"),
+                    ("X-Forwarded-Server", "evil.example"),
+                    ("x-forwarded-ssl", "marker-ssl"),
+                ],
+                b"",
+            );
+            assert_eq!(r.status, 200);
+            let raw = String::from_utf8_lossy(&up.record.last().raw).into_owned();
+            assert_eq!(
+                raw.contains("evil.example"),
+                trusted,
+                "{kind} trusted={trusted}: {raw}"
+            );
+            assert_eq!(
+                raw.contains("marker-ssl"),
+                trusted,
+                "{kind} trusted={trusted}"
+            );
+        }
+    }
+}

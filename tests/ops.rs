@@ -329,3 +329,70 @@ fn a_slow_request_head_is_cut_off_after_header_timeout_secs() {
         "the connection closed after {waited:?}, not after about 1 s"
     );
 }
+
+/// issue 10 item 8: `server.max_connections` changed by a reload applies
+/// to the next connection (it used to size a semaphore once, at start).
+#[test]
+fn max_connections_changed_by_reload_applies() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
+    conf.server = "max_connections = 2\n";
+    let gw = Gateway::start(&pki, &conf);
+    let cfg = common::client::config(&pki.ca_file, None, &[b"http/1.1"], None);
+    let connect = || {
+        common::Client::connect(gw.addr, cfg.clone())
+            .and_then(|mut c| c.try_request("GET", "/v3", &[], b"").map(|r| (c, r)))
+    };
+    let (c1, r) = connect().unwrap();
+    assert_eq!(r.status, 200);
+    let (c2, r) = connect().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(connect().is_err(), "a third connection over the limit of 2");
+
+    conf.server = "max_connections = 3\n";
+    std::fs::write(&gw.config, conf.render(&pki)).unwrap();
+    gw.signal(SIGHUP);
+    assert!(
+        gw.logs
+            .wait_for("configuration reloaded", Duration::from_secs(10))
+            .is_some()
+    );
+    let (c3, r) = connect().expect("the reloaded limit of 3 admits a third connection");
+    assert_eq!(r.status, 200);
+    assert!(
+        connect().is_err(),
+        "a fourth connection over the limit of 3"
+    );
+
+    // Lowered below what is open: nothing is closed, nothing new admitted
+    // until enough connections have ended.
+    conf.server = "max_connections = 1\n";
+    std::fs::write(&gw.config, conf.render(&pki)).unwrap();
+    gw.signal(SIGHUP);
+    let t0 = Instant::now();
+    while gw.logs.count("configuration reloaded") < 2 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c1 = c1;
+    assert_eq!(c1.request("GET", "/v3", &[], b"").status, 200);
+    drop((c2, c3));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        connect().is_err(),
+        "c1 is still open: the limit of 1 is reached"
+    );
+    drop(c1);
+    let t0 = Instant::now();
+    let mut last = connect();
+    while last.is_err() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        last = connect();
+    }
+    assert_eq!(last.expect("admitted once the others closed").1.status, 200);
+    let m = gw.admin_get("/metrics").text();
+    assert!(
+        m.contains("fedgate_connections_refused_total{kind=\"max_connections\"}"),
+        "{m}"
+    );
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::http::host::PublicNames;
 use crate::logging::LoggingConfig;
 use crate::problem::{Problem, Problems, Source};
 use crate::tls::TlsConfig;
@@ -84,6 +85,11 @@ pub struct ServerConfig {
     /// (a load balancer in front of fedgate). Addresses or CIDRs.
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
+    /// Names (`host` or `host:port`) this service answers to. When set, a
+    /// request for any other host gets 421, and URLs fedgate builds about
+    /// itself use the first one. Empty: any valid Host is served.
+    #[serde(default)]
+    pub public_names: Vec<Spanned<String>>,
 }
 
 fn default_listen() -> Vec<Spanned<String>> {
@@ -115,6 +121,7 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             shutdown_timeout_secs: default_shutdown_timeout(),
             trusted_proxies: Vec::new(),
+            public_names: Vec::new(),
         }
     }
 }
@@ -134,6 +141,18 @@ impl ServerConfig {
             .iter()
             .filter_map(|l| l.get_ref().parse().ok())
             .collect()
+    }
+    /// `public_names`, parsed (invalid entries were refused by
+    /// [`Config::validate`] and are skipped). Its `url_for` builds URLs
+    /// about this service from configuration, never from a request.
+    pub fn public_names(&self) -> PublicNames {
+        PublicNames::parse(
+            self.public_names
+                .iter()
+                .map(|n| n.get_ref().as_str())
+                .filter(|n| crate::http::host::Authority::parse(n).is_ok()),
+        )
+        .unwrap_or_default()
     }
 }
 
@@ -237,6 +256,17 @@ impl Config {
         for t in &self.server.trusted_proxies {
             if crate::http::forwarded::Cidr::parse(t.get_ref()).is_none() {
                 p.push(src.problem(t, format!("`{}` is not an IP address or CIDR", t.get_ref())));
+            }
+        }
+        for n in &self.server.public_names {
+            if let Err(e) = crate::http::host::Authority::parse(n.get_ref()) {
+                p.push(src.problem(
+                    n,
+                    format!(
+                        "server.public_names: `{}` is not a host or host:port ({e})",
+                        n.get_ref()
+                    ),
+                ));
             }
         }
         if let Err(e) = crate::upstream::Target::parse(self.upstream.url.get_ref()) {

@@ -70,6 +70,27 @@ fn bad_values_name_their_line() {
 }
 
 #[test]
+fn public_names_are_authorities_with_their_line() {
+    let c = parse(&format!(
+        "[server]\npublic_names = [\n  \"keystone.example.org:5000\",\n  \"evil.example/x\",\n]\n{MINIMAL}"
+    ))
+    .unwrap();
+    let p = c.validate();
+    assert_eq!(p.0.len(), 1, "{p}");
+    assert_eq!(p.0[0].line, Some(4), "{p}");
+    assert!(p.0[0].message.contains("public_names"), "{p}");
+    let c = parse(&format!(
+        "[server]\npublic_names = [\"keystone.example.org:5000\", \"k2\"]\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert!(c.validate().is_empty());
+    assert_eq!(
+        c.server.public_names().url_for("/v3/x").as_deref(),
+        Some("https://keystone.example.org:5000/v3/x")
+    );
+}
+
+#[test]
 fn client_auth_values() {
     for (v, want) in [
         ("none", ClientAuth::None),

@@ -2,9 +2,11 @@
 //! behind a proxy (oslo.middleware's HTTPProxyToWSGI).
 //!
 //! Values a client sends are replaced, unless the client is a configured
-//! trusted proxy, in which case its X-Forwarded-For chain is extended. The
-//! RFC 7239 `Forwarded` header, which oslo.middleware also reads, is
-//! dropped from untrusted clients for the same reason.
+//! trusted proxy, in which case its X-Forwarded-For chain is extended. An
+//! untrusted client's other `X-Forwarded-*` headers (oslo.middleware reads
+//! `X-Forwarded-Prefix` into SCRIPT_NAME, so `//evil.example/x` would land
+//! in every link Keystone builds) and its RFC 7239 `Forwarded` header,
+//! which oslo.middleware also reads, are dropped for the same reason.
 
 use std::net::IpAddr;
 
@@ -75,6 +77,14 @@ pub fn apply(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&str>, trust
         }
     } else {
         headers.remove(FORWARDED);
+        let theirs: Vec<_> = headers
+            .keys()
+            .filter(|k| is_forwarding_header(k.as_str()))
+            .cloned()
+            .collect();
+        for k in theirs {
+            headers.remove(k);
+        }
         peer.to_string()
     };
     set(headers, xff, &chain);
@@ -96,6 +106,23 @@ pub fn apply(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&str>, trust
     if !(from_trusted && headers.contains_key("x-forwarded-port")) {
         set(headers, "x-forwarded-port", &conn.local.port().to_string());
     }
+}
+
+/// Whether a header name is an `X-Forwarded-*` header once a WSGI server
+/// or oslo.middleware has normalised it (case folded, `-`, `_` and any
+/// other separator equal): `X-Forwarded-Prefix`, `x.forwarded.host`.
+pub fn is_forwarding_header(name: &str) -> bool {
+    const PREFIX: &[u8] = b"X_FORWARDED_";
+    let n = name.as_bytes();
+    n.len() > PREFIX.len()
+        && n.iter().zip(PREFIX).all(|(&c, &p)| {
+            let c = if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                b'_'
+            };
+            c == p
+        })
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -166,9 +193,34 @@ mod tests {
     }
 
     #[test]
+    fn untrusted_forwarding_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-prefix", "//evil.example/x".parse().unwrap());
+        h.insert("x-forwarded-server", "evil".parse().unwrap());
+        h.insert("x.forwarded.ssl", "on".parse().unwrap());
+        h.insert("x-forwardedness", "kept".parse().unwrap());
+        apply(&mut h, &conn("192.0.2.9:1234"), Some("k"), &[]);
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-port",
+                "x-forwarded-proto",
+                "x-forwardedness"
+            ]
+        );
+        assert!(is_forwarding_header("X-Forwarded-Prefix"));
+        assert!(!is_forwarding_header("X-Forwarded"));
+    }
+
+    #[test]
     fn trusted_proxy_chain_is_extended() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
+        h.insert("x-forwarded-prefix", "/keystone".parse().unwrap());
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         apply(
             &mut h,
@@ -178,5 +230,6 @@ mod tests {
         );
         assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-prefix"], "/keystone");
     }
 }

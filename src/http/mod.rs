@@ -10,4 +10,5 @@ pub mod client;
 pub mod forwarded;
 pub mod hop;
 pub mod host;
+pub mod path;
 pub mod reply;

@@ -1,6 +1,7 @@
 //! The listener: accept, TLS handshake, HTTP/1.1 or HTTP/2, and the
 //! request pipeline; plus reload and graceful shutdown.
 
+mod admission;
 mod pipeline;
 mod runtime;
 mod scrub;
@@ -15,7 +16,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 pub use runtime::{Runtime, Shared};
@@ -58,15 +58,12 @@ fn http_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
 /// in-flight requests finish for up to the configured drain time.
 pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: Shutdown) {
     let graceful = Arc::new(GracefulShutdown::new());
-    let max = shared.runtime.load().config.server.max_connections;
-    let permits = Arc::new(Semaphore::new(max));
     let mut loops = Vec::new();
     for l in listeners {
         loops.push(tokio::spawn(accept_loop(
             shared.clone(),
             l,
             graceful.clone(),
-            permits.clone(),
             shutdown.clone(),
         )));
     }
@@ -93,7 +90,6 @@ async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
     graceful: Arc<GracefulShutdown>,
-    permits: Arc<Semaphore>,
     shutdown: Shutdown,
 ) {
     let local = listener.local_addr().ok();
@@ -110,9 +106,21 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(peer = %peer, "connection limit reached; closing new connection");
-            continue;
+        // The running configuration's limit, so that a reload applies.
+        let max = shared.runtime.load().config.server.max_connections;
+        let permit = match shared.admission.admit(max) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                shared
+                    .metrics
+                    .refused_connections
+                    .get_or_create(&crate::metrics::KindLabel {
+                        kind: refusal.kind().into(),
+                    })
+                    .inc();
+                tracing::warn!(peer = %peer, reason = %refusal, "connection refused at accept");
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let local = tcp

@@ -77,6 +77,9 @@ struct Ctx<'a> {
     principal: Option<String>,
     /// Errors as a page rather than JSON: browser flows only.
     html: bool,
+    /// The canonical, percent-decoded path (`crate::http::path`): what
+    /// routes match and what Keystone gets. Set by the first phase.
+    path: String,
 }
 
 impl Ctx<'_> {
@@ -103,6 +106,7 @@ pub async fn handle(
         route: "-".into(),
         principal: None,
         html: false,
+        path: String::new(),
     };
     let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
     let mut resp = phases(&mut ctx, parts, body).await;
@@ -141,6 +145,9 @@ async fn phases(
     mut parts: http::request::Parts,
     mut body: Body,
 ) -> Response<Body> {
+    if let Some(answer) = check(ctx, &mut parts) {
+        return answer;
+    }
     scrub(ctx, &mut parts);
     let (kind, outcome) = match authenticate(ctx, &parts, &mut body).await {
         Ok(x) => x,
@@ -190,7 +197,63 @@ async fn phases(
     resp
 }
 
-/// Phase 1: nothing a client sends may pose as identity; hop-by-hop
+/// Phase 1, which answers (`Some`) only to refuse: the request target as
+/// Keystone will read it. The host must be one valid authority
+/// (`crate::http::host`), and one of `server.public_names` when those are
+/// set, because Keystone builds its links from it. The path is made
+/// canonical (`crate::http::path`) and the request carries the canonical
+/// form from here on, so that the route chosen below and the handler
+/// Keystone runs are about the same path.
+fn check(ctx: &mut Ctx<'_>, parts: &mut http::request::Parts) -> Option<Response<Body>> {
+    match crate::http::host::request_authority(parts) {
+        Err(e) => {
+            tracing::info!(id = %ctx.id, reason = %e, "refused a request host");
+            return Some(ctx.error(StatusCode::BAD_REQUEST, &e.to_string(), None));
+        }
+        Ok(Some(a)) if !ctx.rt.public_names.allows(&a) => {
+            tracing::info!(id = %ctx.id, host = %a, "refused a request for a host not in server.public_names");
+            return Some(ctx.error(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this server does not answer to the requested host name",
+                None,
+            ));
+        }
+        Ok(_) => {}
+    }
+    let original = parts.uri.path();
+    let path = match crate::http::path::normalize(original) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(id = %ctx.id, reason = %e, "refused a request path");
+            return Some(ctx.error(StatusCode::BAD_REQUEST, &e.to_string(), None));
+        }
+    };
+    if path.changed(original) {
+        let target = match parts.uri.query() {
+            Some(q) => format!("{}?{q}", path.raw),
+            None => path.raw.clone(),
+        };
+        let mut uri = parts.uri.clone().into_parts();
+        let rebuilt = target.parse().ok().and_then(|pq| {
+            uri.path_and_query = Some(pq);
+            http::Uri::from_parts(uri).ok()
+        });
+        let Some(rebuilt) = rebuilt else {
+            tracing::info!(id = %ctx.id, "refused a request path that cannot be rewritten");
+            return Some(ctx.error(
+                StatusCode::BAD_REQUEST,
+                "request path cannot be made canonical",
+                None,
+            ));
+        };
+        tracing::debug!(id = %ctx.id, from = %original, to = %path.raw, "request path made canonical");
+        parts.uri = rebuilt;
+    }
+    ctx.path = path.decoded;
+    None
+}
+
+/// Phase 2: nothing a client sends may pose as identity; hop-by-hop
 /// headers go, and X-Forwarded-* are set from the connection.
 fn scrub(ctx: &Ctx<'_>, parts: &mut http::request::Parts) {
     let (rt, conn) = (ctx.rt, ctx.conn);
@@ -213,8 +276,8 @@ fn scrub(ctx: &Ctx<'_>, parts: &mut http::request::Parts) {
     );
 }
 
-/// Phases 2 and 3: route on the decoded path, which is what Keystone routes
-/// on, and run the route's authenticator. An authenticator's own endpoints
+/// Phases 3 and 4: route on the canonical path, which is what Keystone
+/// routes on, and run the route's authenticator. An authenticator's own endpoints
 /// (the login's redirect and logout) come before the routes.
 ///
 /// Authenticators log from deep inside (IdP calls, chain checks), so their
@@ -226,19 +289,7 @@ async fn authenticate(
     body: &mut Body,
 ) -> Result<(AuthKind, AuthOutcome), Response<Body>> {
     let rt = ctx.rt;
-    let decoded = match percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8() {
-        Ok(p) if !p.contains('\0') => p.into_owned(),
-        _ => {
-            tracing::info!(
-                id = %ctx.id,
-                "refused a request whose path is not valid UTF-8 once decoded"
-            );
-            return Err(reply::json_error(
-                StatusCode::BAD_REQUEST,
-                "request path is not valid UTF-8 once percent-decoded",
-            ));
-        }
-    };
+    let decoded = ctx.path.clone();
     if let Some(own) = rt.auth.request_filter(&decoded, parts, body) {
         let f = own.instrument(auth_span(&ctx.id)).await;
         ctx.route = f.label.into();
@@ -267,7 +318,7 @@ async fn authenticate(
     Ok((kind, outcome))
 }
 
-/// Phase 4: hand the request and its identity to Keystone.
+/// Phase 5: hand the request and its identity to Keystone.
 async fn forward(
     ctx: &Ctx<'_>,
     parts: http::request::Parts,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::admission::Admission;
 use super::scrub::Scrubber;
 use crate::auth::bearer::{BearerAuthenticator, BearerError};
 use crate::auth::websso::WebSso;
@@ -11,6 +12,7 @@ use crate::auth::x509::X509Authenticator;
 use crate::auth::{AuthKind, Authenticators, Policy};
 use crate::config::Config;
 use crate::http::forwarded::Cidr;
+use crate::http::host::PublicNames;
 use crate::metrics::Metrics;
 use crate::pki::{TrustStore, Validator};
 use crate::problem::{Problem, Problems};
@@ -26,6 +28,8 @@ pub struct Runtime {
     pub upstream: Upstream,
     pub scrubber: Scrubber,
     pub trusted_proxies: Vec<Cidr>,
+    /// `server.public_names`; empty: any valid Host.
+    pub public_names: PublicNames,
     pub auth: Authenticators,
     pub tls: Arc<rustls::ServerConfig>,
     pub trust: Arc<TrustStore>,
@@ -72,6 +76,7 @@ impl Runtime {
             .iter()
             .filter_map(|t| Cidr::parse(t.get_ref()))
             .collect();
+        let public_names = config.server.public_names();
         let auth = build_authenticators(&config, &routes, &trust, previous).await?;
         Ok(Runtime {
             config,
@@ -79,6 +84,7 @@ impl Runtime {
             upstream,
             scrubber,
             trusted_proxies,
+            public_names,
             auth,
             tls,
             trust,
@@ -189,6 +195,9 @@ fn bearer_problem(config: &Config, e: BearerError) -> Problems {
 pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub metrics: Metrics,
+    /// Open client connections, counted against the running
+    /// configuration's limits at each accept.
+    pub admission: Arc<Admission>,
     /// Counts successful reloads; the application watches it to bring the
     /// background services in line with the new configuration.
     reloaded: tokio::sync::watch::Sender<u64>,
@@ -199,6 +208,7 @@ impl Shared {
         Arc::new(Shared {
             runtime: ArcSwap::from_pointee(rt),
             metrics: Metrics::new(),
+            admission: Arc::default(),
             reloaded: tokio::sync::watch::channel(0).0,
         })
     }

@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod gridpki;
+pub mod h2;
 pub mod idp;
 pub mod upstream;
 
