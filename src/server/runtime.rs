@@ -155,9 +155,14 @@ async fn build_authenticators(
             ),
         };
         let running = previous.and_then(|p| p.auth.websso.as_deref());
-        let w = WebSso::build(config.oidc.clone(), registry, running)
-            .await
-            .map_err(|e| Problems::one(Problem::file(&src.path, e.to_string())))?;
+        let w = WebSso::build(
+            config.oidc.clone(),
+            config.server.public_names(),
+            registry,
+            running,
+        )
+        .await
+        .map_err(|e| Problems::one(Problem::file(&src.path, e.to_string())))?;
         a.websso = Some(Arc::new(w));
     }
     Ok(a)

@@ -17,6 +17,7 @@ use super::state::{self, Pending, PendingLogin, StateError};
 use super::{cookies, origin};
 use crate::auth::{AuthOutcome, Denial};
 use crate::http::body::{Body, empty};
+use crate::http::host::PublicNames;
 use crate::identity::AuthMethod;
 use crate::oidc::claims::{Export, to_identity};
 use crate::oidc::{Idp, Registry};
@@ -38,6 +39,8 @@ const SESSION_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// The browser-flow authenticator, one per process configuration.
 pub struct WebSso {
     pub cfg: OidcConfig,
+    /// `server.public_names`: the redirect URI is built from them.
+    public: PublicNames,
     registry: Arc<Registry>,
     keys: KeyRing,
     store: SessionStore,
@@ -152,6 +155,7 @@ impl WebSso {
     /// same keys), even with a generated key.
     pub async fn build(
         cfg: OidcConfig,
+        public: PublicNames,
         registry: Arc<Registry>,
         previous: Option<&WebSso>,
     ) -> Result<WebSso, WebSsoError> {
@@ -168,6 +172,7 @@ impl WebSso {
                 keys: p.keys.clone(),
                 store: p.store.clone(),
                 cfg,
+                public,
                 registry,
                 lifetimes,
             });
@@ -187,6 +192,7 @@ impl WebSso {
         };
         Ok(WebSso {
             cfg,
+            public,
             registry,
             keys,
             store,
@@ -202,9 +208,15 @@ impl WebSso {
             .collect()
     }
 
+    /// The redirect URI sent to the IdP: `[oidc] redirect_uri`, else built
+    /// from `server.public_names` (configuration, never the request), else
+    /// from the request's (validated) Host.
     fn redirect_uri(&self, parts: &http::request::Parts) -> String {
         if let Some(u) = &self.cfg.redirect_uri {
             return u.clone();
+        }
+        if let Some(u) = self.public.url_for(&self.cfg.redirect_path) {
+            return u;
         }
         let host = crate::http::host::request_host(parts).unwrap_or_else(|| "localhost".into());
         format!("https://{host}{}", self.cfg.redirect_path)
@@ -639,6 +651,42 @@ mod tests {
             );
         }
         m
+    }
+
+    /// With `server.public_names`, the redirect URI comes from them and
+    /// never from the request's Host.
+    #[tokio::test]
+    async fn the_redirect_uri_comes_from_configuration() {
+        let registry = Arc::new(Registry::default());
+        let req = |host: &str| {
+            http::Request::get("/v3/auth/OS-FEDERATION/websso/openid")
+                .header("host", host)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        let public = PublicNames::parse(["keystone.example.org:5000", "localhost:8443"]).unwrap();
+        let w = WebSso::build(OidcConfig::default(), public, registry.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            w.redirect_uri(&req("localhost:8443")),
+            "https://keystone.example.org:5000/v3/auth/OS-FEDERATION/websso/openid/redirect"
+        );
+        // Without public names, the request's (validated) Host is used.
+        let w = WebSso::build(
+            OidcConfig::default(),
+            PublicNames::default(),
+            registry,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            w.redirect_uri(&req("localhost:8443")),
+            "https://localhost:8443/v3/auth/OS-FEDERATION/websso/openid/redirect"
+        );
     }
 
     #[test]
