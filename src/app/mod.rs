@@ -3,8 +3,9 @@
 //! `app` sits at the top of the layering. It alone knows every part: it
 //! builds the gateway ([`serve`]), owns the background services, answers
 //! the admin listener, and runs the one-shot commands (`check-config`,
-//! `x509-info`, `demo`).
+//! `x509-info`, `accounting`, `demo`).
 
+mod accounting;
 pub mod admin;
 pub mod check;
 mod cli;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use cli::{Cli, Command};
+pub use cli::{AccountingCommand, Cli, Command};
 pub use serve::{Bound, ServeError, serve_config};
 
 /// The `fedgate` binary.
@@ -48,6 +49,9 @@ pub fn main() -> ExitCode {
         )),
         Command::Run { config } => rt.block_on(serve::run(config)),
         Command::CheckConfig { config } => rt.block_on(check::check_config(&config)),
+        Command::Accounting {
+            command: AccountingCommand::Validate { json, files },
+        } => ExitCode::from(accounting::validate(&files, json)),
         Command::Demo {
             listen,
             admin_listen,
