@@ -16,6 +16,7 @@
 
 pub mod accounting;
 pub mod heartbeat;
+pub mod schedule;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -182,7 +183,7 @@ impl ServiceSet {
     pub async fn apply_all(&mut self, plugins: &PluginsConfig) -> Vec<ServiceError> {
         let mut errors = Vec::new();
         if let Err(e) = self
-            .apply::<heartbeat::Heartbeat>(plugins.heartbeat.as_ref())
+            .apply::<schedule::Scheduled<heartbeat::Heartbeat>>(plugins.heartbeat.as_ref())
             .await
         {
             errors.push(e);
