@@ -93,6 +93,7 @@ pub mod internal {
         pub use crate::voms::*;
     }
     /// APEL records, their wire formats and validator, the dirq queue.
+    #[cfg(feature = "accounting")]
     pub mod accounting {
         pub use crate::services::accounting::{dirq, record, validate, wire};
     }

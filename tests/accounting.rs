@@ -6,6 +6,8 @@
 //! `FEDGATE_REQUIRE_DIRQ=1`, so there a missing dirq fails the test instead
 //! of skipping it.
 
+#![cfg(feature = "accounting")]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

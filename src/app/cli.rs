@@ -41,6 +41,7 @@ pub enum Command {
         file: PathBuf,
     },
     /// Accounting: APEL usage records.
+    #[cfg(feature = "accounting")]
     Accounting {
         #[command(subcommand)]
         command: AccountingCommand,
@@ -55,6 +56,7 @@ pub enum Command {
     },
 }
 
+#[cfg(feature = "accounting")]
 #[derive(Subcommand)]
 pub enum AccountingCommand {
     /// Check APEL messages (cloud v0.4, public IP v0.2, accelerator v0.1,

@@ -5,6 +5,7 @@
 //! the admin listener, and runs the one-shot commands (`check-config`,
 //! `x509-info`, `accounting`, `demo`).
 
+#[cfg(feature = "accounting")]
 mod accounting;
 pub mod admin;
 pub mod check;
@@ -17,7 +18,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use cli::{AccountingCommand, Cli, Command};
+#[cfg(feature = "accounting")]
+pub use cli::AccountingCommand;
+pub use cli::{Cli, Command};
 pub use serve::{Bound, ServeError, serve_config};
 
 /// The `fedgate` binary.
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         )),
         Command::Run { config } => rt.block_on(serve::run(config)),
         Command::CheckConfig { config } => rt.block_on(check::check_config(&config)),
+        #[cfg(feature = "accounting")]
         Command::Accounting {
             command: AccountingCommand::Validate { json, files },
         } => ExitCode::from(accounting::validate(&files, json)),

@@ -14,6 +14,7 @@
 //! OpenStack client, the upstream, TLS, OIDC, VOMS and PKI pieces and the
 //! shared HTTP client, but never the request path.
 
+#[cfg(feature = "accounting")]
 pub mod accounting;
 pub mod heartbeat;
 pub mod schedule;
