@@ -194,12 +194,39 @@ fn validate_refuses_broken_messages_with_their_field() {
     assert!(out.contains("not ASCII"), "{out}");
 }
 
-/// A Python 3 that can import dirq: `FEDGATE_PYTHON`, then Debian's
-/// `/usr/bin/python3` (where `python3-dirq` installs), then `python3`.
-fn python_with_dirq() -> Option<String> {
-    let candidates = std::env::var("FEDGATE_PYTHON")
+/// The validator, as the fuzz target drives it: any bytes get a verdict
+/// that agrees with itself, never a panic.
+#[test]
+fn validate_never_panics_on_junk() {
+    use fedgate::internal::accounting::validate::validate;
+    let mut inputs: Vec<Vec<u8>> = messages()
         .into_iter()
-        .chain(["/usr/bin/python3".to_string(), "python3".to_string()]);
+        .flat_map(|(_, m)| {
+            let b = m.into_bytes();
+            (0..b.len())
+                .step_by(7)
+                .map(move |i| b[..i].to_vec())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    inputs.push(vec![0xff; 10]);
+    inputs.push(b"{\"Type\": 1}".to_vec());
+    inputs.push("[".repeat(10_000).into_bytes());
+    inputs.push(format!("<a>{}</a>", "<b>".repeat(5000)).into_bytes());
+    for i in inputs {
+        let (_, r) = validate(&i);
+        assert_eq!(r.valid, r.errors.is_empty());
+    }
+}
+
+/// A Python 3 that can import dirq 1.8: `FEDGATE_PYTHON` alone when set,
+/// else Debian's `/usr/bin/python3` (where `python3-dirq` installs), then
+/// `python3`.
+fn python_with_dirq() -> Option<String> {
+    let candidates = match std::env::var("FEDGATE_PYTHON") {
+        Ok(py) => vec![py],
+        Err(_) => vec!["/usr/bin/python3".to_string(), "python3".to_string()],
+    };
     for py in candidates {
         let ok = Command::new(&py)
             .args(["-c", "import dirq, sys; sys.exit(dirq.VERSION != '1.8')"])

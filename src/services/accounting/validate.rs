@@ -460,7 +460,43 @@ pub fn parse_iso8601(s: &str) -> bool {
     }
 }
 
+/// StAR nests four levels deep. The XML parser recurses per level, so
+/// deeper input is refused before it can exhaust the stack.
+const MAX_XML_DEPTH: usize = 32;
+
+/// An upper bound of the element nesting of `xml`, stopping at `limit`.
+fn xml_depth_exceeds(xml: &str, limit: usize) -> bool {
+    let b = xml.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        i += off + 1;
+        match b.get(i) {
+            Some(b'/') => depth = depth.saturating_sub(1),
+            Some(b'!' | b'?') | None => {}
+            Some(_) => {
+                let end = b[i..].iter().position(|&c| c == b'>').map(|e| i + e);
+                if end.is_none_or(|e| b[e - 1] != b'/') {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
 fn storage(body: &str, cx: &mut Ctx) {
+    if xml_depth_exceeds(body, MAX_XML_DEPTH) {
+        cx.err(
+            None,
+            None,
+            format!("XML nested deeper than {MAX_XML_DEPTH} elements"),
+        );
+        return;
+    }
     let doc = match roxmltree::Document::parse(body) {
         Ok(d) => d,
         Err(e) => {
@@ -721,6 +757,11 @@ mod tests {
         let r = check(&good.replace("sr:createTime=\"2024-05-03T12:00:00.123456\"", ""));
         assert_eq!(fields(&r), vec![(Some(1), Some("CreateTime"))]);
         assert!(!check("<sr:StorageUsageRecords xmlns:sr=\"x\"").valid);
+        // Deep nesting is refused before parsing (the parser recurses).
+        let deep = format!("<a>{}</a>", "<b>".repeat(100_000));
+        assert!(check(&deep).errors[0].reason.contains("nested deeper"));
+        assert!(!xml_depth_exceeds(&good, 4));
+        assert!(xml_depth_exceeds(&good, 3));
         // DTDs (entity expansion) are refused by the parser.
         assert!(!check("<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>").valid);
     }
