@@ -22,9 +22,10 @@ say() { printf '\n== %s\n' "$*" >&2; }
 command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (rustup.rs)" >&2; exit 2; }
 # voms-clients, globus-proxy-utils: real VOMS proxies (voms-proxy-fake,
 # grid-proxy-init); apache2 + gridsite: the interop comparison; redis-server:
-# the shared token cache; chromium: the WebSSO browser login.
+# the shared token cache; chromium: the WebSSO browser login; python3-dirq:
+# the APEL outgoing queue read back by the dirq that ssmsend uses.
 APT_PKGS=(curl openssl ca-certificates python3 python3-venv voms-clients globus-proxy-utils
-  apache2 gridsite redis-server chromium)
+  apache2 gridsite redis-server chromium python3-dirq)
 if [ "${FEDGATE_NO_INSTALL:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -72,6 +73,8 @@ else
 fi
 
 # ------------------------------------------------------------ tests
+# tests/accounting.rs fails, rather than skips, when dirq cannot be imported.
+export FEDGATE_REQUIRE_DIRQ=1
 say "cargo test --all-targets --no-fail-fast $*"
 t=$SECONDS
 LOG=$ROOT/target/test-output.log

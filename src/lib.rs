@@ -92,6 +92,11 @@ pub mod internal {
     pub mod voms {
         pub use crate::voms::*;
     }
+    /// APEL records, their wire formats and validator, the dirq queue.
+    #[cfg(feature = "accounting")]
+    pub mod accounting {
+        pub use crate::services::accounting::{dirq, record, validate, wire};
+    }
     pub mod oidc {
         pub use crate::oidc::{claims, idp, introspect, jwks, jws};
     }

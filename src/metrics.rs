@@ -124,8 +124,18 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
+        self.encode_with(&[])
+    }
+
+    /// The gateway's metrics followed by those of `extra` registries
+    /// (built per scrape by their owners), in one exposition with a single
+    /// final `# EOF`, as OpenMetrics requires.
+    pub fn encode_with(&self, extra: &[&Registry]) -> String {
         let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        for r in std::iter::once(&self.registry).chain(extra.iter().copied()) {
+            let _ = prometheus_client::encoding::text::encode_registry(&mut out, r);
+        }
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
     }
 

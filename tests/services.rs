@@ -60,6 +60,30 @@ fn heartbeat_starts_restarts_on_a_changed_section_and_stops() {
     beat_after(&first, t1).expect("and written again a second later");
     assert!(gw.logs.count("background services running") == 1);
 
+    // Its status and metrics on the admin listener.
+    let r = gw.admin_get("/plugins/heartbeat");
+    assert_eq!(r.status, 200);
+    let s: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(s["name"], "heartbeat");
+    assert_eq!(s["schedule"], "every 1s");
+    assert!(s["runs"].as_u64().unwrap() >= 2, "{s}");
+    assert_eq!(
+        (s["failures"].as_u64(), &s["last_result"]),
+        (Some(0), &"ok".into())
+    );
+    assert!(
+        s["next_run"].as_u64().is_some() || s["state"] == "running",
+        "{s}"
+    );
+    assert_eq!(gw.admin_get("/plugins/nope").status, 404);
+    let m = String::from_utf8(gw.admin_get("/metrics").body).unwrap();
+    assert!(
+        m.contains("fedgate_plugin_runs_total{plugin=\"heartbeat\",result=\"ok\"}"),
+        "{m}"
+    );
+    assert_eq!(m.matches("# EOF").count(), 1);
+    assert!(m.ends_with("# EOF\n"));
+
     // A changed section: the service now writes the new file only.
     reload(&gw, &(base.clone() + &heartbeat(&second)));
     let t2 = beat_after(&second, 0).expect("the new path is written after the reload");

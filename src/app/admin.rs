@@ -1,4 +1,5 @@
-//! The admin listener: liveness, readiness and Prometheus metrics, on a
+//! The admin listener: liveness, readiness, Prometheus metrics and the
+//! plugins' status (`/plugins`, `/plugins/<name>`, JSON), on a
 //! separate plain-HTTP port meant for the site's monitoring only.
 
 use std::sync::Arc;
@@ -21,6 +22,12 @@ fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Body>
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let mut body = serde_json::to_string_pretty(value).unwrap_or_default();
+    body.push('\n');
+    text(status, "application/json", body)
 }
 
 async fn route(
@@ -57,12 +64,25 @@ async fn route(
         "/metrics" => text(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.encode(),
+            shared
+                .metrics
+                .encode_with(&[&crate::services::schedule::metrics_registry()]),
         ),
+        "/plugins" => json(StatusCode::OK, &crate::services::schedule::statuses()),
+        p if p.starts_with("/plugins/") => {
+            match crate::services::schedule::status(&p["/plugins/".len()..]) {
+                Some(s) => json(StatusCode::OK, &s),
+                None => text(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    "no such plugin has run in this process; see /plugins\n".into(),
+                ),
+            }
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "try /healthz, /readyz or /metrics\n".into(),
+            "try /healthz, /readyz, /metrics or /plugins\n".into(),
         ),
     })
 }

@@ -40,6 +40,12 @@ pub enum Command {
         voms_dir: Option<PathBuf>,
         file: PathBuf,
     },
+    /// Accounting: APEL usage records.
+    #[cfg(feature = "accounting")]
+    Accounting {
+        #[command(subcommand)]
+        command: AccountingCommand,
+    },
     /// Run a self-contained demo: throwaway PKI, an in-process upstream that
     /// echoes the environ it receives, and fedgate in front of it.
     Demo {
@@ -47,5 +53,22 @@ pub enum Command {
         listen: String,
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin_listen: String,
+    },
+}
+
+#[cfg(feature = "accounting")]
+#[derive(Subcommand)]
+pub enum AccountingCommand {
+    /// Check APEL messages (cloud v0.4, public IP v0.2, accelerator v0.1,
+    /// StAR) with the APEL loader's rules. Exits 0 when every record of
+    /// every file is acceptable, 1 otherwise.
+    Validate {
+        /// Print one JSON object per file: {"file", "valid", "records",
+        /// "errors": [{"record", "field", "reason"}]}; record numbers start
+        /// at 1, null for the message as a whole.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }

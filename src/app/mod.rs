@@ -3,8 +3,10 @@
 //! `app` sits at the top of the layering. It alone knows every part: it
 //! builds the gateway ([`serve`]), owns the background services, answers
 //! the admin listener, and runs the one-shot commands (`check-config`,
-//! `x509-info`, `demo`).
+//! `x509-info`, `accounting`, `demo`).
 
+#[cfg(feature = "accounting")]
+mod accounting;
 pub mod admin;
 pub mod check;
 mod cli;
@@ -16,6 +18,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[cfg(feature = "accounting")]
+pub use cli::AccountingCommand;
 pub use cli::{Cli, Command};
 pub use serve::{Bound, ServeError, serve_config};
 
@@ -48,6 +52,10 @@ pub fn main() -> ExitCode {
         )),
         Command::Run { config } => rt.block_on(serve::run(config)),
         Command::CheckConfig { config } => rt.block_on(check::check_config(&config)),
+        #[cfg(feature = "accounting")]
+        Command::Accounting {
+            command: AccountingCommand::Validate { json, files },
+        } => ExitCode::from(accounting::validate(&files, json)),
         Command::Demo {
             listen,
             admin_listen,

@@ -8,13 +8,13 @@
 //! reader never sees it half-written.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Service, ServiceError, Stop};
+use super::schedule::{Plugin, RunReport, Schedule};
+use super::{ServiceError, Stop};
 use crate::problem::{Problems, Source};
 
 fn default_interval() -> u64 {
@@ -53,10 +53,10 @@ impl HeartbeatConfig {
     }
 }
 
-/// The heartbeat service.
+/// The heartbeat plugin, run by [`Scheduled`](super::schedule::Scheduled).
 pub struct Heartbeat {
     path: PathBuf,
-    every: Duration,
+    schedule: Schedule,
 }
 
 /// Replaces `path` with `text` in one rename.
@@ -67,7 +67,7 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-impl Service for Heartbeat {
+impl Plugin for Heartbeat {
     type Config = HeartbeatConfig;
     const NAME: &'static str = "heartbeat";
 
@@ -80,34 +80,19 @@ impl Service for Heartbeat {
         }
         Ok(Heartbeat {
             path: cfg.path.get_ref().clone(),
-            every: Duration::from_secs(cfg.interval_secs),
+            schedule: Schedule::Every(Duration::from_secs(cfg.interval_secs)),
         })
     }
 
-    async fn run(self: Arc<Self>, stop: Stop) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.wait() => return,
-            }
-            let now = crate::pki::unix_now();
-            match write_atomically(&self.path, &format!("{now}\n")) {
-                Ok(()) if failing => {
-                    failing = false;
-                    tracing::info!(service = Self::NAME, path = %self.path.display(), "heartbeat written again");
-                }
-                Ok(()) => {}
-                // One line per outage, not one per tick.
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::error!(service = Self::NAME, path = %self.path.display(), error = %e, "cannot write the heartbeat file");
-                }
-                Err(_) => {}
-            }
-        }
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    async fn run_once(&self, _stop: &Stop) -> Result<RunReport, String> {
+        let now = crate::pki::unix_now();
+        write_atomically(&self.path, &format!("{now}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        Ok(RunReport::default())
     }
 }
 

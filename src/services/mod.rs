@@ -14,7 +14,10 @@
 //! OpenStack client, the upstream, TLS, OIDC, VOMS and PKI pieces and the
 //! shared HTTP client, but never the request path.
 
+#[cfg(feature = "accounting")]
+pub mod accounting;
 pub mod heartbeat;
+pub mod schedule;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -181,7 +184,7 @@ impl ServiceSet {
     pub async fn apply_all(&mut self, plugins: &PluginsConfig) -> Vec<ServiceError> {
         let mut errors = Vec::new();
         if let Err(e) = self
-            .apply::<heartbeat::Heartbeat>(plugins.heartbeat.as_ref())
+            .apply::<schedule::Scheduled<heartbeat::Heartbeat>>(plugins.heartbeat.as_ref())
             .await
         {
             errors.push(e);
