@@ -98,4 +98,8 @@ pub mod internal {
     pub mod bearer {
         pub use crate::auth::bearer::extract;
     }
+    /// Signed HEPiX image lists.
+    pub mod images {
+        pub use crate::services::images::*;
+    }
 }

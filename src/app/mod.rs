@@ -9,6 +9,7 @@ pub mod admin;
 pub mod check;
 mod cli;
 pub mod demo;
+mod images;
 mod serve;
 pub mod x509_info;
 
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use cli::{Cli, Command};
+pub use cli::{Cli, Command, ImagesCommand};
 pub use serve::{Bound, ServeError, serve_config};
 
 /// The `fedgate` binary.
@@ -52,5 +53,20 @@ pub fn main() -> ExitCode {
             listen,
             admin_listen,
         } => rt.block_on(demo::run(&listen, &admin_listen)),
+        Command::Images(ImagesCommand::Verify {
+            json,
+            ca_dir,
+            trusted_endorser,
+            previous,
+            other,
+            list,
+        }) => ExitCode::from(images::verify(&images::VerifyArgs {
+            list,
+            ca_dir,
+            trusted: trusted_endorser,
+            previous,
+            others: other,
+            json,
+        })),
     }
 }

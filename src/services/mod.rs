@@ -15,6 +15,7 @@
 //! shared HTTP client, but never the request path.
 
 pub mod heartbeat;
+pub mod images;
 
 use std::any::Any;
 use std::collections::BTreeMap;
