@@ -107,4 +107,8 @@ pub mod internal {
     pub mod http {
         pub use crate::http::{host, path};
     }
+    /// Signed HEPiX image lists.
+    pub mod images {
+        pub use crate::services::images::*;
+    }
 }

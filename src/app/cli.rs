@@ -54,6 +54,36 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin_listen: String,
     },
+    /// The image plugin: signed HEPiX image lists.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ImagesCommand {
+    /// Verify a signed HEPiX image list offline (signature, signer chain
+    /// with CRLs, endorser, dates, version) and print what would be
+    /// accepted and why. Exits 0 if the list is acceptable, 1 if not.
+    Verify {
+        /// Print JSON (fields: accepted, reasons, list, images, ...).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "/etc/grid-security/certificates")]
+        ca_dir: PathBuf,
+        /// Subject DN (OpenSSL one-line form) of an endorser trusted for
+        /// this list; repeatable. Without one, every list is refused.
+        #[arg(long = "trusted-endorser", value_name = "DN")]
+        trusted_endorser: Vec<String>,
+        /// The list accepted before for this subscription: pins its
+        /// dc:identifier and the lowest acceptable hv:version.
+        #[arg(long, value_name = "FILE")]
+        previous: Option<PathBuf>,
+        /// A list of another subscription whose image identifiers are
+        /// taken; repeatable.
+        #[arg(long = "other", value_name = "FILE")]
+        other: Vec<PathBuf>,
+        list: PathBuf,
+    },
 }
 
 #[cfg(feature = "accounting")]

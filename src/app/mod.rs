@@ -11,6 +11,7 @@ pub mod admin;
 pub mod check;
 mod cli;
 pub mod demo;
+mod images;
 mod serve;
 pub mod x509_info;
 
@@ -20,7 +21,7 @@ use clap::Parser;
 
 #[cfg(feature = "accounting")]
 pub use cli::AccountingCommand;
-pub use cli::{Cli, Command};
+pub use cli::{Cli, Command, ImagesCommand};
 pub use serve::{Bound, ServeError, serve_config};
 
 /// The `fedgate` binary.
@@ -60,5 +61,20 @@ pub fn main() -> ExitCode {
             listen,
             admin_listen,
         } => rt.block_on(demo::run(&listen, &admin_listen)),
+        Command::Images(ImagesCommand::Verify {
+            json,
+            ca_dir,
+            trusted_endorser,
+            previous,
+            other,
+            list,
+        }) => ExitCode::from(images::verify(&images::VerifyArgs {
+            list,
+            ca_dir,
+            trusted: trusted_endorser,
+            previous,
+            others: other,
+            json,
+        })),
     }
 }

@@ -17,6 +17,7 @@
 #[cfg(feature = "accounting")]
 pub mod accounting;
 pub mod heartbeat;
+pub mod images;
 pub mod schedule;
 
 use std::any::Any;
