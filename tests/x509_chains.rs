@@ -148,11 +148,22 @@ fn switches_relax_and_tighten() {
 
 /// A copy of the CA directory whose root-A CRL files are replaced (or removed).
 fn ca_dir_with_crl(p: &Pki, crl: Option<&std::path::Path>) -> tempfile::TempDir {
+    ca_dir_with_ca_crl(p, "rootA", 0, crl)
+}
+
+/// A copy of the CA directory whose CRL files `<hash>.r<index>` of CA
+/// `ca` (a directory under `ca/`) are replaced (or removed).
+fn ca_dir_with_ca_crl(
+    p: &Pki,
+    ca: &str,
+    index: u32,
+    crl: Option<&std::path::Path>,
+) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    let root_hashes: Vec<String> = ["hash", "hash_old"]
+    let hashes: Vec<String> = ["hash", "hash_old"]
         .iter()
         .map(|h| {
-            std::fs::read_to_string(p.dir.join("ca/rootA").join(h))
+            std::fs::read_to_string(p.dir.join("ca").join(ca).join(h))
                 .unwrap()
                 .trim()
                 .to_string()
@@ -161,8 +172,8 @@ fn ca_dir_with_crl(p: &Pki, crl: Option<&std::path::Path>) -> tempfile::TempDir 
     for e in std::fs::read_dir(p.certs()).unwrap() {
         let e = e.unwrap();
         let name = e.file_name().into_string().unwrap();
-        let is_root_crl = root_hashes.iter().any(|h| name == format!("{h}.r0"));
-        if is_root_crl {
+        let is_its_crl = hashes.iter().any(|h| name == format!("{h}.r{index}"));
+        if is_its_crl {
             if let Some(c) = crl {
                 std::fs::copy(c, t.path().join(&name)).unwrap();
             }
@@ -250,6 +261,123 @@ fn revocation_modes() {
     );
 }
 
+/// A CA re-keyed under the same DN (issue 11, class 1): `<hash>.0/.1` and
+/// `<hash>.r0/.r1` with one issuer DN and thisUpdate, only the old key's
+/// CRL with an authorityKeyIdentifier, and each CRL revoking a serial the
+/// other key gave to a good user. Each twin's users are judged by their own
+/// CA's CRL only, in every revocation mode, and so are VOMS servers.
+#[test]
+fn rekeyed_twin_cas_keep_their_own_crls() {
+    let Some(p) = pki() else { return };
+    let mode = |crl| X509Config {
+        crl,
+        ..X509Config::default()
+    };
+    let judge = |dir: &std::path::Path, m: CrlMode, what: &str| {
+        let v = validator(dir, mode(m));
+        assert_eq!(check(p, &v, "eec_twin_old"), Ok(0), "{what} {m:?}");
+        assert_eq!(check(p, &v, "eec_twin_new"), Ok(0), "{what} {m:?}");
+        assert_eq!(check(p, &v, "twin_new_voms"), Ok(1), "{what} {m:?}");
+        for (case, who) in [
+            ("eec_twin_old_revoked", "Ron Revoked Old Key"),
+            ("eec_twin_new_revoked", "Rita Revoked New Key"),
+        ] {
+            let (k, reason) = check(p, &v, case).unwrap_err();
+            assert_eq!(k, FailKind::Revoked, "{what} {m:?} {case}: {reason}");
+            assert!(reason.contains(who), "{reason}");
+        }
+    };
+    for m in [CrlMode::Require, CrlMode::IfValid] {
+        judge(&p.certs(), m, "same thisUpdate");
+    }
+    // The new key's CRL issued later than the old key's, or with an
+    // authorityKeyIdentifier of its own.
+    for variant in ["crl-later.pem", "crl-akid.pem"] {
+        let crl = p.dir.join("ca/twinNew").join(variant);
+        let dir = ca_dir_with_ca_crl(p, "twinNew", 1, Some(&crl));
+        judge(dir.path(), CrlMode::Require, variant);
+    }
+    // Without the new key's CRL the old key's never stands in for it.
+    let dir = ca_dir_with_ca_crl(p, "twinNew", 1, None);
+    let v = validator(dir.path(), mode(CrlMode::Require));
+    let (k, reason) = check(p, &v, "eec_twin_new").unwrap_err();
+    assert_eq!(k, FailKind::CrlUnavailable, "{reason}");
+    assert!(reason.contains("no CRL"), "{reason}");
+    assert_eq!(check(p, &v, "eec_twin_old"), Ok(0));
+    let v = validator(dir.path(), mode(CrlMode::IfValid));
+    assert_eq!(check(p, &v, "eec_twin_new"), Ok(0));
+    assert_eq!(
+        check(p, &v, "eec_twin_new_revoked"),
+        Ok(0),
+        "no CRL to say so"
+    );
+    assert_eq!(
+        check(p, &v, "eec_twin_old_revoked").unwrap_err().0,
+        FailKind::Revoked
+    );
+    // A CRL no key of the DN verifies is broken, not absent: it could be
+    // either key's newest, so `require` refuses both keys' users, and
+    // `if_valid` those of a key without another usable CRL.
+    let forged = tempfile::tempdir().unwrap();
+    let mut crl = pem_der(&std::fs::read(p.dir.join("ca/twinNew/crl.pem")).unwrap());
+    let n = crl.len();
+    crl[n - 5] ^= 1; // inside the signature
+    let forged_file = forged.path().join("forged.r0");
+    std::fs::write(&forged_file, &crl).unwrap();
+    let dir = ca_dir_with_ca_crl(p, "twinNew", 1, Some(&forged_file));
+    for m in [CrlMode::Require, CrlMode::IfValid] {
+        let v = validator(dir.path(), mode(m));
+        let (k, reason) = check(p, &v, "eec_twin_new").unwrap_err();
+        assert_eq!(k, FailKind::CrlUnavailable, "{m:?} {reason}");
+        assert!(reason.contains("invalid signature"), "{reason}");
+    }
+    let v = validator(dir.path(), mode(CrlMode::Require));
+    assert_eq!(
+        check(p, &v, "eec_twin_old").unwrap_err().0,
+        FailKind::CrlUnavailable
+    );
+    let v = validator(dir.path(), mode(CrlMode::IfValid));
+    assert_eq!(check(p, &v, "eec_twin_old"), Ok(0));
+    // VOMS servers certified by either key: the AA chain and the AC.
+    use fedgate::internal::voms::{AaVerifier, VomsConfig, VomsSettings, evaluate};
+    let v = validator(&p.certs(), X509Config::default());
+    let aa = std::fs::read(p.dir.join("users/voms2.pem")).unwrap();
+    let aa = fedgate::internal::pki::cert::certs_from_pem(&aa)
+        .unwrap()
+        .remove(0);
+    assert_eq!(v.verify_aa(&aa, &[], now()), Ok(()));
+    let settings = VomsSettings::from_config(&VomsConfig {
+        dir: toml::Spanned::new(0..0, p.vomsdir()),
+        ..VomsConfig::default()
+    });
+    for case in ["twin_new_voms", "voms_aa_twin_new"] {
+        let chain: Vec<rustls_pki_types::CertificateDer<'static>> =
+            p.chain(case).into_iter().map(Into::into).collect();
+        let o = evaluate(&chain, 1, &v, &settings, now());
+        assert_eq!(
+            o.acs.first().map(|a| a.fqans.clone()),
+            Some(vec!["/rekey.example/Role=NULL/Capability=NULL".to_string()]),
+            "{case}: {:?}",
+            o.refused
+        );
+    }
+}
+
+/// The DER of the first PEM block of a file.
+fn pem_der(pem: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(pem);
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
 #[test]
 fn broken_store_files_are_skipped_not_fatal() {
     let Some(p) = pki() else { return };
@@ -287,7 +415,7 @@ fn broken_store_files_are_skipped_not_fatal() {
             "{n} not reported: {problems:?}"
         );
     }
-    assert_eq!(store.len(), 4, "the four real CAs still load");
+    assert_eq!(store.len(), 6, "the six real CAs still load");
     let v = Validator::new(
         Arc::new(store),
         X509Config {

@@ -111,6 +111,8 @@ pub struct Cert {
     pub ca_path_len: Option<u32>,
     /// keyUsage bit flags as x509-parser numbers them, if present.
     pub key_usage: Option<u16>,
+    /// subjectKeyIdentifier, if present.
+    pub ski: Option<Vec<u8>>,
     pub proxy: Option<ProxyInfo>,
     /// Critical extensions fedgate does not understand.
     pub unknown_critical: Vec<String>,
@@ -160,6 +162,7 @@ impl Cert {
             ca: false,
             ca_path_len: None,
             key_usage: None,
+            ski: None,
             proxy: None,
             unknown_critical: Vec::new(),
             critical: Vec::new(),
@@ -187,6 +190,7 @@ impl Cert {
                     cert.ca_path_len = bc.path_len_constraint;
                 }
                 ParsedExtension::KeyUsage(ku) => cert.key_usage = Some(ku.flags),
+                ParsedExtension::SubjectKeyIdentifier(k) => cert.ski = Some(k.0.to_vec()),
                 ParsedExtension::SubjectAlternativeName(_)
                 | ParsedExtension::IssuerAlternativeName(_) => cert.has_alt_names = true,
                 ParsedExtension::CertificatePolicies(p) => {
@@ -234,6 +238,23 @@ impl Cert {
 
     pub fn is_proxy(&self) -> bool {
         self.proxy.is_some()
+    }
+
+    /// Whether an authorityKeyIdentifier `key_id` names this certificate's
+    /// key: `Some(true)` when it equals the subjectKeyIdentifier or the
+    /// SHA-1 of the public key (RFC 5280 §4.2.1.2, method 1), `Some(false)`
+    /// when the certificate has a subjectKeyIdentifier that differs, and
+    /// `None` when nothing can be said (no SKI, another derivation).
+    pub fn key_id_matches(&self, key_id: &[u8]) -> Option<bool> {
+        if self.ski.as_deref() == Some(key_id) {
+            return Some(true);
+        }
+        let sha1 =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &self.key.bits);
+        if sha1.as_ref() == key_id {
+            return Some(true);
+        }
+        self.ski.is_some().then_some(false)
     }
 
     /// mod_ssl's PEM rendering (`SSL_CLIENT_CERT`).

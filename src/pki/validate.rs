@@ -371,6 +371,16 @@ impl Validator {
         Ok(path)
     }
 
+    /// Revocation of `cert` by the CRLs of `issuer`, the CA whose key
+    /// verified its signature.
+    ///
+    /// The store holds every CRL naming the issuer's DN, and an IGTF CA that
+    /// re-keys keeps its DN, so those may be another key's. A CRL is used
+    /// only with the CA that signed it (RFC 5280 §6.3.3 (f)): one whose
+    /// authorityKeyIdentifier names another key is skipped unseen; one
+    /// without it belongs to whichever key of that DN verifies it. A CRL no
+    /// key of the DN verifies, or one naming this key whose signature fails,
+    /// is broken and never silently taken for "no CRL".
     fn check_crl(&self, cert: &Cert, issuer: &Cert, now: i64) -> Check {
         let mode = self.cfg.crl;
         if mode == CrlMode::Ignore {
@@ -380,13 +390,15 @@ impl Validator {
         let grace = self.cfg.crl_grace_secs as i64;
         let mut current = 0;
         let mut expired_at = None;
+        let mut broken = false;
         for crl in crls {
+            let claimed = crl.aki.as_deref().and_then(|k| issuer.key_id_matches(k));
+            if claimed == Some(false) {
+                continue;
+            }
             if crl.verify(&issuer.key).is_err() {
-                if mode == CrlMode::Require || crls.len() == 1 {
-                    return Err(failure(
-                        FailKind::CrlUnavailable,
-                        format!("CRL of {} has an invalid signature", issuer.subject),
-                    ));
+                if claimed == Some(true) || !self.twin_signed(crl, issuer) {
+                    broken = true;
                 }
                 continue;
             }
@@ -406,6 +418,12 @@ impl Validator {
                     ),
                 ));
             }
+        }
+        if broken && (mode == CrlMode::Require || current == 0) {
+            return Err(failure(
+                FailKind::CrlUnavailable,
+                format!("CRL of {} has an invalid signature", issuer.subject),
+            ));
         }
         if current > 0 {
             return Ok(());
@@ -428,6 +446,15 @@ impl Validator {
             ));
         }
         Ok(())
+    }
+
+    /// Whether another trusted CA with `issuer`'s DN (a re-keyed twin)
+    /// signed `crl`.
+    fn twin_signed(&self, crl: &super::crl::Crl, issuer: &Cert) -> bool {
+        self.store
+            .by_subject(&issuer.subject_key)
+            .filter(|ca| ca.cert.key != issuer.key)
+            .any(|ca| crl.verify(&ca.cert.key).is_ok())
     }
 
     /// `.signing_policy` / `.namespaces` for a certificate issued by a CA.
