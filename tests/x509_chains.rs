@@ -363,6 +363,56 @@ fn rekeyed_twin_cas_keep_their_own_crls() {
     }
 }
 
+/// A VOMS server certified by an intermediate CA, named by a three-line
+/// `.lsc` (AA, intermediate, root); the AC embeds the AA alone, as
+/// voms-proxy-fake and VOMS servers write it, and the intermediate comes
+/// from the trust store (issue 11, class 2).
+#[test]
+fn voms_server_under_an_intermediate_ca() {
+    use fedgate::internal::voms::{VomsConfig, VomsSettings, evaluate};
+    let Some(p) = pki() else { return };
+    let lsc = std::fs::read_to_string(p.vomsdir().join("deep.example/voms3.fedgate-test.org.lsc"))
+        .unwrap();
+    assert_eq!(lsc.lines().count(), 3, "{lsc}");
+    let v = validator(&p.certs(), X509Config::default());
+    let settings = VomsSettings::from_config(&VomsConfig {
+        dir: toml::Spanned::new(0..0, p.vomsdir()),
+        ..VomsConfig::default()
+    });
+    let chain: Vec<rustls_pki_types::CertificateDer<'static>> = p
+        .chain("voms_aa_intermediate")
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    assert_eq!(embedded_in_ac(&chain[0]), 1);
+    let o = evaluate(&chain, 1, &v, &settings, now());
+    assert_eq!(
+        o.acs.first().map(|a| a.fqans.clone()),
+        Some(vec!["/deep.example/Role=NULL/Capability=NULL".to_string()]),
+        "{:?}",
+        o.refused
+    );
+    assert_eq!(
+        o.acs[0].server_ca,
+        "/DC=org/DC=fedgate-test/CN=Fedgate Test Intermediate CA"
+    );
+}
+
+/// How many certificates the (single) AC of a proxy embeds.
+fn embedded_in_ac(proxy: &[u8]) -> usize {
+    use fedgate::internal::voms::{asn1, profile};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(proxy).unwrap();
+    let ext = cert
+        .extensions()
+        .iter()
+        .find(|e| e.oid.to_id_string() == asn1::OID_ACSEQ.to_string())
+        .expect("VOMS extension");
+    let acs = asn1::split_acseq(ext.value).unwrap();
+    let ac = asn1::parse_ac(acs[0]).unwrap();
+    profile::profile(&ac).unwrap().certs.len()
+}
+
 /// The DER of the first PEM block of a file.
 fn pem_der(pem: &[u8]) -> Vec<u8> {
     use base64::Engine;
