@@ -52,6 +52,7 @@ fn credential_zoo_verdicts() {
         ("depth5_voms", 5),
         ("intermediate_voms", 1),
         ("sha1_user_voms", 1),
+        ("eec_eku_any", 0),
     ];
     for (case, depth) in ok {
         assert_eq!(check(p, &v, case), Ok(*depth), "{case}");
@@ -74,6 +75,22 @@ fn credential_zoo_verdicts() {
         ("proxy_is_ca", Policy, "cA=true"),
         ("independent", Policy, "independent"),
         ("eec_mallory_namespace", Policy, "namespace"),
+        // Leaf key usage (issue 11, class 3): RFC 5280 §4.2.1.3, §4.2.1.12.
+        (
+            "eec_keyusage_keyenc",
+            Usage,
+            "keyUsage (keyEncipherment) lacks digitalSignature",
+        ),
+        (
+            "eec_eku_serverauth",
+            Usage,
+            "extendedKeyUsage (serverAuth) has neither clientAuth nor anyExtendedKeyUsage",
+        ),
+        (
+            "proxy_keyusage_keyenc",
+            Usage,
+            "proxy /DC=org/DC=fedgate-test/O=People/CN=Alice Normal/CN=",
+        ),
     ];
     for (case, kind, text) in bad {
         match check(p, &v, case) {
@@ -648,6 +665,23 @@ fn x509_info_cli_reports_verdict_and_env() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("INVALID") && text.contains("GT3"), "{text}");
+    // A refused key usage names the extension and what it lacks.
+    let out = std::process::Command::new(bin)
+        .args(["x509-info", "--ca-dir"])
+        .arg(p.certs())
+        .arg(p.cred("eec_eku_serverauth"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("reason    : end-entity certificate")
+            && text.contains("extendedKeyUsage (serverAuth) has neither clientAuth"),
+        "{text}"
+    );
+    assert!(
+        text.contains("key usage : digitalSignature, keyEncipherment; serverAuth"),
+        "{text}"
+    );
 }
 
 /// The Debian igtf-policy-* bundle, when installed, loads without a

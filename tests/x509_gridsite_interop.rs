@@ -63,6 +63,12 @@ const DIFFERENCES: &[(&str, Diff, &str)] = &[
     ),
     ("sha1_user_voms", Diff::Accepted, "as eec_erin_sha1"),
     (
+        "eec_eku_any",
+        Diff::Accepted,
+        "extendedKeyUsage anyExtendedKeyUsage allows client authentication (RFC 5280 \
+         §4.2.1.12); OpenSSL's sslclient purpose wants clientAuth itself",
+    ),
+    (
         "eec_twin_new",
         Diff::Accepted,
         "gridsite looks a chain's CA up as <issuer hash>.0 only: the users of a re-keyed CA's \

@@ -133,6 +133,10 @@ fn required_mode_refuses_bad_chains_with_gridsite_alerts() {
         ("depth3_pathlen", "certificate unknown"),
         ("limited_signs_full", "certificate unknown"),
         ("depth2_limited", "certificate unknown"),
+        // Leaf key usage: OpenSSL's purpose check sends the same alert.
+        ("eec_keyusage_keyenc", "unsupported certificate"),
+        ("eec_eku_serverauth", "unsupported certificate"),
+        ("proxy_keyusage_keyenc", "unsupported certificate"),
     ];
     for (case, alert) in cases {
         let r = curl(p, REQUIRED, Some(case), "/x509", true);
@@ -154,6 +158,7 @@ fn required_mode_refuses_bad_chains_with_gridsite_alerts() {
         "legacy_voms",
         "limited_rfc_voms",
         "intermediate_voms",
+        "eec_eku_any",
     ] {
         let r = curl(p, REQUIRED, Some(case), "/x509", false);
         assert_eq!(

@@ -38,6 +38,8 @@ fn cert_json(c: &Cert, role: String) -> Value {
         "not_after": c.not_after,
         "signature": crate::pki::verify::alg_name(&c.sig_alg),
         "proxy_path_len": c.proxy.as_ref().and_then(|p| p.path_len),
+        "key_usage": c.key_usage.map(crate::pki::cert::key_usage_names),
+        "extended_key_usage": c.ext_key_usage.as_ref().map(|e| e.names.clone()),
         "voms_extension": c.has_voms_ext,
     })
 }
@@ -152,6 +154,12 @@ fn print_text(rep: &Value) {
         println!("serial    : {}", s(&c["serial"]));
         println!("validity  : {} .. {}", c["not_before"], c["not_after"]);
         println!("signature : {}", s(&c["signature"]));
+        let names =
+            |v: &Value| -> Vec<String> { v.as_array().into_iter().flatten().map(&s).collect() };
+        let (ku, eku) = (names(&c["key_usage"]), names(&c["extended_key_usage"]));
+        if !ku.is_empty() || !eku.is_empty() {
+            println!("key usage : {}; {}", ku.join(", "), eku.join(", "));
+        }
     }
     for c in rep["ca_path"].as_array().into_iter().flatten() {
         println!("trusted via: {}", s(&c["subject"]));

@@ -113,6 +113,8 @@ pub struct Cert {
     pub key_usage: Option<u16>,
     /// subjectKeyIdentifier, if present.
     pub ski: Option<Vec<u8>>,
+    /// extendedKeyUsage, if present.
+    pub ext_key_usage: Option<ExtKeyUsage>,
     pub proxy: Option<ProxyInfo>,
     /// Critical extensions fedgate does not understand.
     pub unknown_critical: Vec<String>,
@@ -125,6 +127,56 @@ pub struct Cert {
     pub sig_alg: String,
     pub signature: Vec<u8>,
     pub key: PublicKey,
+}
+
+/// The purposes an extendedKeyUsage extension lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtKeyUsage {
+    pub client_auth: bool,
+    /// anyExtendedKeyUsage (RFC 5280 §4.2.1.12).
+    pub any: bool,
+    /// Every purpose, by name (dotted OID when unnamed), for messages.
+    pub names: Vec<String>,
+}
+
+fn eku_names(e: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String> {
+    let flags = [
+        (e.any, "anyExtendedKeyUsage"),
+        (e.server_auth, "serverAuth"),
+        (e.client_auth, "clientAuth"),
+        (e.code_signing, "codeSigning"),
+        (e.email_protection, "emailProtection"),
+        (e.time_stamping, "timeStamping"),
+        (e.ocsp_signing, "OCSPSigning"),
+    ];
+    let mut out: Vec<String> = flags
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, n)| n.to_string())
+        .collect();
+    out.extend(e.other.iter().map(|o| o.to_id_string()));
+    out
+}
+
+/// keyUsage bits by name, in RFC 5280 §4.2.1.3 order, for messages.
+pub fn key_usage_names(flags: u16) -> Vec<&'static str> {
+    const NAMES: [&str; 9] = [
+        "digitalSignature",
+        "nonRepudiation",
+        "keyEncipherment",
+        "dataEncipherment",
+        "keyAgreement",
+        "keyCertSign",
+        "cRLSign",
+        "encipherOnly",
+        "decipherOnly",
+    ];
+    NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| flags & (1 << i) != 0)
+        .map(|(_, n)| *n)
+        .collect()
 }
 
 pub const KU_DIGITAL_SIGNATURE: u16 = 1;
@@ -163,6 +215,7 @@ impl Cert {
             ca_path_len: None,
             key_usage: None,
             ski: None,
+            ext_key_usage: None,
             proxy: None,
             unknown_critical: Vec::new(),
             critical: Vec::new(),
@@ -191,6 +244,13 @@ impl Cert {
                 }
                 ParsedExtension::KeyUsage(ku) => cert.key_usage = Some(ku.flags),
                 ParsedExtension::SubjectKeyIdentifier(k) => cert.ski = Some(k.0.to_vec()),
+                ParsedExtension::ExtendedKeyUsage(e) => {
+                    cert.ext_key_usage = Some(ExtKeyUsage {
+                        client_auth: e.client_auth,
+                        any: e.any,
+                        names: eku_names(e),
+                    })
+                }
                 ParsedExtension::SubjectAlternativeName(_)
                 | ParsedExtension::IssuerAlternativeName(_) => cert.has_alt_names = true,
                 ParsedExtension::CertificatePolicies(p) => {
@@ -201,6 +261,9 @@ impl Cert {
                 }
                 ParsedExtension::ParseError { .. } if oid == "2.5.29.15" => {
                     return Err(CertError::BadExtension("keyUsage"));
+                }
+                ParsedExtension::ParseError { .. } if oid == "2.5.29.37" => {
+                    return Err(CertError::BadExtension("extendedKeyUsage"));
                 }
                 _ => {}
             }

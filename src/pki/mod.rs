@@ -18,6 +18,11 @@
 //!   signature, and its CRLs are those its own key signed (by
 //!   authorityKeyIdentifier, else by signature). gridsite only consults
 //!   `<hash>.0`, so the second key's users lose their identity there.
+//! - Key usage (RFC 5280 §4.2.1.3, §4.2.1.12): keyUsage on the end-entity
+//!   certificate or a proxy must allow digitalSignature; extendedKeyUsage
+//!   on the end-entity certificate must list clientAuth or
+//!   anyExtendedKeyUsage. gridsite (OpenSSL's sslclient purpose) agrees but
+//!   refuses anyExtendedKeyUsage alone.
 //! - Proxies follow canl-java: a full proxy under a limited one, mixed proxy
 //!   types, independent/restricted policies and GT3 drafts are refused
 //!   (switches exist for the last two). gridsite accepts all but GT3.

@@ -29,6 +29,9 @@ pub enum FailKind {
     BadSignature,
     /// A proxy or issuer-policy rule (naming, pathlen, limited, namespaces).
     Policy,
+    /// The leaf's keyUsage or extendedKeyUsage does not allow TLS client
+    /// authentication.
+    Usage,
     /// More proxies than `max_proxy_depth`: the chain is fine, the route refuses.
     Depth,
 }
@@ -165,6 +168,10 @@ impl Validator {
             }
         }
         if let Err(f) = self.check_weak_keys(&v.certs[..=eec]) {
+            v.failure = Some(f);
+            return v;
+        }
+        if let Err(f) = check_client_usage(&eec_cert, "end-entity certificate") {
             v.failure = Some(f);
             return v;
         }
@@ -534,6 +541,7 @@ impl Validator {
 
     /// Rules for proxy `p` (at leaf-first index `k`) issued by `i`.
     fn check_proxy(&self, p: &Cert, i: &Cert, k: usize, now: i64) -> Check {
+        check_key_usage(p, "proxy")?;
         let info = p.proxy.as_ref().expect("only proxies are checked here");
         let pol = |r: String| Err(failure(FailKind::Policy, r));
         if info.kind == ProxyKind::Gt3 && !self.cfg.allow_gt3_proxies {
@@ -646,6 +654,43 @@ impl Validator {
             }
         }
         Ok(())
+    }
+}
+
+/// A certificate whose key authenticates a TLS client, or signs the proxy
+/// that does, must be allowed to sign: when keyUsage is present it has to
+/// assert digitalSignature (RFC 5280 §4.2.1.3; RFC 3820 §3 for the
+/// issuer of a proxy).
+fn check_key_usage(c: &Cert, what: &str) -> Check {
+    match c.key_usage {
+        Some(ku) if ku & KU_DIGITAL_SIGNATURE == 0 => Err(failure(
+            FailKind::Usage,
+            format!(
+                "{what} {}: keyUsage ({}) lacks digitalSignature (RFC 5280 §4.2.1.3)",
+                c.subject,
+                super::cert::key_usage_names(ku).join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The end-entity certificate is the client's: with extendedKeyUsage it
+/// must list clientAuth or anyExtendedKeyUsage (RFC 5280 §4.2.1.12), and its
+/// keyUsage must allow signing. Proxies below it inherit its purposes.
+fn check_client_usage(c: &Cert, what: &str) -> Check {
+    check_key_usage(c, what)?;
+    match &c.ext_key_usage {
+        Some(e) if !e.client_auth && !e.any => Err(failure(
+            FailKind::Usage,
+            format!(
+                "{what} {}: extendedKeyUsage ({}) has neither clientAuth nor \
+                 anyExtendedKeyUsage (RFC 5280 §4.2.1.12)",
+                c.subject,
+                e.names.join(", ")
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
