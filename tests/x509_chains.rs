@@ -665,6 +665,31 @@ fn x509_info_cli_reports_verdict_and_env() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("INVALID") && text.contains("GT3"), "{text}");
+    // AC targets: the names of --host-cert's subjectAltName and --target.
+    let fqans = |extra: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(["x509-info", "--json", "--ca-dir"])
+            .arg(p.certs())
+            .arg("--voms-dir")
+            .arg(p.vomsdir())
+            .args(extra)
+            .arg(p.cred("voms_targeted_here"))
+            .output()
+            .unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            j["env"]["GRST_VOMS_FQANS"].is_string(),
+            j["reasons"].to_string(),
+        )
+    };
+    let (ok, reasons) = fqans(&[]);
+    assert!(
+        !ok && reasons.contains("targeted at [localhost]"),
+        "{reasons}"
+    );
+    let host = p.dir.join("host.pem");
+    assert!(fqans(&["--host-cert", host.to_str().unwrap()]).0);
+    assert!(fqans(&["--target", "LOCALHOST"]).0);
     // A refused key usage names the extension and what it lacks.
     let out = std::process::Command::new(bin)
         .args(["x509-info", "--ca-dir"])

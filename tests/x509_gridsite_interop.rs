@@ -27,6 +27,8 @@ enum Diff {
     /// Both accept; fedgate exports FQANs that gridsite drops (a gridsite
     /// defect). Every other value must still be byte-identical.
     FqansKept,
+    /// Both accept; gridsite exports FQANs fedgate refuses (stricter).
+    FqansDropped,
     /// Both accept, but gridsite names the wrong user: its
     /// `GRST_CONN_AURI_0` is not the end-entity DN fedgate exports (a
     /// gridsite defect; the other values follow from it and are not
@@ -79,6 +81,11 @@ const DIFFERENCES: &[(&str, Diff, &str)] = &[
         Diff::WrongUser,
         "as eec_twin_new; with a proxy in the chain gridsite takes the proxy for the user \
          (GRST_CONN_AURI_0 = the proxy's DN, another Keystone user)",
+    ),
+    (
+        "voms_targeted_elsewhere",
+        Diff::FqansDropped,
+        "an AC targeted at another service is refused (RFC 5755 §4.3.2; gridsite ignores targets)",
     ),
     (
         "voms_aa_twin_new",
@@ -172,6 +179,8 @@ fn fedgate_info(p: &Pki, case: &str) -> serde_json::Value {
         .arg(p.certs())
         .arg("--voms-dir")
         .arg(p.dir.join("vomsdir"))
+        .arg("--host-cert")
+        .arg(p.dir.join("host.pem"))
         .arg(p.cred(case))
         .output()
         .unwrap();
@@ -305,6 +314,7 @@ fn fedgate_agrees_with_apache_gridsite() {
         // about the ACs; otherwise every value.
         let with_voms = match diff {
             Some(Diff::FqansKept) if fg_fqans && !gs_fqans => false,
+            Some(Diff::FqansDropped) if !fg_fqans && gs_fqans => false,
             Some(d) => {
                 unexplained.push(format!(
                     "{case}: {d:?} expected, but FQANs fedgate {fg_fqans} gridsite {gs_fqans}"
@@ -332,6 +342,7 @@ fn fedgate_agrees_with_apache_gridsite() {
         }
         match diff {
             Some(Diff::FqansKept) => fixed += 1,
+            Some(Diff::FqansDropped) => stricter += 1,
             _ => {
                 identical += 1;
                 if got.values().any(|v| v.starts_with("fqan:")) {

@@ -78,6 +78,41 @@ fn servers(p: &'static Pki) {
     });
 }
 
+/// A gateway of its own on an ephemeral port (and its echo upstream), with
+/// the PKI's vomsdir and `voms_extra` in its `[voms]` section. Returns the
+/// port; the servers live as long as the test binary.
+fn gateway_with_voms(p: &'static Pki, voms_extra: &str) -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let voms_extra = voms_extra.to_string();
+    std::thread::spawn(move || {
+        fedgate::internal::crypto_provider();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .unwrap();
+            let echo = l.local_addr().unwrap().port();
+            tokio::spawn(fedgate::demo::echo::serve_uwsgi_echo(l));
+            let text = format!(
+                "{}[voms]\ndir = \"{}\"\n{voms_extra}\n",
+                config(p, 0, "optional").replace(&format!(":{ECHO}"), &format!(":{echo}")),
+                p.vomsdir().display()
+            );
+            let cfg = fedgate::Config::parse(Path::new("t.toml"), text).unwrap();
+            let (rtx, rrx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                if let Err(e) = fedgate::serve_config(cfg, Some(rtx)).await {
+                    panic!("serve: {e:?}");
+                }
+            });
+            let bound = rrx.await.unwrap();
+            tx.send(bound.listen[0].port()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
 struct Reply {
     exit: i32,
     status: u16,
@@ -254,6 +289,42 @@ fn upstream_sees_what_x509_info_predicts() {
         );
         assert_eq!(env[&format!("GRST_CRED_AURI_{n}")], "ip:127.0.0.1");
     }
+}
+
+/// With the default `voms.targets = []`, an AC targeted at this server (a
+/// DNS name or IP address of its certificate's subjectAltName, here
+/// `localhost` and 127.0.0.1) is accepted and one targeted elsewhere
+/// refused; `voms.targets` adds names (issue 11, class 4).
+#[test]
+fn ac_targets_default_to_the_server_certificate_names() {
+    let Some(p) = pki() else { return };
+    if !have_curl() {
+        eprintln!("SKIP: curl not installed");
+        return;
+    }
+    let fqans = |port: u16, case: &str| {
+        let r = curl(p, port, Some(case), "/x509/auth", false);
+        assert_eq!(r.status, 200, "{case}: {} {}", r.stderr, r.body);
+        let got: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        got["environ"]["GRST_VOMS_FQANS"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let want = Some(
+        "/fedcloud.egi.eu/group1/Role=VMManager;/fedcloud.egi.eu/Role=NULL/Capability=NULL"
+            .to_string(),
+    );
+    let default = gateway_with_voms(p, "");
+    assert_eq!(fqans(default, "voms_targeted_here"), want);
+    assert_eq!(fqans(default, "voms_targeted_elsewhere"), None);
+    assert_eq!(fqans(default, "rfc_voms"), want, "no targets: for everyone");
+    let more = gateway_with_voms(p, "targets = [\"Elsewhere.Example\"]");
+    assert_eq!(fqans(more, "voms_targeted_elsewhere"), want);
+    assert_eq!(
+        fqans(more, "voms_targeted_here"),
+        want,
+        "the SAN names still count"
+    );
 }
 
 /// A connection authenticated before a CRL update must not keep its

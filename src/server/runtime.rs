@@ -106,7 +106,11 @@ async fn build_authenticators(
     let mut a = Authenticators::default();
     if uses(AuthKind::X509) {
         let validator = Validator::new(trust.clone(), config.x509.clone());
-        let voms = VomsSettings::from_config(&config.voms);
+        let mut voms = VomsSettings::from_config(&config.voms);
+        // An AC targeted at this host names it as its certificate does.
+        let names = crate::tls::host_names(config.tls.certificate.get_ref())
+            .map_err(|e| Problems::one(src.problem(&config.tls.certificate, e.to_string())))?;
+        voms.add_targets(names);
         a.x509 = Some(Arc::new(X509Authenticator::new(
             Arc::new(validator),
             Arc::new(voms),

@@ -87,6 +87,39 @@ pub fn load_chain(
     Ok(chain)
 }
 
+/// The names a host certificate certifies: the DNS names and IP addresses
+/// of its subjectAltName, in certificate order. They are this service's
+/// names, e.g. for the targets of VOMS attribute certificates.
+pub fn host_names(path: &Path) -> Result<Vec<String>, TlsSetupError> {
+    let shown = path.display().to_string();
+    let pem =
+        std::fs::read(path).map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let leaf = CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .ok_or_else(|| TlsSetupError::NoCert(shown.clone()))?
+        .map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let (_, c) = X509Certificate::from_der(leaf.as_ref())
+        .map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = c.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => names.push(d.to_string()),
+                GeneralName::IPAddress(ip) => {
+                    let ip = match ip.len() {
+                        4 => <[u8; 4]>::try_from(*ip).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*ip).ok().map(std::net::IpAddr::from),
+                        _ => None,
+                    };
+                    names.extend(ip.map(|i| i.to_string()));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(names)
+}
+
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
     PrivateKeyDer::from_pem_file(path)
         .map_err(|e| TlsSetupError::ReadKey(path.display().to_string(), e.to_string()))
