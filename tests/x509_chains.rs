@@ -506,6 +506,9 @@ fn exported_values_match_openssl() {
         "eec_dave",
         "intermediate_voms",
         "eec_robot",
+        "eec_jurgen_fields",
+        "jurgen_proxy",
+        "eec_frank_ec",
     ] {
         let verdict = v.validate(&p.chain(case), now());
         assert!(verdict.valid(), "{case}");
@@ -513,6 +516,7 @@ fn exported_values_match_openssl() {
             &verdict,
             Some("127.0.0.1".parse().unwrap()),
             None,
+            now(),
         )
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
@@ -567,12 +571,12 @@ fn exported_values_match_openssl() {
         );
         assert_eq!(
             env["SSL_CLIENT_S_DN"],
-            info(0, "-subject", "RFC2253"),
+            info(0, "-subject", "RFC2253,-esc_msb"),
             "{case}"
         );
         assert_eq!(
             env["SSL_CLIENT_I_DN"],
-            info(0, "-issuer", "RFC2253"),
+            info(0, "-issuer", "RFC2253,-esc_msb"),
             "{case}"
         );
         assert_eq!(
@@ -585,6 +589,33 @@ fn exported_values_match_openssl() {
             std::fs::read_to_string(&pems[0]).unwrap(),
             "{case}"
         );
+        // mod_ssl's validity and algorithm values, as openssl prints them.
+        let leaf = pems[0].to_str().unwrap();
+        for (var, what) in [
+            ("SSL_CLIENT_V_START", "-startdate"),
+            ("SSL_CLIENT_V_END", "-enddate"),
+        ] {
+            assert_eq!(env[var], info(0, what, "compat"), "{case} {var}");
+        }
+        let text = openssl(&["x509", "-in", leaf, "-noout", "-text"]);
+        let line = |label: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(label))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            env["SSL_CLIENT_A_SIG"],
+            line("Signature Algorithm:"),
+            "{case}"
+        );
+        assert_eq!(
+            env["SSL_CLIENT_A_KEY"],
+            line("Public Key Algorithm:"),
+            "{case}"
+        );
+        assert_eq!(env["SSL_CLIENT_M_VERSION"], "3", "{case}");
         for (i, pem) in pems.iter().enumerate().skip(1) {
             assert_eq!(
                 env[&format!("SSL_CLIENT_CERT_CHAIN_{}", i - 1)],
@@ -603,6 +634,69 @@ fn exported_values_match_openssl() {
             "no reverse DNS"
         );
     }
+}
+
+/// mod_ssl's per-field values (issue 11, class 5) of a DN with a
+/// multi-valued RDN, UTF-8, a comma and subjectAltName entries, for the
+/// certificate and for a proxy below it (whose issuer is that DN).
+#[test]
+fn mod_ssl_per_field_values() {
+    let Some(p) = pki() else { return };
+    let v = validator(&p.certs(), X509Config::default());
+    let env = |case: &str| -> std::collections::BTreeMap<String, String> {
+        let verdict = v.validate(&p.chain(case), now());
+        assert!(verdict.valid(), "{case}: {:?}", verdict.failure);
+        fedgate::internal::pki::gridsite::env(&verdict, None, None, now())
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .filter(|(k, _)| k.starts_with("SSL_CLIENT_") && !k.starts_with("SSL_CLIENT_CERT"))
+            .collect()
+    };
+    let e = env("eec_jurgen_fields");
+    let want = [
+        (
+            "SSL_CLIENT_S_DN",
+            "emailAddress=jd@example.org,CN=Jürgen O'Neil,UID=jdoe+OU=A,O=Test\\, Inc.,\
+             L=Frankfurt am Main,ST=Hessen,C=DE,DC=fedgate-test,DC=org",
+        ),
+        ("SSL_CLIENT_S_DN_C", "DE"),
+        ("SSL_CLIENT_S_DN_ST", "Hessen"),
+        ("SSL_CLIENT_S_DN_L", "Frankfurt am Main"),
+        ("SSL_CLIENT_S_DN_O", "Test, Inc."),
+        ("SSL_CLIENT_S_DN_OU", "A"),
+        ("SSL_CLIENT_S_DN_UID", "jdoe"),
+        ("SSL_CLIENT_S_DN_CN", "Jürgen O'Neil"),
+        ("SSL_CLIENT_S_DN_Email", "jd@example.org"),
+        ("SSL_CLIENT_SAN_Email_0", "jd@example.org"),
+        ("SSL_CLIENT_SAN_DNS_0", "jd.example.org"),
+        ("SSL_CLIENT_I_DN_CN", "Fedgate Test Root CA"),
+        ("SSL_CLIENT_M_SERIAL", "2A01"),
+        ("SSL_CLIENT_VERIFY", "SUCCESS"),
+    ];
+    for (k, val) in want {
+        assert_eq!(e.get(k).map(String::as_str), Some(val), "{k}: {e:#?}");
+    }
+    assert!(
+        !e.keys().any(|k| k.contains("_DC")),
+        "mod_ssl has no DC field: {e:#?}"
+    );
+    let days: i64 = e["SSL_CLIENT_V_REMAIN"].parse().unwrap();
+    assert!((298..=300).contains(&days), "{days}");
+    let e = env("jurgen_proxy");
+    assert_eq!(e["SSL_CLIENT_S_DN_CN"], "Jürgen O'Neil");
+    assert!(
+        e["SSL_CLIENT_S_DN_CN_1"]
+            .bytes()
+            .all(|b| b.is_ascii_digit()),
+        "{e:#?}"
+    );
+    assert_eq!(e["SSL_CLIENT_I_DN_UID"], "jdoe");
+    assert_eq!(e["SSL_CLIENT_I_DN_Email"], "jd@example.org");
+    assert_eq!(e["SSL_CLIENT_V_REMAIN"], "0", "a 12-hour proxy");
+    assert!(
+        !e.contains_key("SSL_CLIENT_SAN_Email_0"),
+        "the proxy has no SAN"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::client;
-use common::gridpki::{Pki, pki};
+use common::gridpki::{Pki, grid_gateway, pki};
 
 const ECHO: u16 = 18700;
 const REQUIRED: u16 = 18701;
@@ -76,41 +76,6 @@ fn servers(p: &'static Pki) {
         });
         rx.recv().unwrap();
     });
-}
-
-/// A gateway of its own on an ephemeral port (and its echo upstream), with
-/// the PKI's vomsdir and `voms_extra` in its `[voms]` section. Returns the
-/// port; the servers live as long as the test binary.
-fn gateway_with_voms(p: &'static Pki, voms_extra: &str) -> u16 {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let voms_extra = voms_extra.to_string();
-    std::thread::spawn(move || {
-        fedgate::internal::crypto_provider();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-                .await
-                .unwrap();
-            let echo = l.local_addr().unwrap().port();
-            tokio::spawn(fedgate::demo::echo::serve_uwsgi_echo(l));
-            let text = format!(
-                "{}[voms]\ndir = \"{}\"\n{voms_extra}\n",
-                config(p, 0, "optional").replace(&format!(":{ECHO}"), &format!(":{echo}")),
-                p.vomsdir().display()
-            );
-            let cfg = fedgate::Config::parse(Path::new("t.toml"), text).unwrap();
-            let (rtx, rrx) = tokio::sync::oneshot::channel();
-            tokio::spawn(async move {
-                if let Err(e) = fedgate::serve_config(cfg, Some(rtx)).await {
-                    panic!("serve: {e:?}");
-                }
-            });
-            let bound = rrx.await.unwrap();
-            tx.send(bound.listen[0].port()).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
 }
 
 struct Reply {
@@ -314,16 +279,83 @@ fn ac_targets_default_to_the_server_certificate_names() {
         "/fedcloud.egi.eu/group1/Role=VMManager;/fedcloud.egi.eu/Role=NULL/Capability=NULL"
             .to_string(),
     );
-    let default = gateway_with_voms(p, "");
+    let default = grid_gateway(p, "");
     assert_eq!(fqans(default, "voms_targeted_here"), want);
     assert_eq!(fqans(default, "voms_targeted_elsewhere"), None);
     assert_eq!(fqans(default, "rfc_voms"), want, "no targets: for everyone");
-    let more = gateway_with_voms(p, "targets = [\"Elsewhere.Example\"]");
+    let more = grid_gateway(p, "targets = [\"Elsewhere.Example\"]");
     assert_eq!(fqans(more, "voms_targeted_elsewhere"), want);
     assert_eq!(
         fqans(more, "voms_targeted_here"),
         want,
         "the SAN names still count"
+    );
+}
+
+/// mod_ssl's connection and host-certificate values (issue 11, class 5),
+/// on every TLS request (as `+StdEnvVars` sets them), checked against the
+/// openssl CLI's view of the host certificate; the client ones come with
+/// the x509 route only. tests/x509_gridsite_interop.rs compares all of them
+/// with a live Apache.
+#[test]
+fn mod_ssl_connection_and_server_values() {
+    let Some(p) = pki() else { return };
+    if !have_curl() {
+        eprintln!("SKIP: curl not installed");
+        return;
+    }
+    let port = grid_gateway(p, "");
+    let host = p.dir.join("host.pem");
+    let host = host.to_str().unwrap();
+    let openssl = |args: &[&str]| {
+        common::gridpki::openssl(&[&["x509", "-in", host, "-noout"][..], args].concat())
+            .split_once('=')
+            .map(|(_, v)| v.to_string())
+            .unwrap()
+    };
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--tlsv1.2", "--tls-max", "1.2", "--ciphers"])
+        .arg("ECDHE-RSA-AES128-GCM-SHA256")
+        .arg("--cacert")
+        .arg(p.dir.join("ca/rootA/ca.pem"))
+        .arg(format!("https://localhost:{port}/plain"));
+    let out = c.output().unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let env = &got["environ"];
+    let want = [
+        ("SSL_PROTOCOL", "TLSv1.2".to_string()),
+        ("SSL_CIPHER", "ECDHE-RSA-AES128-GCM-SHA256".into()),
+        ("SSL_CIPHER_EXPORT", "false".into()),
+        ("SSL_CIPHER_USEKEYSIZE", "128".into()),
+        ("SSL_CIPHER_ALGKEYSIZE", "128".into()),
+        ("SSL_COMPRESS_METHOD", "NULL".into()),
+        ("SSL_SESSION_RESUMED", "Initial".into()),
+        ("SSL_TLS_SNI", "localhost".into()),
+        ("SSL_SERVER_M_VERSION", "3".into()),
+        ("SSL_SERVER_M_SERIAL", openssl(&["-serial"])),
+        ("SSL_SERVER_V_START", openssl(&["-startdate"])),
+        ("SSL_SERVER_V_END", openssl(&["-enddate"])),
+        (
+            "SSL_SERVER_S_DN",
+            openssl(&["-subject", "-nameopt", "RFC2253"]),
+        ),
+        (
+            "SSL_SERVER_I_DN",
+            openssl(&["-issuer", "-nameopt", "RFC2253"]),
+        ),
+        ("SSL_SERVER_S_DN_CN", "localhost".into()),
+        ("SSL_SERVER_S_DN_O", "Hosts".into()),
+        ("SSL_SERVER_I_DN_CN", "Fedgate Test Root CA".into()),
+        ("SSL_SERVER_SAN_DNS_0", "localhost".into()),
+        ("SSL_SERVER_A_KEY", "rsaEncryption".into()),
+        ("SSL_SERVER_A_SIG", "sha256WithRSAEncryption".into()),
+    ];
+    for (k, v) in want {
+        assert_eq!(env[k].as_str(), Some(v.as_str()), "{k}: {env}");
+    }
+    assert!(
+        env["SSL_CLIENT_S_DN"].is_null(),
+        "no client values off x509 routes"
     );
 }
 

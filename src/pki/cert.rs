@@ -104,6 +104,14 @@ pub struct Cert {
     pub issuer: String,
     pub subject_rfc2253: String,
     pub issuer_rfc2253: String,
+    /// mod_ssl's per-field values of subject and issuer (`CN`, `CN_1`, ...).
+    pub subject_fields: Vec<(String, String)>,
+    pub issuer_fields: Vec<(String, String)>,
+    /// X.509 version as written in the certificate (1 to 3).
+    pub version: u32,
+    /// subjectAltName rfc822Name and dNSName entries, in certificate order.
+    pub san_email: Vec<String>,
+    pub san_dns: Vec<String>,
     pub serial: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
@@ -208,6 +216,11 @@ impl Cert {
             issuer: super::dn::oneline(c.issuer()),
             subject_rfc2253: super::dn::rfc2253(c.subject()),
             issuer_rfc2253: super::dn::rfc2253(c.issuer()),
+            subject_fields: super::dn::fields(c.subject()),
+            issuer_fields: super::dn::fields(c.issuer()),
+            version: c.version().0.saturating_add(1),
+            san_email: Vec::new(),
+            san_dns: Vec::new(),
             serial: c.raw_serial().to_vec(),
             not_before: c.validity().not_before.timestamp(),
             not_after: c.validity().not_after.timestamp(),
@@ -251,8 +264,17 @@ impl Cert {
                         names: eku_names(e),
                     })
                 }
-                ParsedExtension::SubjectAlternativeName(_)
-                | ParsedExtension::IssuerAlternativeName(_) => cert.has_alt_names = true,
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    cert.has_alt_names = true;
+                    for n in &san.general_names {
+                        match n {
+                            GeneralName::RFC822Name(e) => cert.san_email.push(e.to_string()),
+                            GeneralName::DNSName(d) => cert.san_dns.push(d.to_string()),
+                            _ => {}
+                        }
+                    }
+                }
+                ParsedExtension::IssuerAlternativeName(_) => cert.has_alt_names = true,
                 ParsedExtension::CertificatePolicies(p) => {
                     robot_policy |= p.iter().any(|p| p.policy_id.to_id_string() == ROBOT_POLICY)
                 }

@@ -38,6 +38,7 @@ pub mod config;
 pub mod crl;
 pub mod dn;
 pub mod hash;
+pub mod modssl;
 pub mod namespaces;
 pub mod policy;
 pub mod store;

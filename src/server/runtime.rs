@@ -28,6 +28,8 @@ pub struct Runtime {
     pub trusted_proxies: Vec<Cidr>,
     pub auth: Authenticators,
     pub tls: Arc<rustls::ServerConfig>,
+    /// mod_ssl's `SSL_SERVER_*` values of the host certificate.
+    pub server_modssl: Arc<[(String, String)]>,
     pub trust: Arc<TrustStore>,
 }
 
@@ -62,6 +64,9 @@ impl Runtime {
         let validator = Arc::new(Validator::new(trust.clone(), config.x509.clone()));
         let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator))
             .map_err(|e| Problems::one(src.problem(e.config_key(&config.tls), e.to_string())))?;
+        let server_modssl = crate::tls::server_modssl(config.tls.certificate.get_ref())
+            .map_err(|e| Problems::one(src.problem(&config.tls.certificate, e.to_string())))?
+            .into();
         let routes = RouteTable::build(&config.routes, &config.source)?;
         let upstream = Upstream::new(&config.upstream, config.server.max_body_bytes)
             .map_err(|e| Problems::one(src.problem(&config.upstream.url, e.to_string())))?;
@@ -88,6 +93,7 @@ impl Runtime {
             trusted_proxies,
             auth,
             tls,
+            server_modssl,
             trust,
         })
     }
