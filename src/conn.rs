@@ -20,6 +20,12 @@ pub struct TlsInfo {
     pub version: &'static str,
     /// IANA cipher suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
     pub cipher: String,
+    /// mod_ssl's values of this connection (`SSL_CIPHER*`, `SSL_TLS_SNI`,
+    /// `SSL_SESSION_RESUMED`, ...), computed at the handshake.
+    pub modssl: Vec<(String, String)>,
+    /// mod_ssl's `SSL_SERVER_*` values of the host certificate, shared by
+    /// every connection of one configuration.
+    pub server_modssl: std::sync::Arc<[(String, String)]>,
     pub sni: Option<String>,
     pub alpn: Option<Vec<u8>>,
     /// The client's chain exactly as presented, leaf first. Its

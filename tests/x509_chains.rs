@@ -52,6 +52,7 @@ fn credential_zoo_verdicts() {
         ("depth5_voms", 5),
         ("intermediate_voms", 1),
         ("sha1_user_voms", 1),
+        ("eec_eku_any", 0),
     ];
     for (case, depth) in ok {
         assert_eq!(check(p, &v, case), Ok(*depth), "{case}");
@@ -74,6 +75,22 @@ fn credential_zoo_verdicts() {
         ("proxy_is_ca", Policy, "cA=true"),
         ("independent", Policy, "independent"),
         ("eec_mallory_namespace", Policy, "namespace"),
+        // Leaf key usage (issue 11, class 3): RFC 5280 §4.2.1.3, §4.2.1.12.
+        (
+            "eec_keyusage_keyenc",
+            Usage,
+            "keyUsage (keyEncipherment) lacks digitalSignature",
+        ),
+        (
+            "eec_eku_serverauth",
+            Usage,
+            "extendedKeyUsage (serverAuth) has neither clientAuth nor anyExtendedKeyUsage",
+        ),
+        (
+            "proxy_keyusage_keyenc",
+            Usage,
+            "proxy /DC=org/DC=fedgate-test/O=People/CN=Alice Normal/CN=",
+        ),
     ];
     for (case, kind, text) in bad {
         match check(p, &v, case) {
@@ -148,11 +165,22 @@ fn switches_relax_and_tighten() {
 
 /// A copy of the CA directory whose root-A CRL files are replaced (or removed).
 fn ca_dir_with_crl(p: &Pki, crl: Option<&std::path::Path>) -> tempfile::TempDir {
+    ca_dir_with_ca_crl(p, "rootA", 0, crl)
+}
+
+/// A copy of the CA directory whose CRL files `<hash>.r<index>` of CA
+/// `ca` (a directory under `ca/`) are replaced (or removed).
+fn ca_dir_with_ca_crl(
+    p: &Pki,
+    ca: &str,
+    index: u32,
+    crl: Option<&std::path::Path>,
+) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    let root_hashes: Vec<String> = ["hash", "hash_old"]
+    let hashes: Vec<String> = ["hash", "hash_old"]
         .iter()
         .map(|h| {
-            std::fs::read_to_string(p.dir.join("ca/rootA").join(h))
+            std::fs::read_to_string(p.dir.join("ca").join(ca).join(h))
                 .unwrap()
                 .trim()
                 .to_string()
@@ -161,8 +189,8 @@ fn ca_dir_with_crl(p: &Pki, crl: Option<&std::path::Path>) -> tempfile::TempDir 
     for e in std::fs::read_dir(p.certs()).unwrap() {
         let e = e.unwrap();
         let name = e.file_name().into_string().unwrap();
-        let is_root_crl = root_hashes.iter().any(|h| name == format!("{h}.r0"));
-        if is_root_crl {
+        let is_its_crl = hashes.iter().any(|h| name == format!("{h}.r{index}"));
+        if is_its_crl {
             if let Some(c) = crl {
                 std::fs::copy(c, t.path().join(&name)).unwrap();
             }
@@ -250,6 +278,173 @@ fn revocation_modes() {
     );
 }
 
+/// A CA re-keyed under the same DN (issue 11, class 1): `<hash>.0/.1` and
+/// `<hash>.r0/.r1` with one issuer DN and thisUpdate, only the old key's
+/// CRL with an authorityKeyIdentifier, and each CRL revoking a serial the
+/// other key gave to a good user. Each twin's users are judged by their own
+/// CA's CRL only, in every revocation mode, and so are VOMS servers.
+#[test]
+fn rekeyed_twin_cas_keep_their_own_crls() {
+    let Some(p) = pki() else { return };
+    let mode = |crl| X509Config {
+        crl,
+        ..X509Config::default()
+    };
+    let judge = |dir: &std::path::Path, m: CrlMode, what: &str| {
+        let v = validator(dir, mode(m));
+        assert_eq!(check(p, &v, "eec_twin_old"), Ok(0), "{what} {m:?}");
+        assert_eq!(check(p, &v, "eec_twin_new"), Ok(0), "{what} {m:?}");
+        assert_eq!(check(p, &v, "twin_new_voms"), Ok(1), "{what} {m:?}");
+        for (case, who) in [
+            ("eec_twin_old_revoked", "Ron Revoked Old Key"),
+            ("eec_twin_new_revoked", "Rita Revoked New Key"),
+        ] {
+            let (k, reason) = check(p, &v, case).unwrap_err();
+            assert_eq!(k, FailKind::Revoked, "{what} {m:?} {case}: {reason}");
+            assert!(reason.contains(who), "{reason}");
+        }
+    };
+    for m in [CrlMode::Require, CrlMode::IfValid] {
+        judge(&p.certs(), m, "same thisUpdate");
+    }
+    // The new key's CRL issued later than the old key's, or with an
+    // authorityKeyIdentifier of its own.
+    for variant in ["crl-later.pem", "crl-akid.pem"] {
+        let crl = p.dir.join("ca/twinNew").join(variant);
+        let dir = ca_dir_with_ca_crl(p, "twinNew", 1, Some(&crl));
+        judge(dir.path(), CrlMode::Require, variant);
+    }
+    // Without the new key's CRL the old key's never stands in for it.
+    let dir = ca_dir_with_ca_crl(p, "twinNew", 1, None);
+    let v = validator(dir.path(), mode(CrlMode::Require));
+    let (k, reason) = check(p, &v, "eec_twin_new").unwrap_err();
+    assert_eq!(k, FailKind::CrlUnavailable, "{reason}");
+    assert!(reason.contains("no CRL"), "{reason}");
+    assert_eq!(check(p, &v, "eec_twin_old"), Ok(0));
+    let v = validator(dir.path(), mode(CrlMode::IfValid));
+    assert_eq!(check(p, &v, "eec_twin_new"), Ok(0));
+    assert_eq!(
+        check(p, &v, "eec_twin_new_revoked"),
+        Ok(0),
+        "no CRL to say so"
+    );
+    assert_eq!(
+        check(p, &v, "eec_twin_old_revoked").unwrap_err().0,
+        FailKind::Revoked
+    );
+    // A CRL no key of the DN verifies is broken, not absent: it could be
+    // either key's newest, so `require` refuses both keys' users, and
+    // `if_valid` those of a key without another usable CRL.
+    let forged = tempfile::tempdir().unwrap();
+    let mut crl = pem_der(&std::fs::read(p.dir.join("ca/twinNew/crl.pem")).unwrap());
+    let n = crl.len();
+    crl[n - 5] ^= 1; // inside the signature
+    let forged_file = forged.path().join("forged.r0");
+    std::fs::write(&forged_file, &crl).unwrap();
+    let dir = ca_dir_with_ca_crl(p, "twinNew", 1, Some(&forged_file));
+    for m in [CrlMode::Require, CrlMode::IfValid] {
+        let v = validator(dir.path(), mode(m));
+        let (k, reason) = check(p, &v, "eec_twin_new").unwrap_err();
+        assert_eq!(k, FailKind::CrlUnavailable, "{m:?} {reason}");
+        assert!(reason.contains("invalid signature"), "{reason}");
+    }
+    let v = validator(dir.path(), mode(CrlMode::Require));
+    assert_eq!(
+        check(p, &v, "eec_twin_old").unwrap_err().0,
+        FailKind::CrlUnavailable
+    );
+    let v = validator(dir.path(), mode(CrlMode::IfValid));
+    assert_eq!(check(p, &v, "eec_twin_old"), Ok(0));
+    // VOMS servers certified by either key: the AA chain and the AC.
+    use fedgate::internal::voms::{AaVerifier, VomsConfig, VomsSettings, evaluate};
+    let v = validator(&p.certs(), X509Config::default());
+    let aa = std::fs::read(p.dir.join("users/voms2.pem")).unwrap();
+    let aa = fedgate::internal::pki::cert::certs_from_pem(&aa)
+        .unwrap()
+        .remove(0);
+    assert_eq!(v.verify_aa(&aa, &[], now()), Ok(()));
+    let settings = VomsSettings::from_config(&VomsConfig {
+        dir: toml::Spanned::new(0..0, p.vomsdir()),
+        ..VomsConfig::default()
+    });
+    for case in ["twin_new_voms", "voms_aa_twin_new"] {
+        let chain: Vec<rustls_pki_types::CertificateDer<'static>> =
+            p.chain(case).into_iter().map(Into::into).collect();
+        let o = evaluate(&chain, 1, &v, &settings, now());
+        assert_eq!(
+            o.acs.first().map(|a| a.fqans.clone()),
+            Some(vec!["/rekey.example/Role=NULL/Capability=NULL".to_string()]),
+            "{case}: {:?}",
+            o.refused
+        );
+    }
+}
+
+/// A VOMS server certified by an intermediate CA, named by a three-line
+/// `.lsc` (AA, intermediate, root); the AC embeds the AA alone, as
+/// voms-proxy-fake and VOMS servers write it, and the intermediate comes
+/// from the trust store (issue 11, class 2).
+#[test]
+fn voms_server_under_an_intermediate_ca() {
+    use fedgate::internal::voms::{VomsConfig, VomsSettings, evaluate};
+    let Some(p) = pki() else { return };
+    let lsc = std::fs::read_to_string(p.vomsdir().join("deep.example/voms3.fedgate-test.org.lsc"))
+        .unwrap();
+    assert_eq!(lsc.lines().count(), 3, "{lsc}");
+    let v = validator(&p.certs(), X509Config::default());
+    let settings = VomsSettings::from_config(&VomsConfig {
+        dir: toml::Spanned::new(0..0, p.vomsdir()),
+        ..VomsConfig::default()
+    });
+    let chain: Vec<rustls_pki_types::CertificateDer<'static>> = p
+        .chain("voms_aa_intermediate")
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    assert_eq!(embedded_in_ac(&chain[0]), 1);
+    let o = evaluate(&chain, 1, &v, &settings, now());
+    assert_eq!(
+        o.acs.first().map(|a| a.fqans.clone()),
+        Some(vec!["/deep.example/Role=NULL/Capability=NULL".to_string()]),
+        "{:?}",
+        o.refused
+    );
+    assert_eq!(
+        o.acs[0].server_ca,
+        "/DC=org/DC=fedgate-test/CN=Fedgate Test Intermediate CA"
+    );
+}
+
+/// How many certificates the (single) AC of a proxy embeds.
+fn embedded_in_ac(proxy: &[u8]) -> usize {
+    use fedgate::internal::voms::{asn1, profile};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(proxy).unwrap();
+    let ext = cert
+        .extensions()
+        .iter()
+        .find(|e| e.oid.to_id_string() == asn1::OID_ACSEQ.to_string())
+        .expect("VOMS extension");
+    let acs = asn1::split_acseq(ext.value).unwrap();
+    let ac = asn1::parse_ac(acs[0]).unwrap();
+    profile::profile(&ac).unwrap().certs.len()
+}
+
+/// The DER of the first PEM block of a file.
+fn pem_der(pem: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(pem);
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
 #[test]
 fn broken_store_files_are_skipped_not_fatal() {
     let Some(p) = pki() else { return };
@@ -287,7 +482,7 @@ fn broken_store_files_are_skipped_not_fatal() {
             "{n} not reported: {problems:?}"
         );
     }
-    assert_eq!(store.len(), 4, "the four real CAs still load");
+    assert_eq!(store.len(), 6, "the six real CAs still load");
     let v = Validator::new(
         Arc::new(store),
         X509Config {
@@ -311,6 +506,9 @@ fn exported_values_match_openssl() {
         "eec_dave",
         "intermediate_voms",
         "eec_robot",
+        "eec_jurgen_fields",
+        "jurgen_proxy",
+        "eec_frank_ec",
     ] {
         let verdict = v.validate(&p.chain(case), now());
         assert!(verdict.valid(), "{case}");
@@ -318,6 +516,7 @@ fn exported_values_match_openssl() {
             &verdict,
             Some("127.0.0.1".parse().unwrap()),
             None,
+            now(),
         )
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
@@ -372,12 +571,12 @@ fn exported_values_match_openssl() {
         );
         assert_eq!(
             env["SSL_CLIENT_S_DN"],
-            info(0, "-subject", "RFC2253"),
+            info(0, "-subject", "RFC2253,-esc_msb"),
             "{case}"
         );
         assert_eq!(
             env["SSL_CLIENT_I_DN"],
-            info(0, "-issuer", "RFC2253"),
+            info(0, "-issuer", "RFC2253,-esc_msb"),
             "{case}"
         );
         assert_eq!(
@@ -390,6 +589,33 @@ fn exported_values_match_openssl() {
             std::fs::read_to_string(&pems[0]).unwrap(),
             "{case}"
         );
+        // mod_ssl's validity and algorithm values, as openssl prints them.
+        let leaf = pems[0].to_str().unwrap();
+        for (var, what) in [
+            ("SSL_CLIENT_V_START", "-startdate"),
+            ("SSL_CLIENT_V_END", "-enddate"),
+        ] {
+            assert_eq!(env[var], info(0, what, "compat"), "{case} {var}");
+        }
+        let text = openssl(&["x509", "-in", leaf, "-noout", "-text"]);
+        let line = |label: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(label))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            env["SSL_CLIENT_A_SIG"],
+            line("Signature Algorithm:"),
+            "{case}"
+        );
+        assert_eq!(
+            env["SSL_CLIENT_A_KEY"],
+            line("Public Key Algorithm:"),
+            "{case}"
+        );
+        assert_eq!(env["SSL_CLIENT_M_VERSION"], "3", "{case}");
         for (i, pem) in pems.iter().enumerate().skip(1) {
             assert_eq!(
                 env[&format!("SSL_CLIENT_CERT_CHAIN_{}", i - 1)],
@@ -408,6 +634,69 @@ fn exported_values_match_openssl() {
             "no reverse DNS"
         );
     }
+}
+
+/// mod_ssl's per-field values (issue 11, class 5) of a DN with a
+/// multi-valued RDN, UTF-8, a comma and subjectAltName entries, for the
+/// certificate and for a proxy below it (whose issuer is that DN).
+#[test]
+fn mod_ssl_per_field_values() {
+    let Some(p) = pki() else { return };
+    let v = validator(&p.certs(), X509Config::default());
+    let env = |case: &str| -> std::collections::BTreeMap<String, String> {
+        let verdict = v.validate(&p.chain(case), now());
+        assert!(verdict.valid(), "{case}: {:?}", verdict.failure);
+        fedgate::internal::pki::gridsite::env(&verdict, None, None, now())
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .filter(|(k, _)| k.starts_with("SSL_CLIENT_") && !k.starts_with("SSL_CLIENT_CERT"))
+            .collect()
+    };
+    let e = env("eec_jurgen_fields");
+    let want = [
+        (
+            "SSL_CLIENT_S_DN",
+            "emailAddress=jd@example.org,CN=Jürgen O'Neil,UID=jdoe+OU=A,O=Test\\, Inc.,\
+             L=Frankfurt am Main,ST=Hessen,C=DE,DC=fedgate-test,DC=org",
+        ),
+        ("SSL_CLIENT_S_DN_C", "DE"),
+        ("SSL_CLIENT_S_DN_ST", "Hessen"),
+        ("SSL_CLIENT_S_DN_L", "Frankfurt am Main"),
+        ("SSL_CLIENT_S_DN_O", "Test, Inc."),
+        ("SSL_CLIENT_S_DN_OU", "A"),
+        ("SSL_CLIENT_S_DN_UID", "jdoe"),
+        ("SSL_CLIENT_S_DN_CN", "Jürgen O'Neil"),
+        ("SSL_CLIENT_S_DN_Email", "jd@example.org"),
+        ("SSL_CLIENT_SAN_Email_0", "jd@example.org"),
+        ("SSL_CLIENT_SAN_DNS_0", "jd.example.org"),
+        ("SSL_CLIENT_I_DN_CN", "Fedgate Test Root CA"),
+        ("SSL_CLIENT_M_SERIAL", "2A01"),
+        ("SSL_CLIENT_VERIFY", "SUCCESS"),
+    ];
+    for (k, val) in want {
+        assert_eq!(e.get(k).map(String::as_str), Some(val), "{k}: {e:#?}");
+    }
+    assert!(
+        !e.keys().any(|k| k.contains("_DC")),
+        "mod_ssl has no DC field: {e:#?}"
+    );
+    let days: i64 = e["SSL_CLIENT_V_REMAIN"].parse().unwrap();
+    assert!((298..=300).contains(&days), "{days}");
+    let e = env("jurgen_proxy");
+    assert_eq!(e["SSL_CLIENT_S_DN_CN"], "Jürgen O'Neil");
+    assert!(
+        e["SSL_CLIENT_S_DN_CN_1"]
+            .bytes()
+            .all(|b| b.is_ascii_digit()),
+        "{e:#?}"
+    );
+    assert_eq!(e["SSL_CLIENT_I_DN_UID"], "jdoe");
+    assert_eq!(e["SSL_CLIENT_I_DN_Email"], "jd@example.org");
+    assert_eq!(e["SSL_CLIENT_V_REMAIN"], "0", "a 12-hour proxy");
+    assert!(
+        !e.contains_key("SSL_CLIENT_SAN_Email_0"),
+        "the proxy has no SAN"
+    );
 }
 
 #[test]
@@ -470,6 +759,48 @@ fn x509_info_cli_reports_verdict_and_env() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("INVALID") && text.contains("GT3"), "{text}");
+    // AC targets: the names of --host-cert's subjectAltName and --target.
+    let fqans = |extra: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(["x509-info", "--json", "--ca-dir"])
+            .arg(p.certs())
+            .arg("--voms-dir")
+            .arg(p.vomsdir())
+            .args(extra)
+            .arg(p.cred("voms_targeted_here"))
+            .output()
+            .unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            j["env"]["GRST_VOMS_FQANS"].is_string(),
+            j["reasons"].to_string(),
+        )
+    };
+    let (ok, reasons) = fqans(&[]);
+    assert!(
+        !ok && reasons.contains("targeted at [localhost]"),
+        "{reasons}"
+    );
+    let host = p.dir.join("host.pem");
+    assert!(fqans(&["--host-cert", host.to_str().unwrap()]).0);
+    assert!(fqans(&["--target", "LOCALHOST"]).0);
+    // A refused key usage names the extension and what it lacks.
+    let out = std::process::Command::new(bin)
+        .args(["x509-info", "--ca-dir"])
+        .arg(p.certs())
+        .arg(p.cred("eec_eku_serverauth"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("reason    : end-entity certificate")
+            && text.contains("extendedKeyUsage (serverAuth) has neither clientAuth"),
+        "{text}"
+    );
+    assert!(
+        text.contains("key usage : digitalSignature, keyEncipherment; serverAuth"),
+        "{text}"
+    );
 }
 
 /// The Debian igtf-policy-* bundle, when installed, loads without a

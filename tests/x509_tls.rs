@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::client;
-use common::gridpki::{Pki, pki};
+use common::gridpki::{Pki, grid_gateway, pki};
 
 const ECHO: u16 = 18700;
 const REQUIRED: u16 = 18701;
@@ -133,6 +133,10 @@ fn required_mode_refuses_bad_chains_with_gridsite_alerts() {
         ("depth3_pathlen", "certificate unknown"),
         ("limited_signs_full", "certificate unknown"),
         ("depth2_limited", "certificate unknown"),
+        // Leaf key usage: OpenSSL's purpose check sends the same alert.
+        ("eec_keyusage_keyenc", "unsupported certificate"),
+        ("eec_eku_serverauth", "unsupported certificate"),
+        ("proxy_keyusage_keyenc", "unsupported certificate"),
     ];
     for (case, alert) in cases {
         let r = curl(p, REQUIRED, Some(case), "/x509", true);
@@ -154,6 +158,7 @@ fn required_mode_refuses_bad_chains_with_gridsite_alerts() {
         "legacy_voms",
         "limited_rfc_voms",
         "intermediate_voms",
+        "eec_eku_any",
     ] {
         let r = curl(p, REQUIRED, Some(case), "/x509", false);
         assert_eq!(
@@ -249,6 +254,109 @@ fn upstream_sees_what_x509_info_predicts() {
         );
         assert_eq!(env[&format!("GRST_CRED_AURI_{n}")], "ip:127.0.0.1");
     }
+}
+
+/// With the default `voms.targets = []`, an AC targeted at this server (a
+/// DNS name or IP address of its certificate's subjectAltName, here
+/// `localhost` and 127.0.0.1) is accepted and one targeted elsewhere
+/// refused; `voms.targets` adds names (issue 11, class 4).
+#[test]
+fn ac_targets_default_to_the_server_certificate_names() {
+    let Some(p) = pki() else { return };
+    if !have_curl() {
+        eprintln!("SKIP: curl not installed");
+        return;
+    }
+    let fqans = |port: u16, case: &str| {
+        let r = curl(p, port, Some(case), "/x509/auth", false);
+        assert_eq!(r.status, 200, "{case}: {} {}", r.stderr, r.body);
+        let got: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        got["environ"]["GRST_VOMS_FQANS"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let want = Some(
+        "/fedcloud.egi.eu/group1/Role=VMManager;/fedcloud.egi.eu/Role=NULL/Capability=NULL"
+            .to_string(),
+    );
+    let default = grid_gateway(p, "");
+    assert_eq!(fqans(default, "voms_targeted_here"), want);
+    assert_eq!(fqans(default, "voms_targeted_elsewhere"), None);
+    assert_eq!(fqans(default, "rfc_voms"), want, "no targets: for everyone");
+    let more = grid_gateway(p, "targets = [\"Elsewhere.Example\"]");
+    assert_eq!(fqans(more, "voms_targeted_elsewhere"), want);
+    assert_eq!(
+        fqans(more, "voms_targeted_here"),
+        want,
+        "the SAN names still count"
+    );
+}
+
+/// mod_ssl's connection and host-certificate values (issue 11, class 5),
+/// on every TLS request (as `+StdEnvVars` sets them), checked against the
+/// openssl CLI's view of the host certificate; the client ones come with
+/// the x509 route only. tests/x509_gridsite_interop.rs compares all of them
+/// with a live Apache.
+#[test]
+fn mod_ssl_connection_and_server_values() {
+    let Some(p) = pki() else { return };
+    if !have_curl() {
+        eprintln!("SKIP: curl not installed");
+        return;
+    }
+    let port = grid_gateway(p, "");
+    let host = p.dir.join("host.pem");
+    let host = host.to_str().unwrap();
+    let openssl = |args: &[&str]| {
+        common::gridpki::openssl(&[&["x509", "-in", host, "-noout"][..], args].concat())
+            .split_once('=')
+            .map(|(_, v)| v.to_string())
+            .unwrap()
+    };
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--tlsv1.2", "--tls-max", "1.2", "--ciphers"])
+        .arg("ECDHE-RSA-AES128-GCM-SHA256")
+        .arg("--cacert")
+        .arg(p.dir.join("ca/rootA/ca.pem"))
+        .arg(format!("https://localhost:{port}/plain"));
+    let out = c.output().unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let env = &got["environ"];
+    let want = [
+        ("SSL_PROTOCOL", "TLSv1.2".to_string()),
+        ("SSL_CIPHER", "ECDHE-RSA-AES128-GCM-SHA256".into()),
+        ("SSL_CIPHER_EXPORT", "false".into()),
+        ("SSL_CIPHER_USEKEYSIZE", "128".into()),
+        ("SSL_CIPHER_ALGKEYSIZE", "128".into()),
+        ("SSL_COMPRESS_METHOD", "NULL".into()),
+        ("SSL_SESSION_RESUMED", "Initial".into()),
+        ("SSL_TLS_SNI", "localhost".into()),
+        ("SSL_SERVER_M_VERSION", "3".into()),
+        ("SSL_SERVER_M_SERIAL", openssl(&["-serial"])),
+        ("SSL_SERVER_V_START", openssl(&["-startdate"])),
+        ("SSL_SERVER_V_END", openssl(&["-enddate"])),
+        (
+            "SSL_SERVER_S_DN",
+            openssl(&["-subject", "-nameopt", "RFC2253"]),
+        ),
+        (
+            "SSL_SERVER_I_DN",
+            openssl(&["-issuer", "-nameopt", "RFC2253"]),
+        ),
+        ("SSL_SERVER_S_DN_CN", "localhost".into()),
+        ("SSL_SERVER_S_DN_O", "Hosts".into()),
+        ("SSL_SERVER_I_DN_CN", "Fedgate Test Root CA".into()),
+        ("SSL_SERVER_SAN_DNS_0", "localhost".into()),
+        ("SSL_SERVER_A_KEY", "rsaEncryption".into()),
+        ("SSL_SERVER_A_SIG", "sha256WithRSAEncryption".into()),
+    ];
+    for (k, v) in want {
+        assert_eq!(env[k].as_str(), Some(v.as_str()), "{k}: {env}");
+    }
+    assert!(
+        env["SSL_CLIENT_S_DN"].is_null(),
+        "no client values off x509 routes"
+    );
 }
 
 /// A connection authenticated before a CRL update must not keep its

@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             if let Ok(text) = std::str::from_utf8(rest) {
                 if let Ok(lsc) = fedgate::internal::voms::lsc::parse(text) {
-                    let first = lsc.chains[0].clone();
+                    // The chain's own DNs as (subject, issuer) pairs.
+                    let first: Vec<(String, String)> = lsc.chains[0]
+                        .windows(2)
+                        .map(|w| (w[0].clone(), w[1].clone()))
+                        .collect();
                     let _ = lsc.matches(&first);
                 }
             }

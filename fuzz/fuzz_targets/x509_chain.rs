@@ -27,5 +27,5 @@ fuzz_target!(|data: &[u8]| {
         let _ = fedgate::internal::pki::cert::Cert::parse(c);
     }
     let v = validator().validate(&chain, 1_800_000_000);
-    let _ = fedgate::internal::pki::gridsite::env(&v, None, None);
+    let _ = fedgate::internal::pki::gridsite::env(&v, None, None, 1_800_000_000);
 });

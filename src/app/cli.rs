@@ -38,6 +38,13 @@ pub enum Command {
         ca_dir: PathBuf,
         #[arg(long)]
         voms_dir: Option<PathBuf>,
+        /// The server certificate whose subjectAltName names this service
+        /// (VOMS AC targets), as `fedgate run` uses `tls.certificate`.
+        #[arg(long)]
+        host_cert: Option<PathBuf>,
+        /// A further name this service answers to (`voms.targets`); repeatable.
+        #[arg(long = "target")]
+        targets: Vec<String>,
         file: PathBuf,
     },
     /// Accounting: APEL usage records.

@@ -2,7 +2,7 @@
 //! file, certificate by certificate, and the exact values Keystone would
 //! see. Admins use it to answer "what user name will this DN map to?".
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -38,6 +38,8 @@ fn cert_json(c: &Cert, role: String) -> Value {
         "not_after": c.not_after,
         "signature": crate::pki::verify::alg_name(&c.sig_alg),
         "proxy_path_len": c.proxy.as_ref().and_then(|p| p.path_len),
+        "key_usage": c.key_usage.map(crate::pki::cert::key_usage_names),
+        "extended_key_usage": c.ext_key_usage.as_ref().map(|e| e.names.clone()),
         "voms_extension": c.has_voms_ext,
     })
 }
@@ -83,15 +85,21 @@ pub fn report(auth: &X509Authenticator, cv: &ConnVerdict, peer: Option<std::net:
     })
 }
 
+/// Where x509-info finds its trust and how it reports.
+pub struct Options {
+    pub ca_dir: PathBuf,
+    pub voms_dir: Option<PathBuf>,
+    /// Names of this service for AC targets: the host certificate's
+    /// subjectAltName, plus `targets`.
+    pub host_cert: Option<PathBuf>,
+    pub targets: Vec<String>,
+    pub json: bool,
+}
+
 /// Runs the subcommand; returns the process exit code (0 valid, 1 invalid,
 /// 2 usage or I/O error).
-pub fn run(
-    file: &Path,
-    ca_dir: &Path,
-    voms_dir: Option<&Path>,
-    cfg: X509Config,
-    as_json: bool,
-) -> u8 {
+pub fn run(file: &Path, opts: &Options, cfg: X509Config) -> u8 {
+    let (ca_dir, as_json) = (opts.ca_dir.as_path(), opts.json);
     let data = match std::fs::read(file) {
         Ok(d) => d,
         Err(e) => {
@@ -117,10 +125,21 @@ pub fn run(
         eprintln!("warning: skipped {p}");
     }
     let mut vc = crate::voms::VomsConfig::default();
-    if let Some(d) = voms_dir {
-        vc.dir = toml::Spanned::new(0..0, d.to_path_buf());
+    if let Some(d) = &opts.voms_dir {
+        vc.dir = toml::Spanned::new(0..0, d.clone());
     }
-    let voms = Arc::new(crate::voms::VomsSettings::from_config(&vc));
+    vc.targets = opts.targets.clone();
+    let mut voms = crate::voms::VomsSettings::from_config(&vc);
+    if let Some(h) = &opts.host_cert {
+        match crate::tls::host_names(h) {
+            Ok(names) => voms.add_targets(names),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
+    let voms = Arc::new(voms);
     let auth = X509Authenticator::new(Arc::new(Validator::new(Arc::new(store), cfg)), voms);
     let now = unix_now();
     let cv = auth.evaluate(&chain, now);
@@ -152,6 +171,12 @@ fn print_text(rep: &Value) {
         println!("serial    : {}", s(&c["serial"]));
         println!("validity  : {} .. {}", c["not_before"], c["not_after"]);
         println!("signature : {}", s(&c["signature"]));
+        let names =
+            |v: &Value| -> Vec<String> { v.as_array().into_iter().flatten().map(&s).collect() };
+        let (ku, eku) = (names(&c["key_usage"]), names(&c["extended_key_usage"]));
+        if !ku.is_empty() || !eku.is_empty() {
+            println!("key usage : {}; {}", ku.join(", "), eku.join(", "));
+        }
     }
     for c in rep["ca_path"].as_array().into_iter().flatten() {
         println!("trusted via: {}", s(&c["subject"]));

@@ -104,6 +104,14 @@ pub struct Cert {
     pub issuer: String,
     pub subject_rfc2253: String,
     pub issuer_rfc2253: String,
+    /// mod_ssl's per-field values of subject and issuer (`CN`, `CN_1`, ...).
+    pub subject_fields: Vec<(String, String)>,
+    pub issuer_fields: Vec<(String, String)>,
+    /// X.509 version as written in the certificate (1 to 3).
+    pub version: u32,
+    /// subjectAltName rfc822Name and dNSName entries, in certificate order.
+    pub san_email: Vec<String>,
+    pub san_dns: Vec<String>,
     pub serial: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
@@ -111,6 +119,10 @@ pub struct Cert {
     pub ca_path_len: Option<u32>,
     /// keyUsage bit flags as x509-parser numbers them, if present.
     pub key_usage: Option<u16>,
+    /// subjectKeyIdentifier, if present.
+    pub ski: Option<Vec<u8>>,
+    /// extendedKeyUsage, if present.
+    pub ext_key_usage: Option<ExtKeyUsage>,
     pub proxy: Option<ProxyInfo>,
     /// Critical extensions fedgate does not understand.
     pub unknown_critical: Vec<String>,
@@ -123,6 +135,56 @@ pub struct Cert {
     pub sig_alg: String,
     pub signature: Vec<u8>,
     pub key: PublicKey,
+}
+
+/// The purposes an extendedKeyUsage extension lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtKeyUsage {
+    pub client_auth: bool,
+    /// anyExtendedKeyUsage (RFC 5280 §4.2.1.12).
+    pub any: bool,
+    /// Every purpose, by name (dotted OID when unnamed), for messages.
+    pub names: Vec<String>,
+}
+
+fn eku_names(e: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String> {
+    let flags = [
+        (e.any, "anyExtendedKeyUsage"),
+        (e.server_auth, "serverAuth"),
+        (e.client_auth, "clientAuth"),
+        (e.code_signing, "codeSigning"),
+        (e.email_protection, "emailProtection"),
+        (e.time_stamping, "timeStamping"),
+        (e.ocsp_signing, "OCSPSigning"),
+    ];
+    let mut out: Vec<String> = flags
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, n)| n.to_string())
+        .collect();
+    out.extend(e.other.iter().map(|o| o.to_id_string()));
+    out
+}
+
+/// keyUsage bits by name, in RFC 5280 §4.2.1.3 order, for messages.
+pub fn key_usage_names(flags: u16) -> Vec<&'static str> {
+    const NAMES: [&str; 9] = [
+        "digitalSignature",
+        "nonRepudiation",
+        "keyEncipherment",
+        "dataEncipherment",
+        "keyAgreement",
+        "keyCertSign",
+        "cRLSign",
+        "encipherOnly",
+        "decipherOnly",
+    ];
+    NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| flags & (1 << i) != 0)
+        .map(|(_, n)| *n)
+        .collect()
 }
 
 pub const KU_DIGITAL_SIGNATURE: u16 = 1;
@@ -154,12 +216,19 @@ impl Cert {
             issuer: super::dn::oneline(c.issuer()),
             subject_rfc2253: super::dn::rfc2253(c.subject()),
             issuer_rfc2253: super::dn::rfc2253(c.issuer()),
+            subject_fields: super::dn::fields(c.subject()),
+            issuer_fields: super::dn::fields(c.issuer()),
+            version: c.version().0.saturating_add(1),
+            san_email: Vec::new(),
+            san_dns: Vec::new(),
             serial: c.raw_serial().to_vec(),
             not_before: c.validity().not_before.timestamp(),
             not_after: c.validity().not_after.timestamp(),
             ca: false,
             ca_path_len: None,
             key_usage: None,
+            ski: None,
+            ext_key_usage: None,
             proxy: None,
             unknown_critical: Vec::new(),
             critical: Vec::new(),
@@ -187,8 +256,25 @@ impl Cert {
                     cert.ca_path_len = bc.path_len_constraint;
                 }
                 ParsedExtension::KeyUsage(ku) => cert.key_usage = Some(ku.flags),
-                ParsedExtension::SubjectAlternativeName(_)
-                | ParsedExtension::IssuerAlternativeName(_) => cert.has_alt_names = true,
+                ParsedExtension::SubjectKeyIdentifier(k) => cert.ski = Some(k.0.to_vec()),
+                ParsedExtension::ExtendedKeyUsage(e) => {
+                    cert.ext_key_usage = Some(ExtKeyUsage {
+                        client_auth: e.client_auth,
+                        any: e.any,
+                        names: eku_names(e),
+                    })
+                }
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    cert.has_alt_names = true;
+                    for n in &san.general_names {
+                        match n {
+                            GeneralName::RFC822Name(e) => cert.san_email.push(e.to_string()),
+                            GeneralName::DNSName(d) => cert.san_dns.push(d.to_string()),
+                            _ => {}
+                        }
+                    }
+                }
+                ParsedExtension::IssuerAlternativeName(_) => cert.has_alt_names = true,
                 ParsedExtension::CertificatePolicies(p) => {
                     robot_policy |= p.iter().any(|p| p.policy_id.to_id_string() == ROBOT_POLICY)
                 }
@@ -197,6 +283,9 @@ impl Cert {
                 }
                 ParsedExtension::ParseError { .. } if oid == "2.5.29.15" => {
                     return Err(CertError::BadExtension("keyUsage"));
+                }
+                ParsedExtension::ParseError { .. } if oid == "2.5.29.37" => {
+                    return Err(CertError::BadExtension("extendedKeyUsage"));
                 }
                 _ => {}
             }
@@ -234,6 +323,23 @@ impl Cert {
 
     pub fn is_proxy(&self) -> bool {
         self.proxy.is_some()
+    }
+
+    /// Whether an authorityKeyIdentifier `key_id` names this certificate's
+    /// key: `Some(true)` when it equals the subjectKeyIdentifier or the
+    /// SHA-1 of the public key (RFC 5280 §4.2.1.2, method 1), `Some(false)`
+    /// when the certificate has a subjectKeyIdentifier that differs, and
+    /// `None` when nothing can be said (no SKI, another derivation).
+    pub fn key_id_matches(&self, key_id: &[u8]) -> Option<bool> {
+        if self.ski.as_deref() == Some(key_id) {
+            return Some(true);
+        }
+        let sha1 =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &self.key.bits);
+        if sha1.as_ref() == key_id {
+            return Some(true);
+        }
+        self.ski.is_some().then_some(false)
     }
 
     /// mod_ssl's PEM rendering (`SSL_CLIENT_CERT`).

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 use thiserror::Error;
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::*;
 
 use super::verify::{PublicKey, SigError, verify_signed};
@@ -34,10 +35,19 @@ pub enum CrlError {
 }
 
 /// One parsed CRL; signature verified against its issuer when used.
+///
+/// A CRL names its issuer by DN only, and a re-keyed IGTF CA keeps its DN:
+/// which CA signed it is known from the authorityKeyIdentifier, when there
+/// is one, and otherwise only from the signature (RFC 5280 §5.2.1, §6.3.3).
 #[derive(Debug, Clone)]
 pub struct Crl {
     pub issuer_key: Vec<u8>,
     pub issuer: String,
+    /// keyIdentifier of the authorityKeyIdentifier extension, if present.
+    pub aki: Option<Vec<u8>>,
+    /// SHA-256 of the DER: the same CRL installed under both hash names
+    /// (IGTF, fetch-crl) is kept once.
+    pub fingerprint: [u8; 32],
     pub this_update: i64,
     pub next_update: Option<i64>,
     revoked: HashSet<Vec<u8>>,
@@ -53,9 +63,24 @@ impl Crl {
         if !rest.is_empty() {
             return Err(CrlError::Parse("trailing bytes".into()));
         }
+        let aki = c
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => None,
+            });
+        let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der)
+            .as_ref()
+            .try_into()
+            .unwrap_or([0; 32]);
         Ok(Crl {
             issuer_key: super::hash::canonical_name(c.issuer()),
             issuer: super::dn::oneline(c.issuer()),
+            aki,
+            fingerprint,
             this_update: c.last_update().timestamp(),
             next_update: c.next_update().map(|t| t.timestamp()),
             revoked: c

@@ -101,43 +101,127 @@ pub fn oneline(name: &X509Name<'_>) -> String {
     out
 }
 
-/// mod_ssl's RFC 2253 form (`SSL_CLIENT_S_DN`): last RDN first, `,`
-/// between RDNs, `+` inside one, RFC 2253 escapes, UTF-8 left raw and
-/// unknown attribute types dumped as `#<hex DER>`.
+/// mod_ssl's RFC 2253 form (`SSL_CLIENT_S_DN`): the attributes in reverse
+/// order, `,` between RDNs and `+` inside one, RFC 2253 escapes, strings
+/// converted to UTF-8 and left raw, unknown attribute types dumped as
+/// `#<hex DER>`. The order is reversed attribute by attribute, members of a
+/// multi-valued RDN included, from their DER SET order: `OU=A+UID=jdoe` in
+/// the certificate prints `UID=jdoe+OU=A`, as OpenSSL (and so mod_ssl)
+/// prints it.
 pub fn rfc2253(name: &X509Name<'_>) -> String {
-    let rdns: Vec<_> = name.iter().collect();
+    let mut atvs: Vec<(usize, _)> = name
+        .iter()
+        .enumerate()
+        .flat_map(|(i, rdn)| rdn.iter().map(move |atv| (i, atv)))
+        .collect();
+    atvs.reverse();
     let mut out = String::new();
-    for (n, rdn) in rdns.iter().rev().enumerate() {
-        if n > 0 {
-            out.push(',');
+    let mut prev = None;
+    for (rdn, atv) in atvs {
+        match prev {
+            Some(p) if p == rdn => out.push('+'),
+            Some(_) => out.push(','),
+            None => {}
         }
-        for (i, atv) in rdn.iter().enumerate() {
-            if i > 0 {
-                out.push('+');
+        prev = Some(rdn);
+        let dotted = atv.attr_type().to_id_string();
+        match short_name(&dotted) {
+            Some(l) => {
+                out.push_str(l);
+                out.push('=');
+                escape_2253(&utf8_value(atv.attr_value()), &mut out);
             }
-            let dotted = atv.attr_type().to_id_string();
-            match short_name(&dotted) {
-                Some(l) => {
-                    out.push_str(l);
-                    out.push('=');
-                    escape_2253(&value_bytes(atv.attr_value()), &mut out);
-                }
-                None => {
-                    out.push_str(&dotted);
-                    out.push_str("=#");
-                    let v = atv.attr_value();
-                    let mut der = Vec::new();
-                    let _ = asn1_rs::ToDer::write_der(v, &mut der);
-                    out.push_str(&hex::encode_upper(der));
-                }
+            None => {
+                out.push_str(&dotted);
+                out.push_str("=#");
+                let v = atv.attr_value();
+                let mut der = Vec::new();
+                let _ = asn1_rs::ToDer::write_der(v, &mut der);
+                out.push_str(&hex::encode_upper(der));
             }
         }
     }
     out
 }
 
-fn escape_2253(value: &[u8], out: &mut String) {
-    let s = String::from_utf8_lossy(value);
+/// A string value converted to UTF-8 as OpenSSL's `ASN1_STRFLGS_UTF8_CONVERT`
+/// does: UTF8String as stored, BMPString and UniversalString decoded, every
+/// other string type read one byte per character (ISO 8859-1).
+fn utf8_value(v: &Any<'_>) -> String {
+    let data: &[u8] = v.data;
+    let wide = |width: usize| -> String {
+        data.chunks(width)
+            .map(|c| {
+                let n = c.iter().fold(0u32, |n, &b| (n << 8) | b as u32);
+                char::from_u32(n).unwrap_or(char::REPLACEMENT_CHARACTER)
+            })
+            .collect()
+    };
+    match v.tag() {
+        Tag::Utf8String => String::from_utf8_lossy(data).into_owned(),
+        Tag::BmpString => wide(2),
+        Tag::UniversalString => wide(4),
+        _ => data.iter().map(|&b| b as char).collect(),
+    }
+}
+
+/// mod_ssl's names for the attributes it exports one by one
+/// (`SSL_CLIENT_S_DN_CN`, ...). Other attributes (DC among them) have no
+/// per-field variable.
+fn field_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.6" => "C",
+        "2.5.4.8" => "ST",
+        "2.5.4.7" => "L",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.3" => "CN",
+        "2.5.4.12" => "T",
+        "2.5.4.43" => "I",
+        "2.5.4.42" => "G",
+        "2.5.4.4" => "S",
+        "2.5.4.13" => "D",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        "1.2.840.113549.1.9.1" => "Email",
+        _ => return None,
+    })
+}
+
+/// The per-field values of a name as mod_ssl exports them: in DER order
+/// (root-most RDN first, SET members as encoded), the first of a kind as
+/// `CN`, repeats as `CN_1`, `CN_2`, ...; values converted to UTF-8 with
+/// control characters written `\XX` and nothing else escaped.
+pub fn fields(name: &X509Name<'_>) -> Vec<(String, String)> {
+    let mut seen: Vec<(&'static str, usize)> = Vec::new();
+    let mut out = Vec::new();
+    for atv in name.iter().flat_map(|rdn| rdn.iter()) {
+        let Some(label) = field_name(&atv.attr_type().to_id_string()) else {
+            continue;
+        };
+        let key = match seen.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => {
+                *n += 1;
+                format!("{label}_{n}")
+            }
+            None => {
+                seen.push((label, 0));
+                label.to_string()
+            }
+        };
+        let mut value = String::new();
+        for c in utf8_value(atv.attr_value()).chars() {
+            if (c as u32) < 0x20 || c as u32 == 0x7f {
+                let _ = write!(value, "\\{:02X}", c as u32);
+            } else {
+                value.push(c);
+            }
+        }
+        out.push((key, value));
+    }
+    out
+}
+
+fn escape_2253(s: &str, out: &mut String) {
     let last = s.chars().count().saturating_sub(1);
     for (i, c) in s.chars().enumerate() {
         match c {
@@ -273,7 +357,41 @@ mod tests {
         );
         assert_eq!(
             rfc2253(&name),
-            "emailAddress=jd@example.org,CN=Jürgen O'Neil \\\"JD\\\" (x=y),OU=A+UID=jdoe,O=Test\\, Inc.,DC=example,DC=org"
+            "emailAddress=jd@example.org,CN=Jürgen O'Neil \\\"JD\\\" (x=y),UID=jdoe+OU=A,O=Test\\, Inc.,DC=example,DC=org"
+        );
+    }
+
+    /// mod_ssl's per-field values of the same kind of DN: DER order, `_n`
+    /// for repeats, no DC, UTF-8 raw, only control characters escaped.
+    #[test]
+    fn per_field_values_as_mod_ssl_exports_them() {
+        let der = name_der(&[
+            &[(DC, IA5, b"org")],
+            &[(O, UTF8, b"Test, Inc.")],
+            &[(OU, UTF8, b"A"), (UID, UTF8, b"jdoe")],
+            &[(CN, UTF8, "Jürgen".as_bytes())],
+            &[(CN, 0x1e, &[0, b'B', 0x01, 0x7e])],
+            &[(CN, 0x14, b"\xe9t\x01")],
+            &[(EMAIL, IA5, b"jd@example.org")],
+        ]);
+        let (_, name) = X509Name::from_der(&der).unwrap();
+        let got: Vec<(String, String)> = fields(&name);
+        let want: Vec<(String, String)> = [
+            ("O", "Test, Inc."),
+            ("OU", "A"),
+            ("UID", "jdoe"),
+            ("CN", "Jürgen"),
+            ("CN_1", "B\u{17e}"),
+            ("CN_2", "\u{e9}t\\01"),
+            ("Email", "jd@example.org"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            rfc2253(&name),
+            "emailAddress=jd@example.org,CN=\u{e9}t\\01,CN=B\u{17e},CN=Jürgen,UID=jdoe+OU=A,O=Test\\, Inc.,DC=org"
         );
     }
 

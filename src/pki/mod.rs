@@ -13,6 +13,16 @@
 //!   revoked users. Proxies are never CRL-checked (no proxy CA exists).
 //! - `.namespaces` / `.signing_policy` are enforced (`globus_eugridpma`);
 //!   gridsite parses but never enforces them. `ignore` logs would-be denials.
+//! - A CA re-keyed under the same DN (`<hash>.0`/`.1`, CRLs `.r0`/`.r1`)
+//!   works for both keys: an issuer is the CA whose key verifies the
+//!   signature, and its CRLs are those its own key signed (by
+//!   authorityKeyIdentifier, else by signature). gridsite only consults
+//!   `<hash>.0`, so the second key's users lose their identity there.
+//! - Key usage (RFC 5280 §4.2.1.3, §4.2.1.12): keyUsage on the end-entity
+//!   certificate or a proxy must allow digitalSignature; extendedKeyUsage
+//!   on the end-entity certificate must list clientAuth or
+//!   anyExtendedKeyUsage. gridsite (OpenSSL's sslclient purpose) agrees but
+//!   refuses anyExtendedKeyUsage alone.
 //! - Proxies follow canl-java: a full proxy under a limited one, mixed proxy
 //!   types, independent/restricted policies and GT3 drafts are refused
 //!   (switches exist for the last two). gridsite accepts all but GT3.
@@ -28,6 +38,7 @@ pub mod config;
 pub mod crl;
 pub mod dn;
 pub mod hash;
+pub mod modssl;
 pub mod namespaces;
 pub mod policy;
 pub mod store;

@@ -150,13 +150,15 @@ impl TrustStore {
         Ok((store, problems))
     }
 
-    fn add_crls(&mut self, file: &Path, seen: &mut HashSet<Vec<u8>>) -> Result<(), String> {
+    /// Adds the CRLs of a `.rN` file. Only a byte-identical CRL is a
+    /// duplicate (IGTF installs each under both hash names): two CRLs with
+    /// the same issuer DN and thisUpdate are those of a re-keyed CA's two
+    /// keys, and each is needed for the users of its own key.
+    fn add_crls(&mut self, file: &Path, seen: &mut HashSet<[u8; 32]>) -> Result<(), String> {
         let data = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
         let crls = Crl::load(&data).map_err(|e| e.to_string())?;
         for crl in crls {
-            let mut id = crl.issuer_key.clone();
-            id.extend(crl.this_update.to_be_bytes());
-            if seen.insert(id) {
+            if seen.insert(crl.fingerprint) {
                 self.crls
                     .entry(crl.issuer_key.clone())
                     .or_default()
@@ -235,6 +237,8 @@ impl TrustStore {
             .any(|c| c.der.as_ref() == cert.der.as_slice())
     }
 
+    /// Every CRL naming `issuer_key` as its issuer, whichever key of that
+    /// DN signed it: see [`super::validate`] for how one CA's are picked.
     pub fn crls(&self, issuer_key: &[u8]) -> &[Arc<Crl>] {
         self.crls.get(issuer_key).map(Vec::as_slice).unwrap_or(&[])
     }

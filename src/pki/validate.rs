@@ -29,6 +29,9 @@ pub enum FailKind {
     BadSignature,
     /// A proxy or issuer-policy rule (naming, pathlen, limited, namespaces).
     Policy,
+    /// The leaf's keyUsage or extendedKeyUsage does not allow TLS client
+    /// authentication.
+    Usage,
     /// More proxies than `max_proxy_depth`: the chain is fine, the route refuses.
     Depth,
 }
@@ -165,6 +168,10 @@ impl Validator {
             }
         }
         if let Err(f) = self.check_weak_keys(&v.certs[..=eec]) {
+            v.failure = Some(f);
+            return v;
+        }
+        if let Err(f) = check_client_usage(&eec_cert, "end-entity certificate") {
             v.failure = Some(f);
             return v;
         }
@@ -371,6 +378,16 @@ impl Validator {
         Ok(path)
     }
 
+    /// Revocation of `cert` by the CRLs of `issuer`, the CA whose key
+    /// verified its signature.
+    ///
+    /// The store holds every CRL naming the issuer's DN, and an IGTF CA that
+    /// re-keys keeps its DN, so those may be another key's. A CRL is used
+    /// only with the CA that signed it (RFC 5280 §6.3.3 (f)): one whose
+    /// authorityKeyIdentifier names another key is skipped unseen; one
+    /// without it belongs to whichever key of that DN verifies it. A CRL no
+    /// key of the DN verifies, or one naming this key whose signature fails,
+    /// is broken and never silently taken for "no CRL".
     fn check_crl(&self, cert: &Cert, issuer: &Cert, now: i64) -> Check {
         let mode = self.cfg.crl;
         if mode == CrlMode::Ignore {
@@ -380,13 +397,15 @@ impl Validator {
         let grace = self.cfg.crl_grace_secs as i64;
         let mut current = 0;
         let mut expired_at = None;
+        let mut broken = false;
         for crl in crls {
+            let claimed = crl.aki.as_deref().and_then(|k| issuer.key_id_matches(k));
+            if claimed == Some(false) {
+                continue;
+            }
             if crl.verify(&issuer.key).is_err() {
-                if mode == CrlMode::Require || crls.len() == 1 {
-                    return Err(failure(
-                        FailKind::CrlUnavailable,
-                        format!("CRL of {} has an invalid signature", issuer.subject),
-                    ));
+                if claimed == Some(true) || !self.twin_signed(crl, issuer) {
+                    broken = true;
                 }
                 continue;
             }
@@ -406,6 +425,12 @@ impl Validator {
                     ),
                 ));
             }
+        }
+        if broken && (mode == CrlMode::Require || current == 0) {
+            return Err(failure(
+                FailKind::CrlUnavailable,
+                format!("CRL of {} has an invalid signature", issuer.subject),
+            ));
         }
         if current > 0 {
             return Ok(());
@@ -428,6 +453,15 @@ impl Validator {
             ));
         }
         Ok(())
+    }
+
+    /// Whether another trusted CA with `issuer`'s DN (a re-keyed twin)
+    /// signed `crl`.
+    fn twin_signed(&self, crl: &super::crl::Crl, issuer: &Cert) -> bool {
+        self.store
+            .by_subject(&issuer.subject_key)
+            .filter(|ca| ca.cert.key != issuer.key)
+            .any(|ca| crl.verify(&ca.cert.key).is_ok())
     }
 
     /// `.signing_policy` / `.namespaces` for a certificate issued by a CA.
@@ -507,6 +541,7 @@ impl Validator {
 
     /// Rules for proxy `p` (at leaf-first index `k`) issued by `i`.
     fn check_proxy(&self, p: &Cert, i: &Cert, k: usize, now: i64) -> Check {
+        check_key_usage(p, "proxy")?;
         let info = p.proxy.as_ref().expect("only proxies are checked here");
         let pol = |r: String| Err(failure(FailKind::Policy, r));
         if info.kind == ProxyKind::Gt3 && !self.cfg.allow_gt3_proxies {
@@ -619,6 +654,43 @@ impl Validator {
             }
         }
         Ok(())
+    }
+}
+
+/// A certificate whose key authenticates a TLS client, or signs the proxy
+/// that does, must be allowed to sign: when keyUsage is present it has to
+/// assert digitalSignature (RFC 5280 §4.2.1.3; RFC 3820 §3 for the
+/// issuer of a proxy).
+fn check_key_usage(c: &Cert, what: &str) -> Check {
+    match c.key_usage {
+        Some(ku) if ku & KU_DIGITAL_SIGNATURE == 0 => Err(failure(
+            FailKind::Usage,
+            format!(
+                "{what} {}: keyUsage ({}) lacks digitalSignature (RFC 5280 §4.2.1.3)",
+                c.subject,
+                super::cert::key_usage_names(ku).join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The end-entity certificate is the client's: with extendedKeyUsage it
+/// must list clientAuth or anyExtendedKeyUsage (RFC 5280 §4.2.1.12), and its
+/// keyUsage must allow signing. Proxies below it inherit its purposes.
+fn check_client_usage(c: &Cert, what: &str) -> Check {
+    check_key_usage(c, what)?;
+    match &c.ext_key_usage {
+        Some(e) if !e.client_auth && !e.any => Err(failure(
+            FailKind::Usage,
+            format!(
+                "{what} {}: extendedKeyUsage ({}) has neither clientAuth nor \
+                 anyExtendedKeyUsage (RFC 5280 §4.2.1.12)",
+                c.subject,
+                e.names.join(", ")
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

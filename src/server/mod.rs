@@ -135,6 +135,7 @@ async fn accept_loop(
             let rt = shared.runtime.load_full();
             let acceptor = TlsAcceptor::from(rt.tls.clone());
             let timeout = rt.config.server.handshake_timeout();
+            let server_modssl = rt.server_modssl.clone();
             drop(rt);
             let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -157,6 +158,8 @@ async fn accept_loop(
                     .negotiated_cipher_suite()
                     .map(|c| format!("{:?}", c.suite()))
                     .unwrap_or_default(),
+                modssl: crate::tls::connection_modssl(session),
+                server_modssl,
                 sni: session.server_name().map(str::to_string),
                 alpn: session.alpn_protocol().map(<[u8]>::to_vec),
                 client_chain: session

@@ -32,6 +32,8 @@ pub struct Runtime {
     pub public_names: PublicNames,
     pub auth: Authenticators,
     pub tls: Arc<rustls::ServerConfig>,
+    /// mod_ssl's `SSL_SERVER_*` values of the host certificate.
+    pub server_modssl: Arc<[(String, String)]>,
     pub trust: Arc<TrustStore>,
 }
 
@@ -66,6 +68,9 @@ impl Runtime {
         let validator = Arc::new(Validator::new(trust.clone(), config.x509.clone()));
         let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator))
             .map_err(|e| Problems::one(src.problem(e.config_key(&config.tls), e.to_string())))?;
+        let server_modssl = crate::tls::server_modssl(config.tls.certificate.get_ref())
+            .map_err(|e| Problems::one(src.problem(&config.tls.certificate, e.to_string())))?
+            .into();
         let routes = RouteTable::build(&config.routes, &config.source)?;
         let upstream = Upstream::new(&config.upstream, config.server.max_body_bytes)
             .map_err(|e| Problems::one(src.problem(&config.upstream.url, e.to_string())))?;
@@ -87,6 +92,7 @@ impl Runtime {
             public_names,
             auth,
             tls,
+            server_modssl,
             trust,
         })
     }
@@ -105,7 +111,11 @@ async fn build_authenticators(
     let mut a = Authenticators::default();
     if uses(AuthKind::X509) {
         let validator = Validator::new(trust.clone(), config.x509.clone());
-        let voms = VomsSettings::from_config(&config.voms);
+        let mut voms = VomsSettings::from_config(&config.voms);
+        // An AC targeted at this host names it as its certificate does.
+        let names = crate::tls::host_names(config.tls.certificate.get_ref())
+            .map_err(|e| Problems::one(src.problem(&config.tls.certificate, e.to_string())))?;
+        voms.add_targets(names);
         a.x509 = Some(Arc::new(X509Authenticator::new(
             Arc::new(validator),
             Arc::new(voms),

@@ -87,6 +87,104 @@ pub fn load_chain(
     Ok(chain)
 }
 
+/// The names a host certificate certifies: the DNS names and IP addresses
+/// of its subjectAltName, in certificate order. They are this service's
+/// names, e.g. for the targets of VOMS attribute certificates.
+pub fn host_names(path: &Path) -> Result<Vec<String>, TlsSetupError> {
+    let shown = path.display().to_string();
+    let pem =
+        std::fs::read(path).map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let leaf = CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .ok_or_else(|| TlsSetupError::NoCert(shown.clone()))?
+        .map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let (_, c) = X509Certificate::from_der(leaf.as_ref())
+        .map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = c.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => names.push(d.to_string()),
+                GeneralName::IPAddress(ip) => {
+                    let ip = match ip.len() {
+                        4 => <[u8; 4]>::try_from(*ip).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*ip).ok().map(std::net::IpAddr::from),
+                        _ => None,
+                    };
+                    names.extend(ip.map(|i| i.to_string()));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// mod_ssl's `SSL_SERVER_*` values of the host certificate (the first of
+/// the file), as `SSLOptions +StdEnvVars +ExportCertData` exports them.
+pub fn server_modssl(path: &Path) -> Result<Vec<(String, String)>, TlsSetupError> {
+    let shown = path.display().to_string();
+    let pem =
+        std::fs::read(path).map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let leaf = CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .ok_or_else(|| TlsSetupError::NoCert(shown.clone()))?
+        .map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let cert = crate::pki::cert::Cert::parse(leaf.as_ref())
+        .map_err(|e| TlsSetupError::ReadCert(shown, e.to_string()))?;
+    let mut vars = crate::pki::modssl::cert_vars(&cert, crate::pki::modssl::Side::Server, 0);
+    // +ExportCertData
+    vars.push(("SSL_SERVER_CERT".into(), cert.pem()));
+    Ok(vars)
+}
+
+/// mod_ssl's values of an established connection: the cipher suite under
+/// OpenSSL's name with its key sizes, the SNI name, whether the session
+/// was resumed, and the compression (never any).
+pub fn connection_modssl(conn: &rustls::ServerConnection) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(7);
+    let mut put = |k: &str, v: String| out.push((k.to_string(), v));
+    if let Some(suite) = conn.negotiated_cipher_suite() {
+        match openssl_cipher(suite.suite()) {
+            Some((name, bits)) => {
+                put("SSL_CIPHER", name.to_string());
+                put("SSL_CIPHER_EXPORT", "false".into());
+                put("SSL_CIPHER_USEKEYSIZE", bits.to_string());
+                put("SSL_CIPHER_ALGKEYSIZE", bits.to_string());
+            }
+            None => put("SSL_CIPHER", format!("{:?}", suite.suite())),
+        }
+    }
+    put("SSL_COMPRESS_METHOD", "NULL".into());
+    let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    put(
+        "SSL_SESSION_RESUMED",
+        if resumed { "Resumed" } else { "Initial" }.into(),
+    );
+    if let Some(sni) = conn.server_name() {
+        put("SSL_TLS_SNI", sni.to_string());
+    }
+    out
+}
+
+/// OpenSSL's name of a cipher suite rustls offers, with its key size in
+/// bits (used and algorithmic are the same for these AEAD suites).
+fn openssl_cipher(s: rustls::CipherSuite) -> Option<(&'static str, u32)> {
+    use rustls::CipherSuite as C;
+    Some(match s {
+        C::TLS13_AES_128_GCM_SHA256 => ("TLS_AES_128_GCM_SHA256", 128),
+        C::TLS13_AES_256_GCM_SHA384 => ("TLS_AES_256_GCM_SHA384", 256),
+        C::TLS13_CHACHA20_POLY1305_SHA256 => ("TLS_CHACHA20_POLY1305_SHA256", 256),
+        C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => ("ECDHE-ECDSA-AES128-GCM-SHA256", 128),
+        C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => ("ECDHE-ECDSA-AES256-GCM-SHA384", 256),
+        C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => ("ECDHE-ECDSA-CHACHA20-POLY1305", 256),
+        C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => ("ECDHE-RSA-AES128-GCM-SHA256", 128),
+        C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => ("ECDHE-RSA-AES256-GCM-SHA384", 256),
+        C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => ("ECDHE-RSA-CHACHA20-POLY1305", 256),
+        _ => return None,
+    })
+}
+
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
     PrivateKeyDer::from_pem_file(path)
         .map_err(|e| TlsSetupError::ReadKey(path.display().to_string(), e.to_string()))
@@ -160,5 +258,21 @@ pub fn version_name(v: Option<rustls::ProtocolVersion>) -> &'static str {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_offered_suite_has_its_openssl_name() {
+        for s in crate::crypto::provider().cipher_suites.iter() {
+            assert!(openssl_cipher(s.suite()).is_some(), "{:?}", s.suite());
+        }
+        assert_eq!(
+            openssl_cipher(rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
+            Some(("ECDHE-RSA-AES256-GCM-SHA384", 256))
+        );
     }
 }

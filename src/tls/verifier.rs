@@ -45,6 +45,8 @@ pub fn alert_error(kind: FailKind, reason: &str) -> Error {
         FailKind::BadEncoding | FailKind::NoCertificate => C::BadEncoding,
         FailKind::UnhandledCriticalExtension => C::UnhandledCriticalExtension,
         FailKind::BadSignature => C::BadSignature,
+        // unsupported_certificate, as OpenSSL's purpose check sends.
+        FailKind::Usage => C::InvalidPurpose,
         // certificate_unknown, as gridsite for pathlen/limited violations.
         FailKind::Policy | FailKind::Depth => C::Other(rustls::OtherError(Arc::new(PolicyError(
             reason.to_string(),

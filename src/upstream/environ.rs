@@ -69,6 +69,10 @@ pub fn build(
         put("HTTPS", b"on");
         put("REQUEST_SCHEME", b"https");
         put("SSL_PROTOCOL", tls.version.as_bytes());
+        // mod_ssl's +StdEnvVars: the connection's and the host certificate's.
+        for (k, v) in tls.modssl.iter().chain(tls.server_modssl.iter()) {
+            put(k, v.as_bytes());
+        }
     } else {
         put("REQUEST_SCHEME", b"http");
     }

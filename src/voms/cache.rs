@@ -74,6 +74,16 @@ impl VomsSettings {
         }
     }
 
+    /// Adds names this service answers to (the server certificate's), so
+    /// that ACs targeted at them are accepted; `voms.targets` adds to them.
+    pub fn add_targets(&mut self, names: impl IntoIterator<Item = String>) {
+        for n in names {
+            if !self.targets.iter().any(|t| t.eq_ignore_ascii_case(&n)) {
+                self.targets.push(n);
+            }
+        }
+    }
+
     /// Drops every cached AC (e.g. after the vomsdir or trust store changed).
     pub fn clear_cache(&self) {
         self.cache.invalidate_all();

@@ -19,8 +19,10 @@ pub struct VomsConfig {
     /// voms-api-java use 5 minutes).
     #[serde(default = "default_skew")]
     pub clock_skew_secs: Spanned<u64>,
-    /// Names this service answers to: an AC with targets must name one.
-    /// ACs without targets are accepted regardless.
+    /// Names this service answers to besides the DNS names and IP addresses
+    /// of the server certificate's subjectAltName, which always count: an
+    /// AC with targets must name one of them (RFC 5755 §4.3.2). ACs without
+    /// targets are accepted regardless.
     #[serde(default)]
     pub targets: Vec<String>,
     /// Without `<vo>/<host>.lsc`, accept an AA certificate installed as a

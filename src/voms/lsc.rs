@@ -1,9 +1,11 @@
 //! Which VOMS server certificates a VO trusts: the vomsdir's
-//! `<vo>/<host>.lsc` files (subject and issuer DNs, one chain per block).
+//! `<vo>/<host>.lsc` files (the DNs of a certificate chain, one chain per
+//! block).
 //!
-//! `<dir>/<vo>/<host>.lsc` lists, per accepted chain, subject/issuer DN
-//! pairs starting with the AA certificate; the certificates themselves
-//! travel inside the AC. Without an LSC file an AA certificate may be
+//! `<dir>/<vo>/<host>.lsc` lists, per accepted chain, one DN per line: the
+//! AA certificate's subject first, then its issuer, then that CA's issuer
+//! and so on, as many lines as the chain has (an AA under an intermediate
+//! CA takes three); the certificates themselves travel inside the AC. Without an LSC file an AA certificate may be
 //! installed as a `.pem` (fallback, config switch). Either way the AA
 //! certificate is then path-validated by the PKI module: an LSC match only
 //! pins names, it never makes an embedded certificate a trust anchor.
@@ -19,16 +21,17 @@ use crate::pki::hash::canonical_name;
 /// spelling without inner blanks is accepted too).
 const NEXT_CHAIN: &str = "NEXT CHAIN";
 
-/// A parsed `.lsc` file: alternative chains of (subject, issuer) pairs.
+/// A parsed `.lsc` file: alternative chains, each a list of DNs where
+/// every DN is the issuer of the one before it (the AA's subject first).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lsc {
-    pub chains: Vec<Vec<(String, String)>>,
+    pub chains: Vec<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LscError {
-    #[error("line {0}: a chain has a subject without its issuer")]
-    OddChain(usize),
+    #[error("line {0}: a chain needs at least the VOMS server's DN and its issuer's")]
+    ShortChain(usize),
     #[error("line {0}: DN must start with `/`")]
     NotADn(usize),
     #[error("no DN in file")]
@@ -41,17 +44,11 @@ pub fn parse(text: &str) -> Result<Lsc, LscError> {
     let mut lsc = Lsc::default();
     let mut dns: Vec<String> = Vec::new();
     let close = |dns: &mut Vec<String>, line: usize, lsc: &mut Lsc| {
-        if dns.len() % 2 != 0 {
-            return Err(LscError::OddChain(line));
+        match dns.len() {
+            0 => {}
+            1 => return Err(LscError::ShortChain(line)),
+            _ => lsc.chains.push(std::mem::take(dns)),
         }
-        if !dns.is_empty() {
-            let pairs = dns
-                .chunks(2)
-                .map(|p| (p[0].clone(), p[1].clone()))
-                .collect();
-            lsc.chains.push(pairs);
-        }
-        dns.clear();
         Ok(())
     };
     let mut last = 0;
@@ -83,15 +80,19 @@ pub fn parse(text: &str) -> Result<Lsc, LscError> {
 
 impl Lsc {
     /// True when some chain describes `certs` (subject, issuer one-line
-    /// DNs, AA first): pairs match in order, extra LSC pairs are ignored.
+    /// DNs, the AA first, each certificate the issuer of the one before):
+    /// certificate `i` has the chain's DN `i` as subject and DN `i + 1` as
+    /// issuer. Lines beyond the embedded certificates are ignored, as VOMS
+    /// C++ does; the AA's path to a trust anchor is validated separately.
     pub fn matches(&self, certs: &[(String, String)]) -> bool {
+        let same = |a: &str, b: &str| normalize_labels(a) == normalize_labels(b);
         !certs.is_empty()
             && self.chains.iter().any(|chain| {
-                chain.len() >= certs.len()
-                    && chain.iter().zip(certs).all(|((ls, li), (cs, ci))| {
-                        normalize_labels(ls) == normalize_labels(cs)
-                            && normalize_labels(li) == normalize_labels(ci)
-                    })
+                chain.len() > certs.len()
+                    && certs
+                        .iter()
+                        .enumerate()
+                        .all(|(i, (cs, ci))| same(&chain[i], cs) && same(&chain[i + 1], ci))
             })
     }
 }
@@ -175,9 +176,25 @@ fn from_lsc(
         .iter()
         .position(|c| canonical_name(c.subject()) == issuer_canon)
         .ok_or("no certificate in the AC is the AC issuer")?;
-    // The AA first, then the rest in the order sent.
+    // The AA first, then each certificate's issuer among the others, then
+    // whatever does not link up, in the order sent (it then has to match
+    // the LSC lines after the chain, which it cannot: the file is refused).
     let mut order: Vec<usize> = vec![aa];
-    order.extend((0..parsed.len()).filter(|&i| i != aa));
+    while let Some(&last) = order.last() {
+        let c = &parsed[last];
+        if c.subject().as_raw() == c.issuer().as_raw() {
+            break;
+        }
+        let issuer = canonical_name(c.issuer());
+        let Some(next) = (0..parsed.len())
+            .find(|i| !order.contains(i) && canonical_name(parsed[*i].subject()) == issuer)
+        else {
+            break;
+        };
+        order.push(next);
+    }
+    let rest: Vec<usize> = (0..parsed.len()).filter(|i| !order.contains(i)).collect();
+    order.extend(rest);
     let names: Vec<(String, String)> = order
         .iter()
         .map(|&i| (oneline(parsed[i].subject()), oneline(parsed[i].issuer())))
@@ -267,7 +284,7 @@ mod tests {
         let text = "# c\n\n\"/O=a/CN=old\"\n\"/O=a/CN=CA\"\n------ NEXT CHAIN ------\n  /O=a/CN=new  \n/O=a/CN=CA\n";
         let l = parse(text).unwrap();
         assert_eq!(l.chains.len(), 2);
-        assert_eq!(l.chains[1][0].0, "/O=a/CN=new");
+        assert_eq!(l.chains[1][0], "/O=a/CN=new");
         assert!(l.matches(&[("/O=a/CN=new".into(), "/O=a/CN=CA".into())]));
         assert!(!l.matches(&[("/O=a/CN=other".into(), "/O=a/CN=CA".into())]));
         assert!(!l.matches(&[]));
@@ -282,9 +299,38 @@ mod tests {
 
     #[test]
     fn rejects_bad_files() {
-        assert_eq!(parse("/O=a\n"), Err(LscError::OddChain(1)));
+        assert_eq!(parse("/O=a\n"), Err(LscError::ShortChain(1)));
+        assert_eq!(
+            parse("/O=a\n/O=b\n------ NEXT CHAIN ------\n/O=c\n"),
+            Err(LscError::ShortChain(4))
+        );
         assert_eq!(parse("# only\n\n"), Err(LscError::Empty));
         assert_eq!(parse("O=a\n/O=b\n"), Err(LscError::NotADn(1)));
+    }
+
+    /// An AA under an intermediate CA: three DNs, each the issuer of the
+    /// one before, whether the AC embeds the AA alone or with the
+    /// intermediate (issue 11, class 2).
+    #[test]
+    fn chains_of_any_length() {
+        let l = parse("/O=g/CN=voms\n/O=g/CN=Sub CA\n/O=g/CN=Root CA\n").unwrap();
+        assert_eq!(
+            l.chains,
+            vec![vec!["/O=g/CN=voms", "/O=g/CN=Sub CA", "/O=g/CN=Root CA"]]
+        );
+        let aa = ("/O=g/CN=voms".to_string(), "/O=g/CN=Sub CA".to_string());
+        let sub = ("/O=g/CN=Sub CA".to_string(), "/O=g/CN=Root CA".to_string());
+        assert!(l.matches(std::slice::from_ref(&aa)));
+        assert!(l.matches(&[aa.clone(), sub.clone()]));
+        // Out of order, or an AA whose issuer is not the second line.
+        assert!(!l.matches(&[sub.clone(), aa.clone()]));
+        assert!(!l.matches(&[("/O=g/CN=voms".into(), "/O=g/CN=Root CA".into())]));
+        let four = parse("/O=g/CN=voms\n/O=g/CN=A\n/O=g/CN=B\n/O=g/CN=Root\n").unwrap();
+        assert!(four.matches(&[
+            ("/O=g/CN=voms".into(), "/O=g/CN=A".into()),
+            ("/O=g/CN=A".into(), "/O=g/CN=B".into()),
+            ("/O=g/CN=B".into(), "/O=g/CN=Root".into()),
+        ]));
     }
 
     #[test]

@@ -118,3 +118,60 @@ pub fn split_pems(file: &Path, into: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A gateway of its own on an ephemeral port, with its own echo upstream:
+/// the PKI's host credentials, CA directory and vomsdir,
+/// `client_auth = "optional"`, `^/x509` on `auth = "x509"` (the rest on
+/// `none`), and `voms_extra` in its `[voms]` section. Returns the port; the
+/// servers run until the test binary exits.
+pub fn grid_gateway(p: &'static Pki, voms_extra: &str) -> u16 {
+    let d = p.dir.display().to_string();
+    let voms_extra = voms_extra.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        fedgate::internal::crypto_provider();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .unwrap();
+            let echo = l.local_addr().unwrap().port();
+            tokio::spawn(fedgate::demo::echo::serve_uwsgi_echo(l));
+            let text = format!(
+                r#"[server]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = []
+[tls]
+certificate = "{d}/host.pem"
+private_key = "{d}/host.key"
+ca_dir = "{d}/certificates"
+client_auth = "optional"
+[upstream]
+url = "uwsgi://127.0.0.1:{echo}"
+[voms]
+dir = "{d}/vomsdir"
+{voms_extra}
+[[route]]
+name = "x509"
+path = "^/x509"
+auth = "x509"
+[[route]]
+path = "^/"
+auth = "none"
+"#
+            );
+            let cfg = fedgate::Config::parse(Path::new("grid.toml"), text).unwrap();
+            let (rtx, rrx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                if let Err(e) = fedgate::serve_config(cfg, Some(rtx)).await {
+                    panic!("serve: {e:?}");
+                }
+            });
+            let bound = rrx.await.unwrap();
+            tx.send(bound.listen[0].port()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}

@@ -1,5 +1,7 @@
 //! The values gridsite (`GridSiteEnvs on`) and mod_ssl (`+StdEnvVars
-//! +ExportCertData`) hand to Keystone, byte for byte, from a validated chain.
+//! +ExportCertData`) hand to Keystone, byte for byte, from a validated chain:
+//! the client certificate's mod_ssl values (per-field DN values, validity,
+//! algorithms) come from [`crate::pki::modssl`].
 //!
 //! Keystone's `mapped` plugin keys existing users on `GRST_CONN_AURI_0`, so
 //! its bytes must not change. Where gridsite is wrong, fedgate differs on
@@ -24,6 +26,7 @@ use std::net::IpAddr;
 use crate::pki::Verdict;
 use crate::pki::cert::Cert;
 use crate::pki::dn::mild_encode;
+use crate::pki::modssl::{self, Side};
 use crate::voms::VomsOutcome;
 
 /// One environ entry.
@@ -97,8 +100,9 @@ fn conn_creds(
     (creds, fqans, last)
 }
 
-/// Every value for a valid chain. `peer` is the client address.
-pub fn env(v: &Verdict, peer: Option<IpAddr>, voms: Option<&VomsOutcome>) -> Vec<Var> {
+/// Every value for a valid chain. `peer` is the client address, `now` the
+/// time `SSL_CLIENT_V_REMAIN` counts from.
+pub fn env(v: &Verdict, peer: Option<IpAddr>, voms: Option<&VomsOutcome>, now: i64) -> Vec<Var> {
     let mut out: Vec<Var> = Vec::new();
     let mut put = |k: String, val: String| out.push((k, val.into_bytes()));
     let Some(eec) = v.eec() else {
@@ -171,9 +175,9 @@ pub fn env(v: &Verdict, peer: Option<IpAddr>, voms: Option<&VomsOutcome>) -> Vec
     }
     let leaf = &v.certs[0];
     put("SSL_CLIENT_VERIFY".into(), "SUCCESS".into());
-    put("SSL_CLIENT_S_DN".into(), leaf.subject_rfc2253.clone());
-    put("SSL_CLIENT_I_DN".into(), leaf.issuer_rfc2253.clone());
-    put("SSL_CLIENT_M_SERIAL".into(), leaf.serial_hex());
+    for (k, val) in modssl::cert_vars(leaf, Side::Client, now) {
+        put(k, val);
+    }
     put("SSL_CLIENT_CERT".into(), leaf.pem());
     // Everything the client sent after its leaf, as mod_ssl lists it
     // (OpenSSL clients append their own root when the file holds one cert).

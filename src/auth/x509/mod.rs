@@ -136,7 +136,7 @@ impl X509Authenticator {
     /// and the nginx-voms ones under their configured names.
     pub fn env(&self, cv: &ConnVerdict, peer: Option<std::net::IpAddr>) -> Vec<(String, Vec<u8>)> {
         let v = &cv.verdict;
-        let mut out = gridsite::env(v, peer, cv.voms.as_ref());
+        let mut out = gridsite::env(v, peer, cv.voms.as_ref(), unix_now());
         if let (Some(o), Some(eec)) = (&cv.voms, v.eec()) {
             for (k, val) in
                 crate::voms::export::values(o, &eec.subject, &eec.issuer, &self.voms.export)

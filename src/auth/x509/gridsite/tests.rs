@@ -85,7 +85,7 @@ fn rfc_voms_matches_the_golden_layout() {
         )],
         refused: vec![],
     };
-    let e = env(&v, Some("127.0.0.1".parse().unwrap()), Some(&voms));
+    let e = env(&v, Some("127.0.0.1".parse().unwrap()), Some(&voms), 0);
     let want = [
         (
             "GRST_CONN_AURI_0",
@@ -184,7 +184,7 @@ fn plain_eec_has_loa3_and_no_fqans() {
         eec: 0,
         ..Verdict::default()
     };
-    let e = env(&v, Some("::1".parse().unwrap()), None);
+    let e = env(&v, Some("::1".parse().unwrap()), None, 0);
     assert_eq!(
         get(&e, "GRST_CRED_0"),
         Some("X509USER 1795348908 1829563308 0 /DC=org/DC=example-grid/O=People/CN=Alice Normal")
@@ -227,7 +227,7 @@ fn two_acs_in_level_one_of_a_two_level_chain() {
         ],
         refused: vec!["an AC was refused".into()],
     };
-    let e = env(&v, None, Some(&voms));
+    let e = env(&v, None, Some(&voms), 0);
     assert_eq!(
         get(&e, "GRST_VOMS_FQANS"),
         Some(
@@ -292,7 +292,7 @@ fn carrier_outside_the_proxies_exports_no_fqans() {
         acs: vec![ac(&["/x"], 0, i64::MAX)],
         refused: vec![],
     };
-    let e = env(&v, None, Some(&voms));
+    let e = env(&v, None, Some(&voms), 0);
     assert_eq!(get(&e, "GRST_VOMS_FQANS"), None);
     assert_eq!(get(&e, "GRST_CONN_AURI_2"), None);
 }
