@@ -78,6 +78,10 @@ pub struct ServerConfig {
     /// Concurrent client connections; more are refused at accept.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Concurrent connections from one client address (an IPv6 /64);
+    /// trusted proxies are exempt.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
     /// On SIGTERM, in-flight requests get this long to finish.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
@@ -107,6 +111,9 @@ fn default_header_timeout() -> u64 {
 fn default_max_connections() -> usize {
     4096
 }
+fn default_max_connections_per_ip() -> usize {
+    256
+}
 fn default_shutdown_timeout() -> u64 {
     30
 }
@@ -119,6 +126,7 @@ impl Default for ServerConfig {
             handshake_timeout_secs: default_handshake_timeout(),
             header_timeout_secs: default_header_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
             shutdown_timeout_secs: default_shutdown_timeout(),
             trusted_proxies: Vec::new(),
             public_names: Vec::new(),
