@@ -763,3 +763,27 @@ fn client_x_forwarded_headers_are_dropped_unless_trusted() {
         }
     }
 }
+
+/// issue 10 item 9: a malformed chunked request body is the client's
+/// fault: 400 in Keystone's JSON format, on both upstream kinds (the HTTP
+/// upstream answered 502 "Keystone sent an invalid response").
+#[test]
+fn malformed_chunked_body_is_400() {
+    let pki = pki();
+    for (kind, up) in both() {
+        let gw = Gateway::start(&pki, &Conf::new(url(kind, &up)));
+        for (what, body) in [
+            ("bad size", &b"zz\r\nabc\r\n0\r\n\r\n"[..]),
+            ("bad chunk end", b"3\r\nabcXY0\r\n\r\n"),
+            ("size overflow", b"fffffffffffffffffff\r\nabc\r\n0\r\n\r\n"),
+        ] {
+            let mut c = gw.client(&pki);
+            let mut raw = b"POST /v3/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            raw.extend_from_slice(body);
+            c.write_all(&raw).unwrap();
+            let r = c.read_response(false).expect("an answer");
+            assert_eq!(r.status, 400, "{kind} {what}: {}", r.text());
+            assert_eq!(r.json()["error"]["code"], 400, "{kind} {what}");
+        }
+    }
+}

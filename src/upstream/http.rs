@@ -108,6 +108,9 @@ impl HttpUpstream {
             }
         }
         let max = self.max_body as usize;
+        // A failure to read the client's body (too large, or malformed
+        // chunked framing) is the client's fault: marked here so that
+        // `classify` answers 413 or 400, not 502.
         let body = Limited::new(body, max)
             .map_err(move |e| -> crate::http::body::BoxError {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -115,7 +118,7 @@ impl HttpUpstream {
                 {
                     Box::new(UpstreamError::BodyTooLarge(max as u64))
                 } else {
-                    e
+                    Box::new(UpstreamError::ClientBody(e.to_string()))
                 }
             })
             .boxed_unsync();
@@ -208,6 +211,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
         if let Some(u) = s.downcast_ref::<UpstreamError>() {
             return match u {
                 UpstreamError::BodyTooLarge(n) => UpstreamError::BodyTooLarge(*n),
+                UpstreamError::ClientBody(m) => UpstreamError::ClientBody(m.clone()),
                 other => UpstreamError::ClientBody(other.to_string()),
             };
         }
