@@ -787,3 +787,45 @@ fn malformed_chunked_body_is_400() {
         }
     }
 }
+
+/// issue 10 item 10: HEAD over HTTP/2 answers the head only, though the
+/// upstream (uWSGI does) sends the GET body with it; it was a stream
+/// PROTOCOL_ERROR. HTTP/1.1 HEAD keeps working on the same connection.
+#[test]
+fn head_over_http2_has_no_body() {
+    let pki = pki();
+    for (kind, up) in both() {
+        let gw = Gateway::start(&pki, &Conf::new(url(kind, &up)));
+        let r = common::h2::request(
+            gw.addr,
+            &pki.ca_file,
+            http::Request::head(common::h2::uri(gw.addr, "/v3"))
+                .body(Default::default())
+                .unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{kind}: HEAD over h2: {e}"));
+        assert_eq!(r.status, 200, "{kind}");
+        assert!(r.body.is_empty(), "{kind}");
+        assert_eq!(
+            up.record.last().get(if kind == "uwsgi" {
+                "REQUEST_METHOD"
+            } else {
+                "@method"
+            }),
+            Some("HEAD")
+        );
+        let mut c = gw.client(&pki);
+        let r = c.request("HEAD", "/v3", &[], b"");
+        assert_eq!(r.status, 200, "{kind}");
+        assert!(
+            r.header("content-length").is_some_and(|n| n != "0"),
+            "{kind}: {:?}",
+            r.headers
+        );
+        assert_eq!(
+            c.request("GET", "/v3", &[], b"").status,
+            200,
+            "{kind}: same connection"
+        );
+    }
+}
