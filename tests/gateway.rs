@@ -829,3 +829,32 @@ fn head_over_http2_has_no_body() {
         );
     }
 }
+
+/// issue 10 item 11: an HTTP/2 request's `cookie` fields reach the
+/// upstream as one Cookie header, joined with "; " (RFC 9113 §8.2.3).
+#[test]
+fn http2_cookie_fields_are_joined() {
+    let pki = pki();
+    for (kind, up) in both() {
+        let gw = Gateway::start(&pki, &Conf::new(url(kind, &up)));
+        let r = common::h2::request(
+            gw.addr,
+            &pki.ca_file,
+            http::Request::get(common::h2::uri(gw.addr, "/v3"))
+                .header("cookie", "a=1")
+                .header("cookie", "b=2; c=3")
+                .body(Default::default())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{kind}");
+        let s = up.record.last();
+        let cookies: Vec<&str> = s
+            .vars
+            .iter()
+            .filter(|(k, _)| k == "cookie" || k == "HTTP_COOKIE")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(cookies, ["a=1; b=2; c=3"], "{kind}");
+    }
+}

@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod client;
+pub mod cookie;
 pub mod forwarded;
 pub mod hop;
 pub mod host;

@@ -90,6 +90,8 @@ impl HttpUpstream {
         parts.uri =
             http::Uri::from_parts(uri).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
         parts.version = http::Version::HTTP_11;
+        // HTTP/1.1 allows one Cookie line; HTTP/2 clients may send several.
+        crate::http::cookie::join(&mut parts.headers);
         if let Some(h) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
             parts.headers.insert(HOST, h);
         }
