@@ -836,7 +836,9 @@ fn head_over_http2_has_no_body() {
 fn http2_cookie_fields_are_joined() {
     let pki = pki();
     for (kind, up) in both() {
-        let gw = Gateway::start(&pki, &Conf::new(url(kind, &up)));
+        let mut conf = Conf::new(url(kind, &up));
+        conf.upstream_extra = "forward_cookies = [\"a\", \"b\", \"c\"]\n";
+        let gw = Gateway::start(&pki, &conf);
         let r = common::h2::request(
             gw.addr,
             &pki.ca_file,
@@ -856,5 +858,43 @@ fn http2_cookie_fields_are_joined() {
             .map(|(_, v)| v.as_str())
             .collect();
         assert_eq!(cookies, ["a=1; b=2; c=3"], "{kind}");
+    }
+}
+
+/// issue 10 item 16: cookies are dropped on the way to Keystone unless
+/// `[upstream] forward_cookies` names them (Horizon's `sessionid` and
+/// `csrftoken` on a shared host name reached Keystone's debug log).
+#[test]
+fn cookies_are_dropped_unless_allowed() {
+    let pki = pki();
+    for (kind, up) in both() {
+        for allow in ["", "forward_cookies = [\"keep\"]\n"] {
+            let mut conf = Conf::new(url(kind, &up));
+            conf.upstream_extra = allow;
+            let gw = Gateway::start(&pki, &conf);
+            let r = gw.client(&pki).request(
+                "GET",
+                "/v3",
+                &[
+                    ("Cookie", "sessionid=horizon-session; keep=1"),
+                    ("Cookie", "csrftoken=horizon-csrf"),
+                ],
+                b"",
+            );
+            assert_eq!(r.status, 200);
+            let s = up.record.last();
+            let raw = String::from_utf8_lossy(&s.raw).into_owned();
+            assert!(!raw.contains("horizon-"), "{kind} {allow:?}: {raw}");
+            let cookie = s.get(if kind == "uwsgi" {
+                "HTTP_COOKIE"
+            } else {
+                "cookie"
+            });
+            if allow.is_empty() {
+                assert_eq!(cookie, None, "{kind}: no Cookie by default");
+            } else {
+                assert_eq!(cookie, Some("keep=1"), "{kind}");
+            }
+        }
     }
 }

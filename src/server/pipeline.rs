@@ -184,6 +184,11 @@ async fn phases(
         }
     };
     ctx.rt.auth.upstream_filter(&mut parts.headers);
+    let dropped =
+        crate::http::cookie::retain(&mut parts.headers, &ctx.rt.config.upstream.forward_cookies);
+    if dropped > 0 {
+        tracing::debug!(id = %ctx.id, cookies = dropped, "dropped cookies not in upstream.forward_cookies");
+    }
     if let Some(i) = &identity {
         tracing::debug!(id = %ctx.id, method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
     }
