@@ -584,3 +584,88 @@ fn one_client_address_cannot_take_every_connection() {
         );
     }
 }
+
+/// issue 10 item 13: configurations that cannot work are refused by
+/// check-config (and by run), each problem at its file:line.
+#[test]
+fn check_config_refuses_configurations_that_cannot_work() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let dir = tempfile::tempdir().unwrap();
+    let empty_ca_dir = dir.path().join("no-cas");
+    std::fs::create_dir(&empty_ca_dir).unwrap();
+    let x509_route = "[[route]]\nname = \"voms\"\npath = \"^/v3/x509$\"\nauth = \"x509\"\n\
+                      [[route]]\npath = \"^/\"\nauth = \"none\"\n";
+    let base = Conf::new(format!("uwsgi://{}", up.addr));
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            Conf {
+                server: "max_connections = 0\n",
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki),
+            "max_connections = 0",
+            "max_connections",
+        ),
+        (
+            Conf {
+                server: "max_connections_per_ip = 0\n",
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki),
+            "max_connections_per_ip = 0",
+            "max_connections_per_ip",
+        ),
+        (
+            Conf {
+                server: "handshake_timeout_secs = 0\n",
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki),
+            "handshake_timeout_secs = 0",
+            "handshake_timeout_secs",
+        ),
+        (
+            Conf {
+                server: "header_timeout_secs = 0\n",
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki),
+            "header_timeout_secs = 0",
+            "header_timeout_secs",
+        ),
+        (
+            Conf {
+                routes: x509_route,
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki)
+            .replace(
+                &pki.ca_dir.display().to_string(),
+                &empty_ca_dir.display().to_string(),
+            ),
+            "ca_dir = ",
+            "no usable CA certificate",
+        ),
+    ];
+    let path = dir.path().join("fedgate.toml");
+    for (text, line_needle, message) in cases {
+        std::fs::write(&path, &text).unwrap();
+        let line = text.lines().position(|l| l.contains(line_needle)).unwrap() + 1;
+        let at = format!("{}:{line}:", path.display());
+        for cmd in ["check-config", "run"] {
+            let (code, out, err) = run_fedgate(&[cmd], &path);
+            assert_ne!(code, 0, "{cmd} `{line_needle}`: {out}{err}");
+            let found = err.lines().any(|l| l.contains(&at) && l.contains(message));
+            assert!(found, "{cmd} `{line_needle}` at {at}: {err}");
+        }
+    }
+    // Without an x509 route, an empty CA directory is no problem.
+    let text = Conf::new(base.upstream.clone()).render(&pki).replace(
+        &pki.ca_dir.display().to_string(),
+        &empty_ca_dir.display().to_string(),
+    );
+    std::fs::write(&path, &text).unwrap();
+    let (code, out, err) = run_fedgate(&["check-config"], &path);
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -92,8 +92,8 @@ async fn accept_loop(
             let s = &rt.config.server;
             let ip = peer.ip();
             let per_ip = (!crate::http::forwarded::is_trusted(ip, &rt.trusted_proxies))
-                .then_some(s.max_connections_per_ip);
-            shared.admission.admit(ip, s.max_connections, per_ip)
+                .then_some(s.max_connections_per_ip());
+            shared.admission.admit(ip, s.max_connections(), per_ip)
         };
         let permit = match permit {
             Ok(slot) => slot,
