@@ -898,3 +898,64 @@ fn cookies_are_dropped_unless_allowed() {
         }
     }
 }
+
+/// issue 10 item 14: the answers hyper writes itself to requests it cannot
+/// parse (400, 414, 431) carry fedgate's JSON error body too.
+#[test]
+fn http_layer_errors_have_a_json_body() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let gw = Gateway::start(&pki, &Conf::new(url("uwsgi", &up)));
+    let long_uri = format!("/v3/{}", "a".repeat(70_000));
+    let big_header = "b".repeat(140_000);
+    let cases: Vec<(u16, Vec<u8>)> = vec![
+        (
+            400,
+            b"GET /v3 HTTP/1.1\r\nHost: localhost\r\nBad Header Name: x\r\n\r\n".to_vec(),
+        ),
+        (400, b"\x16\x03garbage\r\n\r\n".to_vec()),
+        (
+            414,
+            format!("GET {long_uri} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes(),
+        ),
+        (
+            431,
+            format!("GET /v3 HTTP/1.1\r\nHost: localhost\r\nX-Big: {big_header}\r\n\r\n")
+                .into_bytes(),
+        ),
+    ];
+    for (want, raw) in cases {
+        for keep_alive_first in [false, true] {
+            let mut c = gw.client(&pki);
+            if keep_alive_first {
+                // A good request first: the error is not the connection's
+                // first bytes.
+                assert_eq!(c.request("GET", "/v3", &[], b"").status, 200);
+            }
+            let _ = c.write_all(&raw);
+            let r = c.read_response(false).expect("an answer");
+            assert_eq!(r.status, want, "{}", String::from_utf8_lossy(&raw[..40]));
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/json"),
+                "{want}: {:?}",
+                r.headers
+            );
+            let j = r.json();
+            assert_eq!(j["error"]["code"], want, "{j}");
+            assert!(
+                j["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        }
+    }
+    assert!(
+        gw.logs
+            .wait_for(
+                "refused a request hyper could not parse",
+                Duration::from_secs(5)
+            )
+            .is_some()
+    );
+}

@@ -28,6 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::sync::Notify;
 
+use super::parse_errors::ParseErrorBodies;
 use super::pipeline;
 use super::runtime::Shared;
 use crate::conn::ConnInfo;
@@ -71,6 +72,10 @@ impl Activity {
         self.open.fetch_add(1, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         Open(self.clone())
+    }
+
+    fn is_idle(&self) -> bool {
+        self.open.load(Ordering::SeqCst) == 0
     }
 
     /// Returns once no request has been open for `d`.
@@ -193,6 +198,26 @@ where
         Some(b"h2") => http_builder(wait).http2_only(),
         Some(b"http/1.1") => http_builder(wait).http1_only(),
         _ => http_builder(wait),
+    };
+    // hyper's own answers to unparsable requests get fedgate's JSON body.
+    let io = {
+        let idle = activity.clone();
+        let (shared, peer) = (shared.clone(), conn.peer);
+        ParseErrorBodies::new(
+            io,
+            Box::new(move || idle.is_idle()),
+            Box::new(move |status| {
+                shared
+                    .metrics
+                    .requests
+                    .get_or_create(&crate::metrics::RequestLabels {
+                        route: "-".into(),
+                        status: status.as_u16(),
+                    })
+                    .inc();
+                tracing::info!(peer = %peer, status = status.as_u16(), "refused a request hyper could not parse");
+            }),
+        )
     };
     let served = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(served);

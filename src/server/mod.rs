@@ -3,6 +3,7 @@
 
 mod admission;
 mod connection;
+mod parse_errors;
 mod pipeline;
 mod runtime;
 mod scrub;
