@@ -669,3 +669,46 @@ fn check_config_refuses_configurations_that_cannot_work() {
     let (code, out, err) = run_fedgate(&["check-config"], &path);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// issue 10 item 1 ("every connection state has a timeout"): a client
+/// that stops sending its request body half-way holds neither its
+/// connection nor a Keystone worker: 408 after header_timeout_secs of
+/// silence, on both upstream kinds and both HTTP versions' framing.
+#[test]
+fn a_stalled_request_body_gets_408() {
+    let pki = pki();
+    for kind in ["uwsgi", "http"] {
+        let up = if kind == "uwsgi" {
+            uwsgi_echo()
+        } else {
+            http_echo()
+        };
+        let mut conf = Conf::new(format!("{kind}://{}", up.addr));
+        conf.server = "header_timeout_secs = 1\n";
+        let gw = Gateway::start(&pki, &conf);
+        for (framing, head, part) in [
+            ("length", "Content-Length: 10\r\n", &b"12345"[..]),
+            (
+                "chunked",
+                "Transfer-Encoding: chunked\r\n",
+                b"5\r\n12345\r\n",
+            ),
+        ] {
+            let mut c = gw.client(&pki);
+            let raw = format!(
+                "POST /v3/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n{head}\r\n"
+            );
+            c.write_all(raw.as_bytes()).unwrap();
+            c.write_all(part).unwrap();
+            let t0 = Instant::now();
+            let r = c.read_response(false).expect("an answer");
+            let took = t0.elapsed();
+            assert_eq!(r.status, 408, "{kind} {framing}: {}", r.text());
+            assert_eq!(r.json()["error"]["code"], 408);
+            assert!(
+                took < Duration::from_secs(5),
+                "{kind} {framing}: after {took:?}"
+            );
+        }
+    }
+}

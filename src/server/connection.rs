@@ -9,7 +9,9 @@
 //! - HTTP/2 with no open stream: the idle timer below, which sends GOAWAY
 //!   (RFC 9113 §6.8) through hyper's graceful shutdown;
 //! - HTTP/2 with streams open but nothing read from the client: a PING
-//!   (RFC 9113 §6.7) that must be answered within the same time.
+//!   (RFC 9113 §6.7) that must be answered within the same time;
+//! - a request body being forwarded: each next piece must come within it
+//!   (`crate::http::body::with_idle_timeout`, set by the pipeline), or 408.
 //!
 //! A connection that does not close within that time once asked to is
 //! dropped. Requests in flight are not cut: the idle timer only runs while

@@ -108,7 +108,12 @@ pub async fn handle(
         html: false,
         path: String::new(),
     };
-    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
+    // A client that stops sending its body must not hold its connection
+    // and a Keystone worker: the same wait as for a request head.
+    let body = crate::http::body::with_idle_timeout(
+        body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync(),
+        rt.config.server.header_timeout(),
+    );
     let mut resp = phases(&mut ctx, parts, body).await;
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         resp.headers_mut().insert("x-fedgate-request-id", v);

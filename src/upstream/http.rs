@@ -120,7 +120,7 @@ impl HttpUpstream {
                 {
                     Box::new(UpstreamError::BodyTooLarge(max as u64))
                 } else {
-                    Box::new(UpstreamError::ClientBody(e.to_string()))
+                    Box::new(UpstreamError::client_body(&e))
                 }
             })
             .boxed_unsync();
@@ -214,6 +214,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
             return match u {
                 UpstreamError::BodyTooLarge(n) => UpstreamError::BodyTooLarge(*n),
                 UpstreamError::ClientBody(m) => UpstreamError::ClientBody(m.clone()),
+                UpstreamError::ClientTimeout(t) => UpstreamError::ClientTimeout(*t),
                 other => UpstreamError::ClientBody(other.to_string()),
             };
         }
