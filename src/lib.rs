@@ -27,7 +27,7 @@
 //! | `voms` | VOMS attribute certificates |
 //! | `pki` | grid PKI primitives: trust store, chain validation, DNs |
 //! | `session` | sealed cookies and the browser-session store |
-//! | `http` | body, error replies, hop-by-hop and X-Forwarded-* headers, request host, the outbound client |
+//! | `http` | body, error replies, hop-by-hop and X-Forwarded-* headers, request host and path in canonical form, cookies, the outbound client |
 //! | leaves | `identity`, `conn`, `metrics`, `logging`, `problem`, `secret`, `crypto`, `shutdown`, `kv`: import none of the above and none of each other |
 //!
 //! # Public surface

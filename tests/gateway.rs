@@ -797,3 +797,199 @@ fn client_x_forwarded_headers_are_dropped_unless_trusted() {
         }
     }
 }
+
+/// issue 10 item 9: a malformed chunked request body is the client's
+/// fault: 400 in Keystone's JSON format, on both upstream kinds (the HTTP
+/// upstream answered 502 "Keystone sent an invalid response").
+#[test]
+fn malformed_chunked_body_is_400() {
+    let pki = pki();
+    for (kind, up) in both() {
+        let gw = Gateway::start(&pki, &Conf::new(url(kind, &up)));
+        for (what, body) in [
+            ("bad size", &b"zz\r\nabc\r\n0\r\n\r\n"[..]),
+            ("bad chunk end", b"3\r\nabcXY0\r\n\r\n"),
+            ("size overflow", b"fffffffffffffffffff\r\nabc\r\n0\r\n\r\n"),
+        ] {
+            let mut c = gw.client(&pki);
+            let mut raw = b"POST /v3/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            raw.extend_from_slice(body);
+            c.write_all(&raw).unwrap();
+            let r = c.read_response(false).expect("an answer");
+            assert_eq!(r.status, 400, "{kind} {what}: {}", r.text());
+            assert_eq!(r.json()["error"]["code"], 400, "{kind} {what}");
+        }
+    }
+}
+
+/// issue 10 item 10: HEAD over HTTP/2 answers the head only, though the
+/// upstream (uWSGI does) sends the GET body with it; it was a stream
+/// PROTOCOL_ERROR. HTTP/1.1 HEAD keeps working on the same connection.
+#[test]
+fn head_over_http2_has_no_body() {
+    let pki = pki();
+    for (kind, up) in both() {
+        let gw = Gateway::start(&pki, &Conf::new(url(kind, &up)));
+        let r = common::h2::request(
+            gw.addr,
+            &pki.ca_file,
+            http::Request::head(common::h2::uri(gw.addr, "/v3"))
+                .body(Default::default())
+                .unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{kind}: HEAD over h2: {e}"));
+        assert_eq!(r.status, 200, "{kind}");
+        assert!(r.body.is_empty(), "{kind}");
+        assert_eq!(
+            up.record.last().get(if kind == "uwsgi" {
+                "REQUEST_METHOD"
+            } else {
+                "@method"
+            }),
+            Some("HEAD")
+        );
+        let mut c = gw.client(&pki);
+        let r = c.request("HEAD", "/v3", &[], b"");
+        assert_eq!(r.status, 200, "{kind}");
+        assert!(
+            r.header("content-length").is_some_and(|n| n != "0"),
+            "{kind}: {:?}",
+            r.headers
+        );
+        assert_eq!(
+            c.request("GET", "/v3", &[], b"").status,
+            200,
+            "{kind}: same connection"
+        );
+    }
+}
+
+/// issue 10 item 11: an HTTP/2 request's `cookie` fields reach the
+/// upstream as one Cookie header, joined with "; " (RFC 9113 §8.2.3).
+#[test]
+fn http2_cookie_fields_are_joined() {
+    let pki = pki();
+    for (kind, up) in both() {
+        let mut conf = Conf::new(url(kind, &up));
+        conf.upstream_extra = "forward_cookies = [\"a\", \"b\", \"c\"]\n";
+        let gw = Gateway::start(&pki, &conf);
+        let r = common::h2::request(
+            gw.addr,
+            &pki.ca_file,
+            http::Request::get(common::h2::uri(gw.addr, "/v3"))
+                .header("cookie", "a=1")
+                .header("cookie", "b=2; c=3")
+                .body(Default::default())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{kind}");
+        let s = up.record.last();
+        let cookies: Vec<&str> = s
+            .vars
+            .iter()
+            .filter(|(k, _)| k == "cookie" || k == "HTTP_COOKIE")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(cookies, ["a=1; b=2; c=3"], "{kind}");
+    }
+}
+
+/// issue 10 item 16: cookies are dropped on the way to Keystone unless
+/// `[upstream] forward_cookies` names them (Horizon's `sessionid` and
+/// `csrftoken` on a shared host name reached Keystone's debug log).
+#[test]
+fn cookies_are_dropped_unless_allowed() {
+    let pki = pki();
+    for (kind, up) in both() {
+        for allow in ["", "forward_cookies = [\"keep\"]\n"] {
+            let mut conf = Conf::new(url(kind, &up));
+            conf.upstream_extra = allow;
+            let gw = Gateway::start(&pki, &conf);
+            let r = gw.client(&pki).request(
+                "GET",
+                "/v3",
+                &[
+                    ("Cookie", "sessionid=horizon-session; keep=1"),
+                    ("Cookie", "csrftoken=horizon-csrf"),
+                ],
+                b"",
+            );
+            assert_eq!(r.status, 200);
+            let s = up.record.last();
+            let raw = String::from_utf8_lossy(&s.raw).into_owned();
+            assert!(!raw.contains("horizon-"), "{kind} {allow:?}: {raw}");
+            let cookie = s.get(if kind == "uwsgi" {
+                "HTTP_COOKIE"
+            } else {
+                "cookie"
+            });
+            if allow.is_empty() {
+                assert_eq!(cookie, None, "{kind}: no Cookie by default");
+            } else {
+                assert_eq!(cookie, Some("keep=1"), "{kind}");
+            }
+        }
+    }
+}
+
+/// issue 10 item 14: the answers hyper writes itself to requests it cannot
+/// parse (400, 414, 431) carry fedgate's JSON error body too.
+#[test]
+fn http_layer_errors_have_a_json_body() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let gw = Gateway::start(&pki, &Conf::new(url("uwsgi", &up)));
+    let long_uri = format!("/v3/{}", "a".repeat(70_000));
+    let big_header = "b".repeat(140_000);
+    let cases: Vec<(u16, Vec<u8>)> = vec![
+        (
+            400,
+            b"GET /v3 HTTP/1.1\r\nHost: localhost\r\nBad Header Name: x\r\n\r\n".to_vec(),
+        ),
+        (400, b"\x16\x03garbage\r\n\r\n".to_vec()),
+        (
+            414,
+            format!("GET {long_uri} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes(),
+        ),
+        (
+            431,
+            format!("GET /v3 HTTP/1.1\r\nHost: localhost\r\nX-Big: {big_header}\r\n\r\n")
+                .into_bytes(),
+        ),
+    ];
+    for (want, raw) in cases {
+        for keep_alive_first in [false, true] {
+            let mut c = gw.client(&pki);
+            if keep_alive_first {
+                // A good request first: the error is not the connection's
+                // first bytes.
+                assert_eq!(c.request("GET", "/v3", &[], b"").status, 200);
+            }
+            let _ = c.write_all(&raw);
+            let r = c.read_response(false).expect("an answer");
+            assert_eq!(r.status, want, "{}", String::from_utf8_lossy(&raw[..40]));
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/json"),
+                "{want}: {:?}",
+                r.headers
+            );
+            let j = r.json();
+            assert_eq!(j["error"]["code"], want, "{j}");
+            assert!(
+                j["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        }
+    }
+    assert!(
+        gw.logs
+            .wait_for(
+                "refused a request hyper could not parse",
+                Duration::from_secs(5)
+            )
+            .is_some()
+    );
+}

@@ -396,3 +396,319 @@ fn max_connections_changed_by_reload_applies() {
         "{m}"
     );
 }
+
+/// HTTP/2 frames, written by hand so that a test controls every byte and
+/// never answers a PING.
+mod h2raw {
+    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    pub const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+    pub const PING: u8 = 6;
+    pub const GOAWAY: u8 = 7;
+
+    /// HEADERS (END_STREAM | END_HEADERS) for `GET https://localhost<path>`
+    /// on `stream`: HPACK indexed :method GET and :scheme https, literal
+    /// :path and :authority without indexing or Huffman (RFC 7541 §6).
+    pub fn get(stream: u32, path: &str) -> Vec<u8> {
+        let mut block = vec![0x82, 0x87];
+        for (index, value) in [(4u8, path), (1, "localhost")] {
+            block.push(index);
+            block.push(value.len() as u8);
+            block.extend_from_slice(value.as_bytes());
+        }
+        let mut f = (block.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[1, 0x5]);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(&block);
+        f
+    }
+
+    /// Types and flags of the complete frames in `b`.
+    pub fn frames(mut b: &[u8]) -> Vec<(u8, u8)> {
+        let mut out = Vec::new();
+        while b.len() >= 9 {
+            let len = u32::from_be_bytes([0, b[0], b[1], b[2]]) as usize;
+            out.push((b[3], b[4]));
+            if b.len() < 9 + len {
+                break;
+            }
+            b = &b[9 + len..];
+        }
+        out
+    }
+}
+
+fn started_with_header_timeout_1s(pki: &common::Pki, up: &common::upstream::Upstream) -> Gateway {
+    let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
+    conf.server = "header_timeout_secs = 1\n";
+    Gateway::start(pki, &conf)
+}
+
+/// issue 10 item 1: a TLS connection that negotiates HTTP/2 and sends
+/// nothing, or only the preface, and one that negotiates no ALPN protocol
+/// and sends nothing, are closed after header_timeout_secs, as an idle
+/// HTTP/1.1 connection is.
+#[test]
+fn silent_http2_and_no_alpn_connections_are_closed() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let gw = started_with_header_timeout_1s(&pki, &up);
+    let connect = |alpn: &[&[u8]]| {
+        common::Client::connect(
+            gw.addr,
+            common::client::config(&pki.ca_file, None, alpn, None),
+        )
+        .unwrap()
+    };
+    for (what, alpn, first) in [
+        ("h2, no bytes", &[&b"h2"[..]][..], &b""[..]),
+        ("no ALPN, no bytes", &[][..], &b""[..]),
+        ("no ALPN, half a preface", &[][..], &h2raw::PREFACE[..10]),
+        ("http/1.1, no bytes", &[&b"http/1.1"[..]][..], &b""[..]),
+    ] {
+        let mut c = connect(alpn);
+        if !first.is_empty() {
+            c.write_all(first).unwrap();
+        }
+        let t0 = Instant::now();
+        let (_, closed) = c.read_until_close(Duration::from_secs(8));
+        assert!(closed, "{what}: still open after 8 s");
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+            "{what}: closed after {took:?}"
+        );
+    }
+    // HTTP/2 with a finished request and then nothing: GOAWAY, then closed.
+    let mut c = connect(&[b"h2"]);
+    c.write_all(h2raw::PREFACE).unwrap();
+    c.write_all(h2raw::SETTINGS).unwrap();
+    c.write_all(&h2raw::get(1, "/v3")).unwrap();
+    let t0 = Instant::now();
+    let (bytes, closed) = c.read_until_close(Duration::from_secs(8));
+    assert!(closed, "idle h2 connection still open after 8 s");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let frames = h2raw::frames(&bytes);
+    assert!(
+        frames.iter().any(|&(t, _)| t == h2raw::GOAWAY),
+        "a GOAWAY before closing: {frames:?}"
+    );
+    assert_eq!(up.record.heads(), 1, "the request itself was served");
+}
+
+/// issue 10 item 1: an HTTP/2 client with a request open that stops
+/// reading (and so never answers PING) is closed after a PING goes
+/// unanswered for header_timeout_secs, not held until the response.
+#[test]
+fn an_unanswered_http2_ping_closes_the_connection() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let gw = started_with_header_timeout_1s(&pki, &up);
+    let mut c = common::Client::connect(
+        gw.addr,
+        common::client::config(&pki.ca_file, None, &[b"h2"], None),
+    )
+    .unwrap();
+    c.write_all(h2raw::PREFACE).unwrap();
+    c.write_all(h2raw::SETTINGS).unwrap();
+    c.write_all(&h2raw::get(1, "/slow/8000")).unwrap();
+    let t0 = Instant::now();
+    let (bytes, closed) = c.read_until_close(Duration::from_secs(12));
+    let took = t0.elapsed();
+    assert!(closed, "still open after 12 s");
+    assert!(
+        took < Duration::from_secs(6),
+        "closed after {took:?}, not by the PING"
+    );
+    let frames = h2raw::frames(&bytes);
+    assert!(
+        frames
+            .iter()
+            .any(|&(t, flags)| t == h2raw::PING && flags & 1 == 0),
+        "a PING was sent: {frames:?}"
+    );
+    assert!(
+        !frames.iter().any(|&(t, _)| t == 1),
+        "no response HEADERS: the request was still open: {frames:?}"
+    );
+}
+
+/// issue 10 item 1: `server.max_connections_per_ip` — one client address
+/// cannot take every slot; a trusted proxy is exempt.
+#[test]
+fn one_client_address_cannot_take_every_connection() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    for trusted in [false, true] {
+        let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
+        conf.server = if trusted {
+            "max_connections_per_ip = 2\ntrusted_proxies = [\"127.0.0.0/8\"]\n"
+        } else {
+            "max_connections_per_ip = 2\n"
+        };
+        let gw = Gateway::start(&pki, &conf);
+        let cfg = common::client::config(&pki.ca_file, None, &[b"http/1.1"], None);
+        let connect = || {
+            common::Client::connect(gw.addr, cfg.clone())
+                .and_then(|mut c| c.try_request("GET", "/v3", &[], b"").map(|r| (c, r)))
+        };
+        let a = connect().unwrap();
+        let b = connect().unwrap();
+        assert_eq!((a.1.status, b.1.status), (200, 200));
+        let third = connect();
+        if trusted {
+            assert_eq!(third.unwrap().1.status, 200, "trusted proxies are exempt");
+            continue;
+        }
+        assert!(third.is_err(), "a third connection from one address");
+        assert!(
+            gw.logs
+                .wait_for("max_connections_per_ip", Duration::from_secs(5))
+                .is_some()
+        );
+        let m = gw.admin_get("/metrics").text();
+        assert!(
+            m.contains("fedgate_connections_refused_total{kind=\"max_connections_per_ip\"} 1"),
+            "{m}"
+        );
+        drop(a);
+        let t0 = Instant::now();
+        let mut again = connect();
+        while again.is_err() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(100));
+            again = connect();
+        }
+        assert_eq!(
+            again.unwrap().1.status,
+            200,
+            "a slot freed by a closed connection"
+        );
+    }
+}
+
+/// issue 10 item 13: configurations that cannot work are refused by
+/// check-config (and by run), each problem at its file:line.
+#[test]
+fn check_config_refuses_configurations_that_cannot_work() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let dir = tempfile::tempdir().unwrap();
+    let empty_ca_dir = dir.path().join("no-cas");
+    std::fs::create_dir(&empty_ca_dir).unwrap();
+    let x509_route = "[[route]]\nname = \"voms\"\npath = \"^/v3/x509$\"\nauth = \"x509\"\n\
+                      [[route]]\npath = \"^/\"\nauth = \"none\"\n";
+    let base = Conf::new(format!("uwsgi://{}", up.addr));
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            Conf {
+                server: "max_connections = 0\n",
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki),
+            "max_connections = 0",
+            "max_connections",
+        ),
+        (
+            Conf {
+                server: "max_connections_per_ip = 0\n",
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki),
+            "max_connections_per_ip = 0",
+            "max_connections_per_ip",
+        ),
+        (
+            Conf {
+                server: "handshake_timeout_secs = 0\n",
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki),
+            "handshake_timeout_secs = 0",
+            "handshake_timeout_secs",
+        ),
+        (
+            Conf {
+                server: "header_timeout_secs = 0\n",
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki),
+            "header_timeout_secs = 0",
+            "header_timeout_secs",
+        ),
+        (
+            Conf {
+                routes: x509_route,
+                ..Conf::new(base.upstream.clone())
+            }
+            .render(&pki)
+            .replace(
+                &pki.ca_dir.display().to_string(),
+                &empty_ca_dir.display().to_string(),
+            ),
+            "ca_dir = ",
+            "no usable CA certificate",
+        ),
+    ];
+    let path = dir.path().join("fedgate.toml");
+    for (text, line_needle, message) in cases {
+        std::fs::write(&path, &text).unwrap();
+        let line = text.lines().position(|l| l.contains(line_needle)).unwrap() + 1;
+        let at = format!("{}:{line}:", path.display());
+        for cmd in ["check-config", "run"] {
+            let (code, out, err) = run_fedgate(&[cmd], &path);
+            assert_ne!(code, 0, "{cmd} `{line_needle}`: {out}{err}");
+            let found = err.lines().any(|l| l.contains(&at) && l.contains(message));
+            assert!(found, "{cmd} `{line_needle}` at {at}: {err}");
+        }
+    }
+    // Without an x509 route, an empty CA directory is no problem.
+    let text = Conf::new(base.upstream.clone()).render(&pki).replace(
+        &pki.ca_dir.display().to_string(),
+        &empty_ca_dir.display().to_string(),
+    );
+    std::fs::write(&path, &text).unwrap();
+    let (code, out, err) = run_fedgate(&["check-config"], &path);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// issue 10 item 1 ("every connection state has a timeout"): a client
+/// that stops sending its request body half-way holds neither its
+/// connection nor a Keystone worker: 408 after header_timeout_secs of
+/// silence, on both upstream kinds and both HTTP versions' framing.
+#[test]
+fn a_stalled_request_body_gets_408() {
+    let pki = pki();
+    for kind in ["uwsgi", "http"] {
+        let up = if kind == "uwsgi" {
+            uwsgi_echo()
+        } else {
+            http_echo()
+        };
+        let mut conf = Conf::new(format!("{kind}://{}", up.addr));
+        conf.server = "header_timeout_secs = 1\n";
+        let gw = Gateway::start(&pki, &conf);
+        for (framing, head, part) in [
+            ("length", "Content-Length: 10\r\n", &b"12345"[..]),
+            (
+                "chunked",
+                "Transfer-Encoding: chunked\r\n",
+                b"5\r\n12345\r\n",
+            ),
+        ] {
+            let mut c = gw.client(&pki);
+            let raw = format!(
+                "POST /v3/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n{head}\r\n"
+            );
+            c.write_all(raw.as_bytes()).unwrap();
+            c.write_all(part).unwrap();
+            let t0 = Instant::now();
+            let r = c.read_response(false).expect("an answer");
+            let took = t0.elapsed();
+            assert_eq!(r.status, 408, "{kind} {framing}: {}", r.text());
+            assert_eq!(r.json()["error"]["code"], 408);
+            assert!(
+                took < Duration::from_secs(5),
+                "{kind} {framing}: after {took:?}"
+            );
+        }
+    }
+}

@@ -45,6 +45,9 @@ pub async fn check(cfg: &Config) -> (Problems, Vec<String>) {
                 cfg.tls.ca_dir.get_ref().display(),
                 t.len()
             ));
+            if let Some(p) = cfg.check_ca_count(t.len()) {
+                problems.push(p);
+            }
             t
         }
         Err(e) => {

@@ -71,13 +71,17 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// Seconds allowed for the TLS handshake.
     #[serde(default = "default_handshake_timeout")]
-    pub handshake_timeout_secs: u64,
+    pub handshake_timeout_secs: Spanned<u64>,
     /// Seconds allowed to receive a request head.
     #[serde(default = "default_header_timeout")]
-    pub header_timeout_secs: u64,
+    pub header_timeout_secs: Spanned<u64>,
     /// Concurrent client connections; more are refused at accept.
     #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
+    pub max_connections: Spanned<usize>,
+    /// Concurrent connections from one client address (an IPv6 /64);
+    /// trusted proxies are exempt.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: Spanned<usize>,
     /// On SIGTERM, in-flight requests get this long to finish.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
@@ -98,14 +102,17 @@ fn default_listen() -> Vec<Spanned<String>> {
 fn default_max_body() -> u64 {
     1 << 20
 }
-fn default_handshake_timeout() -> u64 {
-    10
+fn default_handshake_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 10)
 }
-fn default_header_timeout() -> u64 {
-    30
+fn default_header_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 30)
 }
-fn default_max_connections() -> usize {
-    4096
+fn default_max_connections() -> Spanned<usize> {
+    Spanned::new(0..0, 4096)
+}
+fn default_max_connections_per_ip() -> Spanned<usize> {
+    Spanned::new(0..0, 256)
 }
 fn default_shutdown_timeout() -> u64 {
     30
@@ -119,6 +126,7 @@ impl Default for ServerConfig {
             handshake_timeout_secs: default_handshake_timeout(),
             header_timeout_secs: default_header_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
             shutdown_timeout_secs: default_shutdown_timeout(),
             trusted_proxies: Vec::new(),
             public_names: Vec::new(),
@@ -128,10 +136,16 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     pub fn handshake_timeout(&self) -> Duration {
-        Duration::from_secs(self.handshake_timeout_secs)
+        Duration::from_secs(*self.handshake_timeout_secs.get_ref())
     }
     pub fn header_timeout(&self) -> Duration {
-        Duration::from_secs(self.header_timeout_secs)
+        Duration::from_secs(*self.header_timeout_secs.get_ref())
+    }
+    pub fn max_connections(&self) -> usize {
+        *self.max_connections.get_ref()
+    }
+    pub fn max_connections_per_ip(&self) -> usize {
+        *self.max_connections_per_ip.get_ref()
     }
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
@@ -231,6 +245,32 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The problem with a CA directory that holds `usable` CA certificates:
+    /// none while an `auth = "x509"` route exists means that route refuses
+    /// every client.
+    pub fn check_ca_count(&self, usable: usize) -> Option<Problem> {
+        if usable > 0 {
+            return None;
+        }
+        let route = self
+            .routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| *r.auth.get_ref() == crate::route::AuthKind::X509)?;
+        let name = route
+            .1
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("route{}", route.0));
+        Some(self.source.problem(
+            &self.tls.ca_dir,
+            format!(
+                "tls.ca_dir {} holds no usable CA certificate, so the x509 route `{name}` would refuse every client",
+                self.tls.ca_dir.get_ref().display()
+            ),
+        ))
+    }
+
     /// Checks that need no I/O: addresses, URLs, regexes and cross-field
     /// rules. File and network checks belong to `check-config`.
     pub fn validate(&self) -> Problems {
@@ -252,6 +292,35 @@ impl Config {
                 &src.path,
                 "server.listen is empty: fedgate would serve nothing",
             ));
+        }
+        let s = &self.server;
+        for (v, what) in [
+            (
+                &s.max_connections,
+                "server.max_connections = 0 would refuse every connection",
+            ),
+            (
+                &s.max_connections_per_ip,
+                "server.max_connections_per_ip = 0 would refuse every connection",
+            ),
+        ] {
+            if *v.get_ref() == 0 {
+                p.push(src.problem(v, what));
+            }
+        }
+        for (v, what) in [
+            (
+                &s.handshake_timeout_secs,
+                "server.handshake_timeout_secs = 0 would fail every TLS handshake",
+            ),
+            (
+                &s.header_timeout_secs,
+                "server.header_timeout_secs = 0 would close every connection before its first request",
+            ),
+        ] {
+            if *v.get_ref() == 0 {
+                p.push(src.problem(v, what));
+            }
         }
         for t in &self.server.trusted_proxies {
             if crate::http::forwarded::Cidr::parse(t.get_ref()).is_none() {

@@ -55,14 +55,24 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     rem == 0 || (a[full] >> (8 - rem)) == (b[full] >> (8 - rem))
 }
 
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` is one of the trusted proxies.
+pub fn is_trusted(ip: IpAddr, trusted: &[Cidr]) -> bool {
+    let ip = unmap(ip);
+    trusted.iter().any(|c| c.contains(ip))
+}
+
 /// Sets X-Forwarded-For/Proto/Host/Port for the request.
 pub fn apply(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&str>, trusted: &[Cidr]) {
-    let peer = conn.peer.ip();
-    let peer = match peer {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
-        v4 => v4,
-    };
-    let from_trusted = trusted.iter().any(|c| c.contains(peer));
+    let peer = unmap(conn.peer.ip());
+    let from_trusted = is_trusted(peer, trusted);
     let xff = "x-forwarded-for";
     let chain = if from_trusted {
         let prior: Vec<&str> = headers

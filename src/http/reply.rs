@@ -6,12 +6,17 @@ use http::{Response, StatusCode};
 
 use super::body::{Body, full};
 
+/// The body of [`json_error`]: `{"error": {"code", "message", "title"}}`.
+pub fn json_error_body(status: StatusCode, reason: &str) -> String {
+    serde_json::json!({
+        "error": { "code": status.as_u16(), "message": reason, "title": status.canonical_reason().unwrap_or("Error") }
+    })
+    .to_string()
+}
+
 /// JSON in Keystone's error format, so clients show it like any Keystone error.
 pub fn json_error(status: StatusCode, reason: &str) -> Response<Body> {
-    let body = serde_json::json!({
-        "error": { "code": status.as_u16(), "message": reason, "title": status.canonical_reason().unwrap_or("Error") }
-    });
-    let mut r = Response::new(full(body.to_string()));
+    let mut r = Response::new(full(json_error_body(status, reason)));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

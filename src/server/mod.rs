@@ -2,6 +2,8 @@
 //! request pipeline; plus reload and graceful shutdown.
 
 mod admission;
+mod connection;
+mod parse_errors;
 mod pipeline;
 mod runtime;
 mod scrub;
@@ -11,15 +13,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 pub use runtime::{Runtime, Shared};
 pub use watch::watch_files;
+
+use connection::Drain;
 
 use crate::conn::{ConnInfo, TlsInfo};
 use crate::shutdown::Shutdown;
@@ -37,59 +37,40 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>>
     Ok(out)
 }
 
-/// hyper's server settings. `header_timeout` (`server.header_timeout_secs`)
-/// bounds how long a client may take to send a request head, so a slow
-/// client cannot hold a connection slot by trickling bytes.
-fn http_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true)
-        .max_buf_size(128 * 1024);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(128)
-        .max_header_list_size(128 * 1024);
-    b
-}
-
 /// Serves TLS clients on `listeners` until `shutdown` fires, then lets
 /// in-flight requests finish for up to the configured drain time.
 pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: Shutdown) {
-    let graceful = Arc::new(GracefulShutdown::new());
+    let drain = Arc::new(Drain::default());
     let mut loops = Vec::new();
     for l in listeners {
         loops.push(tokio::spawn(accept_loop(
             shared.clone(),
             l,
-            graceful.clone(),
+            drain.clone(),
             shutdown.clone(),
         )));
     }
     shutdown.wait().await;
-    // Wait for the loops to end: each holds an Arc of `graceful`, which
-    // must be the last one for try_unwrap below to drain real connections.
+    // The loops end (and close their listeners) on the signal too.
     for l in loops {
         l.abort();
         let _ = l.await;
     }
-    let drain = shared.runtime.load().config.server.shutdown_timeout();
+    let drain_time = shared.runtime.load().config.server.shutdown_timeout();
     tracing::info!(
-        seconds = drain.as_secs(),
+        seconds = drain_time.as_secs(),
         "shutting down: no new connections, draining in-flight requests"
     );
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(drain) => tracing::warn!("drain time over; closing the remaining connections"),
+        _ = drain.wait_empty() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(drain_time) => tracing::warn!("drain time over; closing the remaining connections"),
     }
 }
 
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
-    graceful: Arc<GracefulShutdown>,
+    drain: Arc<Drain>,
     shutdown: Shutdown,
 ) {
     let local = listener.local_addr().ok();
@@ -106,9 +87,16 @@ async fn accept_loop(
                 continue;
             }
         };
-        // The running configuration's limit, so that a reload applies.
-        let max = shared.runtime.load().config.server.max_connections;
-        let permit = match shared.admission.admit(max) {
+        // The running configuration's limits, so that a reload applies.
+        let permit = {
+            let rt = shared.runtime.load();
+            let s = &rt.config.server;
+            let ip = peer.ip();
+            let per_ip = (!crate::http::forwarded::is_trusted(ip, &rt.trusted_proxies))
+                .then_some(s.max_connections_per_ip());
+            shared.admission.admit(ip, s.max_connections(), per_ip)
+        };
+        let permit = match permit {
             Ok(slot) => slot,
             Err(refusal) => {
                 shared
@@ -129,9 +117,11 @@ async fn accept_loop(
             .or(local)
             .unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
         let shared = shared.clone();
-        let watcher = graceful.watcher();
+        let serving = drain.enter();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _serving = serving;
             let rt = shared.runtime.load_full();
             let acceptor = TlsAcceptor::from(rt.tls.clone());
             let timeout = rt.config.server.handshake_timeout();
@@ -173,38 +163,9 @@ async fn accept_loop(
                 local,
                 tls: Some(info),
             });
-            serve_connection(shared, conn, TokioIo::new(tls), watcher).await;
+            connection::serve(shared, conn, tls, shutdown).await;
         });
     }
-}
-
-/// Serves HTTP on an established (TLS or test) connection.
-pub async fn serve_connection<I>(
-    shared: Arc<Shared>,
-    conn: Arc<ConnInfo>,
-    io: TokioIo<I>,
-    watcher: hyper_util::server::graceful::Watcher,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    shared.metrics.connections.inc();
-    let svc = {
-        let shared = shared.clone();
-        let conn = conn.clone();
-        service_fn(move |req| pipeline::handle(shared.clone(), conn.clone(), req))
-    };
-    let header_timeout = shared.runtime.load().config.server.header_timeout();
-    // ALPN already chose the protocol: skip auto-detection's preface peek.
-    let builder = match conn.tls.as_ref().and_then(|t| t.alpn.as_deref()) {
-        Some(b"h2") => http_builder(header_timeout).http2_only(),
-        Some(b"http/1.1") => http_builder(header_timeout).http1_only(),
-        _ => http_builder(header_timeout),
-    };
-    let served = builder.serve_connection(io, svc);
-    if let Err(e) = watcher.watch(served).await {
-        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
-    }
-    shared.metrics.connections.dec();
 }
 
 /// Reloads on SIGHUP and stops on SIGTERM or SIGINT.

@@ -108,7 +108,12 @@ pub async fn handle(
         html: false,
         path: String::new(),
     };
-    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
+    // A client that stops sending its body must not hold its connection
+    // and a Keystone worker: the same wait as for a request head.
+    let body = crate::http::body::with_idle_timeout(
+        body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync(),
+        rt.config.server.header_timeout(),
+    );
     let mut resp = phases(&mut ctx, parts, body).await;
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         resp.headers_mut().insert("x-fedgate-request-id", v);
@@ -184,6 +189,11 @@ async fn phases(
         }
     };
     ctx.rt.auth.upstream_filter(&mut parts.headers);
+    let dropped =
+        crate::http::cookie::retain(&mut parts.headers, &ctx.rt.config.upstream.forward_cookies);
+    if dropped > 0 {
+        tracing::debug!(id = %ctx.id, cookies = dropped, "dropped cookies not in upstream.forward_cookies");
+    }
     if let Some(i) = &identity {
         tracing::debug!(id = %ctx.id, method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
     }
@@ -326,6 +336,7 @@ async fn forward(
     identity: Option<&crate::identity::Identity>,
 ) -> Response<Body> {
     let rt = ctx.rt;
+    let head = parts.method == http::Method::HEAD;
     let out = Outbound {
         parts,
         body,
@@ -333,7 +344,7 @@ async fn forward(
         identity,
     };
     match rt.upstream.send(out).await {
-        Ok(resp) => resp,
+        Ok(resp) => without_forbidden_body(head, resp),
         Err(e) => {
             ctx.shared
                 .metrics
@@ -352,6 +363,21 @@ async fn forward(
     }
 }
 
+/// A response to HEAD, and a 204 or 304, has no body (RFC 9110 §9.3.2,
+/// §15.3.5, §15.4.5), whatever the upstream sends after the head: uWSGI
+/// sends a WSGI application's body for HEAD too, and HTTP/2 refuses DATA
+/// on such a stream (RFC 9113 §8.1.1). Dropping the body also closes the
+/// upstream connection it came on. The headers, Content-Length included,
+/// stay as they are.
+fn without_forbidden_body(head: bool, resp: Response<Body>) -> Response<Body> {
+    let status = resp.status();
+    if head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        resp.map(|_| crate::http::body::empty())
+    } else {
+        resp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +391,29 @@ mod tests {
             ids.iter()
                 .all(|i| i.len() == 16 && i.bytes().all(|b| b.is_ascii_hexdigit()))
         );
+    }
+
+    #[test]
+    fn no_body_for_head_204_and_304() {
+        use http_body::Body as _;
+        let resp = |status: u16| {
+            let mut r = Response::new(crate::http::body::full("{}"));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap();
+            r.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+            r
+        };
+        for (head, status, empty) in [
+            (true, 200, true),
+            (false, 204, true),
+            (false, 304, true),
+            (false, 200, false),
+            (false, 404, false),
+        ] {
+            let r = without_forbidden_body(head, resp(status));
+            assert_eq!(r.body().is_end_stream(), empty, "{head} {status}");
+            assert_eq!(r.headers()[http::header::CONTENT_LENGTH], "2");
+        }
     }
 
     #[test]

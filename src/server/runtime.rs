@@ -64,6 +64,9 @@ impl Runtime {
         for b in &bad {
             tracing::warn!(file = %b.file.display(), reason = %b.reason, "skipped a CA directory entry");
         }
+        if let Some(p) = config.check_ca_count(trust.len()) {
+            return Err(Problems::one(p));
+        }
         let trust = Arc::new(trust);
         let validator = Arc::new(Validator::new(trust.clone(), config.x509.clone()));
         let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator))

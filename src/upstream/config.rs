@@ -24,6 +24,10 @@ pub struct UpstreamConfig {
     /// HTTP upstream only: explicit header names for given environ names.
     #[serde(default)]
     pub identity_headers: std::collections::BTreeMap<String, String>,
+    /// Names of the request cookies passed to Keystone; every other
+    /// cookie is dropped. Keystone uses none, so the default is none.
+    #[serde(default)]
+    pub forward_cookies: Vec<String>,
 }
 
 fn default_connect_timeout() -> u64 {

@@ -90,6 +90,8 @@ impl HttpUpstream {
         parts.uri =
             http::Uri::from_parts(uri).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
         parts.version = http::Version::HTTP_11;
+        // HTTP/1.1 allows one Cookie line; HTTP/2 clients may send several.
+        crate::http::cookie::join(&mut parts.headers);
         if let Some(h) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
             parts.headers.insert(HOST, h);
         }
@@ -107,6 +109,9 @@ impl HttpUpstream {
             }
         }
         let max = self.max_body as usize;
+        // A failure to read the client's body (too large, or malformed
+        // chunked framing) is the client's fault: marked here so that
+        // `classify` answers 413 or 400, not 502.
         let body = Limited::new(body, max)
             .map_err(move |e| -> crate::http::body::BoxError {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -114,7 +119,7 @@ impl HttpUpstream {
                 {
                     Box::new(UpstreamError::BodyTooLarge(max as u64))
                 } else {
-                    e
+                    Box::new(UpstreamError::client_body(&e))
                 }
             })
             .boxed_unsync();
@@ -222,6 +227,8 @@ fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
         if let Some(u) = s.downcast_ref::<UpstreamError>() {
             return match u {
                 UpstreamError::BodyTooLarge(n) => UpstreamError::BodyTooLarge(*n),
+                UpstreamError::ClientBody(m) => UpstreamError::ClientBody(m.clone()),
+                UpstreamError::ClientTimeout(t) => UpstreamError::ClientTimeout(*t),
                 other => UpstreamError::ClientBody(other.to_string()),
             };
         }

@@ -24,6 +24,8 @@ pub enum UpstreamError {
     BodyTooLarge(u64),
     #[error("request body could not be read: {0}")]
     ClientBody(String),
+    #[error("{0}")]
+    ClientTimeout(crate::http::body::BodyTimeout),
     #[error("request headers and identity are {0} bytes, more than the uwsgi limit of 65535")]
     EnvironTooLarge(usize),
     #[error("request cannot be forwarded: {0}")]
@@ -38,6 +40,7 @@ impl UpstreamError {
             | UpstreamError::BadResponse(_)
             | UpstreamError::Io(_) => StatusCode::BAD_GATEWAY,
             UpstreamError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             UpstreamError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UpstreamError::ClientBody(_) | UpstreamError::BadRequest(_) => StatusCode::BAD_REQUEST,
             UpstreamError::EnvironTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -54,8 +57,17 @@ impl UpstreamError {
             UpstreamError::Io(_) => "io",
             UpstreamError::BodyTooLarge(_) => "body_too_large",
             UpstreamError::ClientBody(_) => "client_body",
+            UpstreamError::ClientTimeout(_) => "client_timeout",
             UpstreamError::EnvironTooLarge(_) => "environ_too_large",
             UpstreamError::BadRequest(_) => "bad_request",
+        }
+    }
+
+    /// A failure to read the client's request body: the client's fault.
+    pub fn client_body(e: &crate::http::body::BoxError) -> UpstreamError {
+        match e.downcast_ref::<crate::http::body::BodyTimeout>() {
+            Some(t) => UpstreamError::ClientTimeout(*t),
+            None => UpstreamError::ClientBody(e.to_string()),
         }
     }
 

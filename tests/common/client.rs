@@ -183,6 +183,32 @@ impl Client {
         }
     }
 
+    /// Reads whatever arrives until the server closes the connection or
+    /// `limit` passes: (bytes, whether the server closed).
+    pub fn read_until_close(&mut self, limit: Duration) -> (Vec<u8>, bool) {
+        let deadline = std::time::Instant::now() + limit;
+        let sock = match &self.stream {
+            Stream::Tls(s) => &s.sock,
+            Stream::Plain(s) => s,
+        };
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut out = std::mem::take(&mut self.buf);
+        while std::time::Instant::now() < deadline {
+            match self.read_more() {
+                Ok(0) => return (out, true),
+                Ok(_) => out.append(&mut self.buf),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return (out, true),
+            }
+        }
+        (out, false)
+    }
+
     fn read_more(&mut self) -> std::io::Result<usize> {
         let mut tmp = [0u8; 16384];
         let n = match &mut self.stream {

@@ -150,7 +150,7 @@ impl UwsgiUpstream {
 async fn collect_limited(mut body: Body, max: u64) -> Result<Bytes, UpstreamError> {
     let mut out = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| UpstreamError::ClientBody(e.to_string()))?;
+        let frame = frame.map_err(|e| UpstreamError::client_body(&e))?;
         if let Ok(data) = frame.into_data() {
             if (out.len() + data.len()) as u64 > max {
                 return Err(UpstreamError::BodyTooLarge(max));
@@ -169,7 +169,7 @@ async fn copy_exact(
 ) -> Result<(), UpstreamError> {
     let mut sent = 0u64;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| UpstreamError::ClientBody(e.to_string()))?;
+        let frame = frame.map_err(|e| UpstreamError::client_body(&e))?;
         if let Ok(data) = frame.into_data() {
             sent += data.len() as u64;
             if sent > length {
