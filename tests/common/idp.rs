@@ -238,7 +238,7 @@ impl Gate {
         let dir = tempfile::tempdir().unwrap();
         let pki = fedgate::demo::pki::create(dir.path()).unwrap();
         let text = format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 8192\n[admin]\nlisten = []\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca_dir = \"{}\"\n[upstream]\nurl = \"{upstream}\"\n{tables}",
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 8192\nmax_connections_per_ip = 8192\n[admin]\nlisten = []\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nca_dir = \"{}\"\n[upstream]\nurl = \"{upstream}\"\n{tables}",
             pki.host_cert.display(),
             pki.host_key.display(),
             pki.ca_dir.display()
