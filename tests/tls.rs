@@ -125,11 +125,16 @@ fn client_cert_with_a_key_that_does_not_match_is_refused() {
         );
         assert_eq!(up.record.heads(), 0, "{v:?}: nothing forwarded");
     }
-    let m = gw.admin_get("/metrics").text();
-    assert!(
-        m.contains("fedgate_tls_handshakes_total{result=\"failed\"} 2"),
-        "{m}"
-    );
+    // With TLS 1.3 the client learns of the refusal before the server's
+    // handshake task has counted it: wait for the count, briefly.
+    let want = "fedgate_tls_handshakes_total{result=\"failed\"} 2";
+    let t0 = std::time::Instant::now();
+    let mut m = gw.admin_get("/metrics").text();
+    while !m.contains(want) && t0.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        m = gw.admin_get("/metrics").text();
+    }
+    assert!(m.contains(want), "{m}");
 }
 
 #[test]

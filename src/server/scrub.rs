@@ -16,7 +16,6 @@ use http::HeaderMap;
 use http::header::HeaderName;
 
 use crate::config::Config;
-use crate::upstream::http::header_name_for;
 
 /// Prefixes (normalised) that always mark an identity header: the fixed
 /// names of every authenticator (gridsite's `GRST_*`, mod_ssl's `SSL_*`,
@@ -64,20 +63,22 @@ fn starts_with_normalized(name: &[u8], prefix: &[u8]) -> bool {
 /// Every configurable name under which fedgate may hand identity to
 /// Keystone under `cfg`, beyond [`BUILTIN_PREFIXES`]: the site's extra
 /// prefixes, the nginx-voms export names, and the header names of the HTTP
-/// upstream (its prefix, its explicit names, and each export name as that
-/// upstream writes it). Scrubbed whatever the upstream kind, so that
+/// upstream (its prefix and its explicit names). Scrubbed whatever the upstream kind, so that
 /// switching kinds can never open a gap.
 pub fn identity_names(cfg: &Config) -> Vec<String> {
     let up = &cfg.upstream;
     let mut names: Vec<String> = cfg.scrub.prefixes.clone();
-    for export in cfg.voms.export.all().into_iter().filter(|n| !n.is_empty()) {
-        names.push(export.to_string());
-        names.push(header_name_for(
-            export,
-            &up.identity_header_prefix,
-            &up.identity_headers,
-        ));
-    }
+    // As the HTTP upstream writes an export name, it is either this name
+    // (spelled with `-`, the same once normalised), the prefix followed by
+    // it, or an explicit `identity_headers` name: all covered here.
+    names.extend(
+        cfg.voms
+            .export
+            .all()
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+    );
     if !up.identity_header_prefix.is_empty() {
         names.push(up.identity_header_prefix.clone());
     }
@@ -246,6 +247,7 @@ mod tests {
     /// `HTTP-` in front. The names come from the emitters themselves.
     #[test]
     fn every_configurable_output_name_is_scrubbed() {
+        use crate::upstream::http::header_name_for;
         use crate::voms::{ExportNames, ValidAc, VomsOutcome};
         let text = r#"
 [upstream]

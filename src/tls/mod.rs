@@ -87,19 +87,24 @@ pub fn load_chain(
     Ok(chain)
 }
 
+/// The first certificate of a PEM file: the host certificate itself.
+fn read_leaf(path: &Path) -> Result<CertificateDer<'static>, TlsSetupError> {
+    let shown = path.display().to_string();
+    let pem =
+        std::fs::read(path).map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .ok_or_else(|| TlsSetupError::NoCert(shown.clone()))?
+        .map_err(|e| TlsSetupError::ReadCert(shown, e.to_string()))
+}
+
 /// The names a host certificate certifies: the DNS names and IP addresses
 /// of its subjectAltName, in certificate order. They are this service's
 /// names, e.g. for the targets of VOMS attribute certificates.
 pub fn host_names(path: &Path) -> Result<Vec<String>, TlsSetupError> {
-    let shown = path.display().to_string();
-    let pem =
-        std::fs::read(path).map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
-    let leaf = CertificateDer::pem_slice_iter(&pem)
-        .next()
-        .ok_or_else(|| TlsSetupError::NoCert(shown.clone()))?
-        .map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let leaf = read_leaf(path)?;
     let (_, c) = X509Certificate::from_der(leaf.as_ref())
-        .map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+        .map_err(|e| TlsSetupError::ReadCert(path.display().to_string(), e.to_string()))?;
     let mut names = Vec::new();
     if let Ok(Some(san)) = c.subject_alternative_name() {
         for n in &san.value.general_names {
@@ -123,15 +128,9 @@ pub fn host_names(path: &Path) -> Result<Vec<String>, TlsSetupError> {
 /// mod_ssl's `SSL_SERVER_*` values of the host certificate (the first of
 /// the file), as `SSLOptions +StdEnvVars +ExportCertData` exports them.
 pub fn server_modssl(path: &Path) -> Result<Vec<(String, String)>, TlsSetupError> {
-    let shown = path.display().to_string();
-    let pem =
-        std::fs::read(path).map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
-    let leaf = CertificateDer::pem_slice_iter(&pem)
-        .next()
-        .ok_or_else(|| TlsSetupError::NoCert(shown.clone()))?
-        .map_err(|e| TlsSetupError::ReadCert(shown.clone(), e.to_string()))?;
+    let leaf = read_leaf(path)?;
     let cert = crate::pki::cert::Cert::parse(leaf.as_ref())
-        .map_err(|e| TlsSetupError::ReadCert(shown, e.to_string()))?;
+        .map_err(|e| TlsSetupError::ReadCert(path.display().to_string(), e.to_string()))?;
     let mut vars = crate::pki::modssl::cert_vars(&cert, crate::pki::modssl::Side::Server, 0);
     // +ExportCertData
     vars.push(("SSL_SERVER_CERT".into(), cert.pem()));
