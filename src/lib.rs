@@ -21,6 +21,7 @@
 //! | `route` | `[[route]]` tables: which authentication a path needs |
 //! | `auth` | the contract (`AuthOutcome`, `Denial`), enum dispatch, and one folder per authenticator (`x509`, `bearer`, `websso`), each given its own options only |
 //! | `services` | the background-service trait and its set (plugins) |
+//! | `openstack` | the plugins' OpenStack API client: Keystone authentication, catalog, JSON requests |
 //! | `upstream` | the uwsgi and HTTP encoders towards Keystone |
 //! | `tls` | rustls server configuration and the grid client-certificate verifier |
 //! | `oidc` | IdP registry, discovery, JWKS, JWS verification, introspection, claims → `Identity` |
@@ -44,6 +45,8 @@ mod auth;
 mod config;
 mod http;
 mod oidc;
+#[cfg(feature = "accounting")]
+mod openstack;
 mod pki;
 mod route;
 mod server;

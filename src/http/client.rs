@@ -40,7 +40,7 @@ pub enum HttpError {
     Timeout(String),
     #[error("request to {0} failed: {1}")]
     Transport(String, String),
-    #[error("answer from {0} is larger than {MAX_RESPONSE_BYTES} bytes or broken: {1}")]
+    #[error("answer from {0} is too large or broken: {1}")]
     Body(String, String),
 }
 
@@ -162,7 +162,44 @@ impl HttpClient {
         self.send(url, req).await
     }
 
+    /// Any method with extra headers and an optional `(content type, body)`,
+    /// reading at most `limit` bytes of the answer. For APIs (OpenStack,
+    /// registries) whose listings can exceed [`MAX_RESPONSE_BYTES`].
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(http::HeaderName, String)],
+        body: Option<(&str, Bytes)>,
+        limit: usize,
+    ) -> Result<Answer, HttpError> {
+        let mut b = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        let body = match body {
+            Some((ct, bytes)) => {
+                b = b.header(header::CONTENT_TYPE, ct);
+                bytes
+            }
+            None => Bytes::new(),
+        };
+        let req = b
+            .body(Full::new(body))
+            .map_err(|_| HttpError::Url(url.into()))?;
+        self.send_limited(url, req, limit).await
+    }
+
     async fn send(&self, url: &str, req: Request<Full<Bytes>>) -> Result<Answer, HttpError> {
+        self.send_limited(url, req, MAX_RESPONSE_BYTES).await
+    }
+
+    async fn send_limited(
+        &self,
+        url: &str,
+        req: Request<Full<Bytes>>,
+        limit: usize,
+    ) -> Result<Answer, HttpError> {
         let exchange = async {
             let resp = self
                 .inner
@@ -171,7 +208,7 @@ impl HttpClient {
                 .map_err(|e| HttpError::Transport(url.into(), error_chain(&e)))?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            let body = Limited::new(resp.into_body(), limit)
                 .collect()
                 .await
                 .map_err(|e| HttpError::Body(url.into(), e.to_string()))?

@@ -12,5 +12,8 @@
 
 pub mod dirq;
 pub mod record;
+// The extractor, the identity store and the plugin meet here.
+#[allow(dead_code)]
+pub mod source;
 pub mod validate;
 pub mod wire;
