@@ -66,7 +66,11 @@ async fn curl(args: &[&str]) -> Curl {
         .expect("curl");
     let took = t.elapsed();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // With -L, one header block per response: the last one counts.
+    let (mut head, mut body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    while body.starts_with("HTTP/") {
+        (head, body) = body.split_once("\r\n\r\n").unwrap_or((body, ""));
+    }
     let mut lines = head.lines();
     let status = lines
         .next()
