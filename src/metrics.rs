@@ -39,6 +39,9 @@ pub struct Metrics {
     pub connections: Gauge,
     pub refused_connections: Family<KindLabel, Counter>,
     pub denials: Family<KindLabel, Counter>,
+    /// Logins not recorded in the identities store because its queue was
+    /// full (`[plugins.identities]`).
+    pub identity_records_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -109,6 +112,12 @@ impl Metrics {
             "Requests refused by an authenticator, by auth kind",
             denials.clone(),
         );
+        let identity_records_dropped = Counter::default();
+        registry.register(
+            "identity_records_dropped",
+            "Federated logins not recorded in the identities store: its queue was full",
+            identity_records_dropped.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -120,6 +129,7 @@ impl Metrics {
             connections,
             refused_connections,
             denials,
+            identity_records_dropped,
         }
     }
 

@@ -74,3 +74,128 @@ fn print_text(
     }
     Ok(())
 }
+
+/// `2026-12-03T13:00:00Z`: ISO 8601, UTC.
+fn iso_z(secs: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// `fedgate accounting identities [--config FILE] [--json] [--user ID]`:
+/// what the identities store holds, most recently seen first. Exits 0,
+/// 1 when `--user` names a user with no entry, 2 when the configuration
+/// or the store cannot be read.
+pub(super) fn identities(config: &std::path::Path, json: bool, user: Option<&str>) -> u8 {
+    use crate::services::accounting::identities::store::Store;
+    let cfg = match crate::config::Config::load(config) {
+        Ok(c) => c,
+        Err(p) => {
+            p.report();
+            return 2;
+        }
+    };
+    let Some(section) = cfg.plugins.identities.as_ref() else {
+        eprintln!(
+            "error: {}: no [plugins.identities] section: identities are not recorded",
+            config.display()
+        );
+        return 2;
+    };
+    let entries = match Store::open_read_only(section.path()).and_then(|s| s.list(user)) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = if json {
+        entries.iter().try_for_each(|e| {
+            let v = serde_json::json!({
+                "keystone_user_id": e.keystone_user_id,
+                "kind": e.kind,
+                "global_user_name": e.global_user_name,
+                "fqan": e.fqan,
+                "attributes": e.attributes,
+                "first_seen": iso_z(e.first_seen),
+                "last_seen": iso_z(e.last_seen),
+            });
+            writeln!(out, "{v}")
+        })
+    } else {
+        print_identities(&mut out, &entries)
+    };
+    u8::from(user.is_some() && entries.is_empty())
+}
+
+fn print_identities(
+    out: &mut impl Write,
+    entries: &[crate::services::accounting::identities::store::Entry],
+) -> std::io::Result<()> {
+    let header = [
+        "KEYSTONE USER ID",
+        "KIND",
+        "GLOBAL USER NAME",
+        "FQAN",
+        "FIRST SEEN",
+        "LAST SEEN",
+        "FQANS / ENTITLEMENTS",
+    ];
+    let rows: Vec<[String; 7]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.keystone_user_id.clone(),
+                e.kind.clone(),
+                e.global_user_name.clone(),
+                e.fqan.clone().unwrap_or_else(|| "-".into()),
+                iso_z(e.first_seen),
+                iso_z(e.last_seen),
+                e.attributes.join(";"),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, cells: &[&str]| -> std::io::Result<()> {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
+            }
+        }
+        writeln!(out, "{}", s.trim_end())
+    };
+    line(out, &header)?;
+    for r in &rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        line(out, &cells)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso_z_is_utc() {
+        assert_eq!(super::iso_z(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::iso_z(1_796_302_800), "2026-12-03T13:00:00Z");
+    }
+}

@@ -108,4 +108,20 @@ pub enum AccountingCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// List the federated identities recorded by the gateway
+    /// (`[plugins.identities]`): Keystone user id, kind (x509 or oidc),
+    /// GlobalUserName, FQAN, first and last seen (ISO 8601, UTC), and the
+    /// FQANs or entitlements. Most recently seen first.
+    Identities {
+        #[arg(short, long, default_value = "/etc/fedgate/fedgate.toml")]
+        config: PathBuf,
+        /// Print one JSON object per entry: {"keystone_user_id", "kind",
+        /// "global_user_name", "fqan", "attributes", "first_seen",
+        /// "last_seen"}.
+        #[arg(long)]
+        json: bool,
+        /// Only this Keystone user id; exits 1 if it has no entry.
+        #[arg(long, value_name = "ID")]
+        user: Option<String>,
+    },
 }

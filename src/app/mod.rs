@@ -63,6 +63,10 @@ pub fn main() -> ExitCode {
         Command::Accounting {
             command: AccountingCommand::Validate { json, files },
         } => ExitCode::from(accounting::validate(&files, json)),
+        #[cfg(feature = "accounting")]
+        Command::Accounting {
+            command: AccountingCommand::Identities { config, json, user },
+        } => ExitCode::from(accounting::identities(&config, json, user.as_deref())),
         Command::Demo {
             listen,
             admin_listen,

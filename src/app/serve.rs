@@ -80,6 +80,8 @@ pub async fn serve_config(
         tracing::info!(services = ?services.names(), "background services running");
     }
     let shared = Shared::new(rt);
+    #[cfg(feature = "accounting")]
+    apply_identities(&shared);
     let shutdown = Shutdown::new();
     let bound = Bound {
         listen: listeners
@@ -131,6 +133,8 @@ async fn run_services(shared: Arc<Shared>, mut services: ServiceSet, shutdown: S
                 if changed.is_err() {
                     break;
                 }
+                #[cfg(feature = "accounting")]
+                apply_identities(&shared);
                 let plugins = shared.runtime.load().config.plugins.clone();
                 for e in services.apply_all(&plugins).await {
                     tracing::error!(error = %e, "service section refused; the running service is kept");
@@ -140,4 +144,28 @@ async fn run_services(shared: Arc<Shared>, mut services: ServiceSet, shutdown: S
         }
     }
     services.stop_all().await;
+}
+
+/// Starts, restarts or stops the identities recorder so that it matches
+/// `[plugins.identities]`. A recorder replaced by a reload writes what it
+/// has queued, then ends.
+#[cfg(feature = "accounting")]
+fn apply_identities(shared: &Shared) {
+    use crate::services::accounting::identities::recorder::Recorder;
+    let want = shared.runtime.load().config.plugins.identities.clone();
+    let current = shared.identities.load();
+    if current.as_deref().map(Recorder::config) == want.as_ref() {
+        return;
+    }
+    let next = want.as_ref().map(|c| {
+        Arc::new(Recorder::start(
+            c,
+            shared.metrics.identity_records_dropped.clone(),
+        ))
+    });
+    match &want {
+        Some(c) => tracing::info!(path = %c.path().display(), "recording federated identities"),
+        None => tracing::info!("no longer recording federated identities"),
+    }
+    shared.identities.store(next);
 }

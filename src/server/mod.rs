@@ -3,6 +3,8 @@
 
 mod admission;
 mod connection;
+#[cfg(feature = "accounting")]
+mod identities;
 mod parse_errors;
 mod pipeline;
 mod runtime;

@@ -67,7 +67,7 @@ fn accepts_html(parts: &http::request::Parts) -> bool {
 /// its log line and its metrics.
 struct Ctx<'a> {
     shared: &'a Shared,
-    rt: &'a Runtime,
+    rt: &'a Arc<Runtime>,
     conn: &'a ConnInfo,
     id: String,
     /// The route's name, or the label of an authenticator's own endpoint;
@@ -199,6 +199,10 @@ async fn phases(
     }
     ctx.principal = identity.as_ref().map(|i| i.principal.clone());
     let mut resp = forward(ctx, parts, body, identity.as_ref()).await;
+    #[cfg(feature = "accounting")]
+    {
+        resp = super::identities::observe(ctx.shared, ctx.rt, ctx.conn, identity.as_ref(), resp);
+    }
     if let Some(h) = extra_headers {
         for (k, v) in h.iter() {
             resp.headers_mut().append(k, v.clone());

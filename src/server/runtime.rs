@@ -219,6 +219,11 @@ pub struct Shared {
     /// Counts successful reloads; the application watches it to bring the
     /// background services in line with the new configuration.
     reloaded: tokio::sync::watch::Sender<u64>,
+    /// The identities recorder of `[plugins.identities]`, set by the
+    /// application; `None`: logins are not recorded.
+    #[cfg(feature = "accounting")]
+    pub identities:
+        arc_swap::ArcSwapOption<crate::services::accounting::identities::recorder::Recorder>,
 }
 
 impl Shared {
@@ -228,6 +233,8 @@ impl Shared {
             metrics: Metrics::new(),
             admission: Arc::default(),
             reloaded: tokio::sync::watch::channel(0).0,
+            #[cfg(feature = "accounting")]
+            identities: Default::default(),
         })
     }
 

@@ -72,6 +72,11 @@ impl ServiceError {
 pub struct PluginsConfig {
     #[serde(default)]
     pub heartbeat: Option<heartbeat::HeartbeatConfig>,
+    /// The identities store, written by the gateway itself rather than by
+    /// a background service (see `accounting::identities`).
+    #[cfg(feature = "accounting")]
+    #[serde(default)]
+    pub identities: Option<accounting::identities::config::IdentitiesConfig>,
 }
 
 impl PluginsConfig {
@@ -79,6 +84,10 @@ impl PluginsConfig {
     pub fn validate(&self, src: &Source, p: &mut Problems) {
         if let Some(h) = &self.heartbeat {
             h.validate(src, p);
+        }
+        #[cfg(feature = "accounting")]
+        if let Some(i) = &self.identities {
+            i.validate(src, p);
         }
     }
 }
