@@ -63,6 +63,10 @@ pub fn main() -> ExitCode {
         Command::Accounting {
             command: AccountingCommand::Validate { json, files },
         } => ExitCode::from(accounting::validate(&files, json)),
+        #[cfg(feature = "accounting")]
+        Command::Accounting {
+            command: AccountingCommand::Send { ams_config, queues },
+        } => ExitCode::from(rt.block_on(accounting::send(&ams_config, &queues))),
         Command::Demo {
             listen,
             admin_listen,

@@ -10,7 +10,11 @@
 //! Children share types through [`record`], never through this file, so
 //! that `mod.rs` stays a list of children (see `tests/layering.rs`).
 
+pub mod ams;
+pub mod ams_options;
 pub mod dirq;
 pub mod record;
+pub mod send;
+pub mod smime_sign;
 pub mod validate;
 pub mod wire;
