@@ -98,7 +98,9 @@ pub mod internal {
     /// APEL records, their wire formats and validator, the dirq queue.
     #[cfg(feature = "accounting")]
     pub mod accounting {
-        pub use crate::services::accounting::{dirq, identities, record, validate, wire};
+        pub use crate::services::accounting::{
+            ams, ams_options, dirq, identities, record, send, smime_sign, validate, wire,
+        };
     }
     pub mod oidc {
         pub use crate::oidc::{claims, idp, introspect, jwks, jws};

@@ -1,7 +1,11 @@
 //! `fedgate accounting ...`: the accounting plugin's one-shot commands.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::problem::{Problem, Problems, Source};
+use crate::services::accounting::ams_options::AmsOptions;
+use crate::services::accounting::send::{Outcome, Sender};
 
 use crate::services::accounting::validate::{Finding, MessageKind, Report, validate as check};
 
@@ -189,6 +193,86 @@ fn print_identities(
         line(out, &cells)?;
     }
     Ok(())
+}
+
+/// The part of a configuration file `accounting send` reads; the other
+/// keys of the file are not its business.
+#[derive(serde::Deserialize)]
+struct AmsFile {
+    plugins: AmsPlugins,
+}
+#[derive(serde::Deserialize)]
+struct AmsPlugins {
+    accounting: AmsSection,
+}
+#[derive(serde::Deserialize)]
+struct AmsSection {
+    #[serde(default)]
+    ams: AmsOptions,
+}
+
+/// Reads and checks `[plugins.accounting.ams]` of `path`.
+pub(super) fn load_ams(path: &Path) -> Result<AmsOptions, Problems> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Problems::one(Problem::file(path, format!("cannot read: {e}"))))?;
+    let src = Source {
+        path: path.to_owned(),
+        text,
+    };
+    let file: AmsFile = toml::from_str(&src.text).map_err(|e| {
+        let line = e.span().map_or(0, |s| src.line_of(s.start));
+        Problems::one(Problem::at(path, line, e.message().to_string()))
+    })?;
+    let mut p = Problems::default();
+    file.plugins.accounting.ams.validate(&src, &mut p);
+    p.into_result()?;
+    Ok(file.plugins.accounting.ams)
+}
+
+/// `fedgate accounting send --ams-config FILE --queue DIR...`: 0 when
+/// every queued element was published, 1 otherwise.
+pub(super) async fn send(ams_config: &Path, queues: &[PathBuf]) -> u8 {
+    let opts = match load_ams(ams_config) {
+        Ok(o) => o,
+        Err(p) => {
+            p.report();
+            return 1;
+        }
+    };
+    let mut sender = match Sender::new(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fedgate accounting send: {e}");
+            return 1;
+        }
+    };
+    let report = sender.run(queues).await;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for e in &report.elements {
+        let at = e.queue.join(&e.element);
+        let _ = match &e.outcome {
+            Outcome::Sent { topic, id } => {
+                writeln!(out, "{}: sent to {topic} as {id}", at.display())
+            }
+            Outcome::Rejected(why) => {
+                writeln!(out, "{}: REJECTED, moved to rejected/: {why}", at.display())
+            }
+            Outcome::Failed(why) => writeln!(out, "{}: FAILED, kept: {why}", at.display()),
+            Outcome::Busy => writeln!(out, "{}: locked by another sender", at.display()),
+        };
+    }
+    for e in &report.errors {
+        let _ = writeln!(out, "error: {e}");
+    }
+    let _ = writeln!(
+        out,
+        "{} sent, {} failed, {} rejected",
+        report.count(|o| matches!(o, Outcome::Sent { .. })),
+        report.count(|o| matches!(o, Outcome::Failed(_))),
+        report.count(|o| matches!(o, Outcome::Rejected(_))),
+    );
+    u8::from(!report.all_sent())
 }
 
 #[cfg(test)]

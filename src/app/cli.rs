@@ -124,4 +124,19 @@ pub enum AccountingCommand {
         #[arg(long, value_name = "ID")]
         user: Option<String>,
     },
+    /// Publish the queued APEL messages to AMS as `ssmsend` does: sign
+    /// each with the host certificate, publish it (StAR to the storage
+    /// topic, the rest to the cloud topic), remove it once AMS took it.
+    /// Exits 0 when every element was sent, 1 otherwise (one line per
+    /// element says why).
+    Send {
+        /// A TOML file with a `[plugins.accounting.ams]` table (host,
+        /// project, topics, token, cert, key, ...; defaults are EGI's).
+        #[arg(long, value_name = "FILE")]
+        ams_config: PathBuf,
+        /// A dirq queue directory to send; repeatable (e.g. one per
+        /// record type).
+        #[arg(long = "queue", value_name = "DIR", required = true)]
+        queues: Vec<PathBuf>,
+    },
 }

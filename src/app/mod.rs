@@ -67,6 +67,9 @@ pub fn main() -> ExitCode {
         Command::Accounting {
             command: AccountingCommand::Identities { config, json, user },
         } => ExitCode::from(accounting::identities(&config, json, user.as_deref())),
+        Command::Accounting {
+            command: AccountingCommand::Send { ams_config, queues },
+        } => ExitCode::from(rt.block_on(accounting::send(&ams_config, &queues))),
         Command::Demo {
             listen,
             admin_listen,

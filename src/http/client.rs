@@ -18,8 +18,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Largest IdP answer accepted (dave's introspection answer is ~7 KB; JWKS
 /// documents of big federations stay well below this).
@@ -83,6 +83,17 @@ fn load_pem(path: &Path, roots: &mut rustls::RootCertStore) -> Result<usize, Htt
 impl HttpClient {
     /// A client trusting the system roots plus `ca_file`, if given.
     pub fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<HttpClient, HttpError> {
+        Self::with_client_cert(ca_file, None, timeout)
+    }
+
+    /// [`HttpClient::new`] that also presents a TLS client certificate
+    /// (chain, leaf first, and its key) when given: the AMS `authx509`
+    /// call exchanges the host certificate for a token.
+    pub fn with_client_cert(
+        ca_file: Option<&Path>,
+        client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+        timeout: Duration,
+    ) -> Result<HttpClient, HttpError> {
         let mut roots = rustls::RootCertStore::empty();
         let system = std::env::var_os("SSL_CERT_FILE")
             .map(std::path::PathBuf::from)
@@ -103,8 +114,13 @@ impl HttpClient {
         let tls = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| HttpError::Transport("tls".into(), e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let tls = match client_cert {
+            Some((chain, key)) => tls.with_client_auth_cert(chain, key).map_err(|e| {
+                HttpError::Transport("tls client certificate".into(), e.to_string())
+            })?,
+            None => tls.with_no_client_auth(),
+        };
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));
@@ -188,6 +204,27 @@ impl HttpClient {
             .body(Full::new(body))
             .map_err(|_| HttpError::Url(url.into()))?;
         self.send_limited(url, req, limit).await
+    }
+
+    /// POST a JSON body with extra request headers (`x-api-key` of AMS).
+    pub async fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Answer, HttpError> {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(url)
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            b = b.header(*name, *value);
+        }
+        let req = b
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| HttpError::Url(url.into()))?;
+        self.send(url, req).await
     }
 
     async fn send(&self, url: &str, req: Request<Full<Bytes>>) -> Result<Answer, HttpError> {

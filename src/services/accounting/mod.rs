@@ -10,11 +10,15 @@
 //! Children share types through [`record`], never through this file, so
 //! that `mod.rs` stays a list of children (see `tests/layering.rs`).
 
+pub mod ams;
+pub mod ams_options;
 pub mod dirq;
 pub mod identities;
 pub mod record;
 // The extractor, the identity store and the plugin meet here.
 #[allow(dead_code)]
 pub mod source;
+pub mod send;
+pub mod smime_sign;
 pub mod validate;
 pub mod wire;
