@@ -631,7 +631,9 @@ async fn a_broken_or_stalled_store_never_delays_a_login() {
         assert_eq!(b.status, 201, "{}", b.body);
         slowest = slowest.max(b.took);
     }
-    assert!(slowest < Duration::from_secs(3), "a login took {slowest:?}");
+    eprintln!("bearer logins through fedgate with the writer stalled: slowest {slowest:?}");
+    // Blocked, a login would wait for the lock: 5 s and more.
+    assert!(slowest < Duration::from_secs(4), "a login took {slowest:?}");
     let dropped = g.metric("fedgate_identity_records_dropped_total").await;
     assert!(
         dropped >= 1.0,

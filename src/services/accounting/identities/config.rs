@@ -167,4 +167,26 @@ mod tests {
         assert!(p[0].contains("must name a file"), "{p:?}");
         assert!(toml::from_str::<IdentitiesConfig>("paht = \"/tmp/x\"").is_err());
     }
+
+    /// The section is validated with the other plugins' sections.
+    #[test]
+    fn plugins_validate_the_section() {
+        let text = "[heartbeat]\npath = \"/tmp/beat\"\n[identities]\nqueue = 0\npath = \"/tmp/ids.sqlite\"\n";
+        let plugins: crate::services::PluginsConfig = toml::from_str(text).unwrap();
+        let src = Source {
+            path: "fedgate.toml".into(),
+            text: text.into(),
+        };
+        let mut p = Problems::default();
+        plugins.validate(&src, &mut p);
+        assert_eq!(p.0.len(), 1, "{p}");
+        assert!(
+            p.0[0]
+                .to_string()
+                .starts_with("fedgate.toml:4: plugins.identities.queue"),
+            "{p}"
+        );
+        let none: crate::services::PluginsConfig = toml::from_str("").unwrap();
+        assert!(none.identities.is_none(), "absent: nothing is recorded");
+    }
 }
