@@ -64,7 +64,7 @@ else
   KS_STARTED=1
   # The issuers of the test IdPs (bearer tests: 18760/18761; WebSSO tests:
   # 18850/18851) are remote ids of Keystone's IdP egi.eu.
-  KEYSTONE_OIDC_ISSUERS=${KEYSTONE_OIDC_ISSUERS:-http://127.0.0.1:18760,http://127.0.0.1:18761,http://127.0.0.1:18850,http://127.0.0.1:18851} \
+  KEYSTONE_OIDC_ISSUERS=${KEYSTONE_OIDC_ISSUERS:-http://127.0.0.1:18760,http://127.0.0.1:18761,http://127.0.0.1:18850,http://127.0.0.1:18851,http://127.0.0.1:18771,http://127.0.0.1:18772} \
   FEDGATE_KEYSTONE_VENV=${FEDGATE_KEYSTONE_VENV:-$HOME/.cache/fedgate/keystone-venv} \
     tests/harness/keystone/setup.sh "$KS_DIR" "$KS_PORT" up >/dev/null
   # shellcheck disable=SC1091

@@ -122,20 +122,9 @@ impl Usage {
     }
 }
 
-/// The identity the gateway verified for a Keystone user, as accounting
-/// reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayIdentity {
-    /// The certificate DN, or `sub@issuer`.
-    pub global_user_name: String,
-    /// The primary FQAN, or the VO derived from the entitlements.
-    pub fqan: Option<String>,
-}
-
-/// Looks up what the gateway recorded at login (the identity store).
-pub trait IdentityLookup: Send + Sync {
-    fn lookup(&self, keystone_user_id: &str) -> Option<GatewayIdentity>;
-}
+// The identity the gateway verified, and the lookup the identity store
+// implements: defined beside the store, used here by the extractor.
+pub use super::identities::model::{GatewayIdentity, IdentityLookup};
 
 /// No gateway identities: every record falls back to cASO's behaviour.
 #[derive(Debug, Clone, Copy, Default)]
