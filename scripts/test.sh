@@ -75,6 +75,13 @@ fi
 # ------------------------------------------------------------ tests
 # tests/accounting.rs fails, rather than skips, when dirq cannot be imported.
 export FEDGATE_REQUIRE_DIRQ=1
+# tests/ams.rs compares its AMS envelope with argo-ams-library's: a venv
+# (~/.cache/fedgate/ams-venv, ~10 s once); the test fails when it is missing.
+if sh tests/harness/ams/venv.sh >/dev/null; then
+  export FEDGATE_REQUIRE_AMS_LIBRARY=1
+else
+  echo "argo-ams-library venv unavailable (PyPI?): tests/ams.rs skips the envelope comparison" >&2
+fi
 say "cargo test --all-targets --no-fail-fast $*"
 t=$SECONDS
 LOG=$ROOT/target/test-output.log

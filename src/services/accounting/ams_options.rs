@@ -337,9 +337,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let f = tmp.path().join("f.pem");
         std::fs::write(&f, "x").unwrap();
-        let mut good = AmsOptions::default();
-        good.cert = Spanned::new(0..0, f.clone());
-        good.key = Spanned::new(0..0, f);
+        let good = AmsOptions {
+            cert: Spanned::new(0..0, f.clone()),
+            key: Spanned::new(0..0, f),
+            ..Default::default()
+        };
         assert!(problems(&good).is_empty(), "{:?}", problems(&good));
     }
 }
