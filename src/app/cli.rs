@@ -91,6 +91,34 @@ pub enum ImagesCommand {
         other: Vec<PathBuf>,
         list: PathBuf,
     },
+    /// Sync the subscribed images into Glance once, as the
+    /// `[plugins.images]` plugin does on its schedule. Exits 0 when every
+    /// step succeeded, 1 when one failed, 2 on a configuration error.
+    #[cfg(feature = "accounting")]
+    Sync {
+        #[arg(short, long, default_value = "/etc/fedgate/fedgate.toml")]
+        config: PathBuf,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the outcome as JSON (fields: plan, counts, errors).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the images the sync manages in Glance: identifier, version,
+    /// Glance id, state, members; and the plugin's last run.
+    #[cfg(feature = "accounting")]
+    Status {
+        #[arg(short, long, default_value = "/etc/fedgate/fedgate.toml")]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The admin listener of a running fedgate, for the plugin's last
+        /// run (`/plugins/images`), e.g. http://127.0.0.1:9090.
+        #[arg(long)]
+        admin_url: Option<String>,
+    },
 }
 
 #[cfg(feature = "accounting")]

@@ -72,6 +72,10 @@ impl ServiceError {
 pub struct PluginsConfig {
     #[serde(default)]
     pub heartbeat: Option<heartbeat::HeartbeatConfig>,
+    /// The image sync (cloudkeeper's replacement).
+    #[cfg(feature = "accounting")]
+    #[serde(default)]
+    pub images: Option<images::plugin::ImagesConfig>,
 }
 
 impl PluginsConfig {
@@ -79,6 +83,10 @@ impl PluginsConfig {
     pub fn validate(&self, src: &Source, p: &mut Problems) {
         if let Some(h) = &self.heartbeat {
             h.validate(src, p);
+        }
+        #[cfg(feature = "accounting")]
+        if let Some(i) = &self.images {
+            i.validate(src, p);
         }
     }
 }
@@ -186,6 +194,13 @@ impl ServiceSet {
         let mut errors = Vec::new();
         if let Err(e) = self
             .apply::<schedule::Scheduled<heartbeat::Heartbeat>>(plugins.heartbeat.as_ref())
+            .await
+        {
+            errors.push(e);
+        }
+        #[cfg(feature = "accounting")]
+        if let Err(e) = self
+            .apply::<schedule::Scheduled<images::plugin::Images>>(plugins.images.as_ref())
             .await
         {
             errors.push(e);
