@@ -135,3 +135,82 @@ fn print_text(d: &Decision) {
         }
     }
 }
+
+/// The arguments of `images fetch`.
+pub struct FetchArgs {
+    pub config: PathBuf,
+    pub url: String,
+    pub sha512: String,
+    pub size: u64,
+    pub format: Option<String>,
+    pub id: Option<String>,
+}
+
+/// Runs `images fetch`; returns the exit code: 0 staged, 1 refused, 2
+/// usage or configuration error.
+pub async fn fetch(a: FetchArgs) -> u8 {
+    use crate::services::images::candidate::{Candidate, Location, SourceKind};
+    use crate::services::images::download::Stager;
+    use crate::services::images::fetch_config::FetchConfig;
+
+    let cfg = match read(&a.config).and_then(|t| {
+        let text = String::from_utf8_lossy(&t).into_owned();
+        toml::from_str::<FetchConfig>(&text).map_err(|e| format!("{}: {e}", a.config.display()))
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let stager = match Stager::new(&cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let id = a.id.clone().unwrap_or_else(|| a.url.clone());
+    let c = Candidate {
+        identifier: id.clone(),
+        kind: SourceKind::HepixList,
+        title: id.clone(),
+        description: None,
+        version: String::new(),
+        vo: None,
+        declared_format: a.format,
+        mpuri: None,
+        arch: None,
+        os_distro: None,
+        os_version: None,
+        expires: None,
+        list_identifier: String::new(),
+        attributes: Default::default(),
+        location: Location::Http {
+            url: a.url,
+            sha512: a.sha512.to_ascii_lowercase(),
+            size: a.size,
+        },
+    };
+    match stager.stage(&c, None).await {
+        Ok(s) => {
+            let v = serde_json::json!({
+                "path": s.path,
+                "size": s.size,
+                "disk_format": s.disk_format,
+                "container_format": s.container_format,
+                "downloaded_format": s.downloaded_format.glance(),
+                "mislabelled": s.mislabelled,
+                "checksum": s.checksum,
+                "reused": s.reused,
+                "converted": s.converted,
+            });
+            println!("{v}");
+            0
+        }
+        Err(e) => {
+            eprintln!("refused: {e}");
+            1
+        }
+    }
+}

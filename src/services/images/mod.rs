@@ -8,6 +8,13 @@
 //! and the Glance sync build on [`accept::evaluate`].
 
 pub mod accept;
+pub mod candidate;
+pub mod download;
+pub mod fetch;
+pub mod fetch_config;
+pub mod format;
 pub mod list;
+pub mod registry;
 pub mod signature;
 pub mod smime;
+pub mod transport;
