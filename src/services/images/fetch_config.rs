@@ -115,7 +115,7 @@ pub struct RegistryConfig {
 }
 
 impl FetchConfig {
-    pub(crate) fn validate(&self, src: &Source, p: &mut Problems) {
+    pub fn validate(&self, src: &Source, p: &mut Problems) {
         let at = &self.staging_dir;
         if !self.staging_dir.get_ref().is_dir() {
             p.push(src.problem(
@@ -167,7 +167,7 @@ impl FetchConfig {
 }
 
 impl RegistryConfig {
-    pub(crate) fn validate(&self, src: &Source, p: &mut Problems) {
+    pub fn validate(&self, src: &Source, p: &mut Problems) {
         match url::Url::parse(self.url.get_ref()) {
             Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && self.allow_http) => {}
             Ok(u) if u.scheme() == "http" => p.push(src.problem(
