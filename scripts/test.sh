@@ -28,9 +28,12 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (ru
 # grid-proxy-init); apache2 + gridsite: the interop comparison; redis-server:
 # the shared token cache; chromium: the WebSSO browser login; python3-dirq:
 # the APEL outgoing queue read back by the dirq that ssmsend uses;
-# qemu-utils: qemu-img makes the small images the Glance sync uploads.
+# qemu-utils: qemu-img makes the test images and converts them (image
+# plugin) and the small images the Glance sync uploads; docker-registry: the
+# real OCI registry the image plugin reads artifacts from (pushed by oras
+# from tests/harness/registry).
 APT_PKGS=(curl openssl ca-certificates python3 python3-venv voms-clients globus-proxy-utils
-  apache2 gridsite redis-server chromium python3-dirq qemu-utils)
+  apache2 gridsite redis-server chromium python3-dirq qemu-utils docker-registry)
 if [ "${FEDGATE_NO_INSTALL:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -104,6 +107,9 @@ fi
 # ------------------------------------------------------------ tests
 # tests/accounting.rs fails, rather than skips, when dirq cannot be imported.
 export FEDGATE_REQUIRE_DIRQ=1
+# tests/images_fetch.rs fails, rather than skips, without qemu-img and
+# docker-registry; its oras venv is ~/.cache/fedgate/oras-venv.
+export FEDGATE_REQUIRE_IMAGE_TOOLS=1
 say "cargo test --all-targets --no-fail-fast $*"
 t=$SECONDS
 LOG=$ROOT/target/test-output.log

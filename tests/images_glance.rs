@@ -91,7 +91,11 @@ fn qemu_img(dir: &Path, name: &str, fmt: &str, size: &str) -> PathBuf {
         .arg(size)
         .output()
         .expect("qemu-img (Debian qemu-utils) is needed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     p
 }
 
@@ -117,7 +121,7 @@ fn desired(id: &str, version: &str, vo: &str, file: &Path, fmt: &str) -> Desired
         file: file.to_path_buf(),
         size: std::fs::metadata(file).unwrap().len(),
         sha512: sha512(file),
-        file_sha512: None,
+        file_sha512: Some(sha512(file)),
         properties: [("os_distro".to_string(), "ubuntu".to_string())].into(),
     }
 }
@@ -207,7 +211,9 @@ async fn glance_sync_lifecycle() {
         json!({"vo.b.test": {"projects": e.vo_b}}).to_string(),
     )
     .unwrap();
-    let grace = 4;
+    // Longer than a few sync runs take on a loaded box: the old A, retired
+    // one run before B, must still be waiting when B is retired.
+    let grace = 30;
     let text = section(&e, &tag, &format!("{grace}s"), &voms);
     let cfg_file = dir.path().join("fedgate.toml");
     std::fs::write(
@@ -239,7 +245,11 @@ async fn glance_sync_lifecycle() {
     let g = gathered(vec![da1.clone(), db1.clone()]);
     let dry = ctx.sync(&g, true, now(), &stop).await.unwrap();
     assert_eq!(dry.plan.len(), 2, "{:?}", dry.plan);
-    assert!(dry.plan.iter().all(|l| l.starts_with("create ")), "{:?}", dry.plan);
+    assert!(
+        dry.plan.iter().all(|l| l.starts_with("create ")),
+        "{:?}",
+        dry.plan
+    );
     assert!(images(&ctx).await.is_empty(), "a dry run changed Glance");
 
     // First run: both created, uploaded, shared and accepted.
@@ -261,7 +271,13 @@ async fn glance_sync_lifecycle() {
         let members = i["members"].as_array().unwrap();
         assert!(members.iter().all(|m| m["status"] == "accepted"), "{i}");
     }
-    assert_eq!(by_identifier(&imgs, "img-a")[0]["members"].as_array().unwrap().len(), e.vo_a.len());
+    assert_eq!(
+        by_identifier(&imgs, "img-a")[0]["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        e.vo_a.len()
+    );
     // The properties sites and cASO read, and the declared format.
     let raw = ctx.glance().get(&a_id).await.unwrap().unwrap();
     assert_eq!(raw.disk_format.as_deref(), Some("qcow2"));
@@ -272,7 +288,10 @@ async fn glance_sync_lifecycle() {
     );
     assert_eq!(raw.prop("APPLIANCE_VO"), Some("vo.a.test"));
     assert_eq!(raw.prop("os_distro"), Some("ubuntu"));
-    assert_eq!(raw.prop("image_hash"), Some(format!("sha512:{}", da1.sha512).as_str()));
+    assert_eq!(
+        raw.prop("image_hash"),
+        Some(format!("sha512:{}", da1.sha512).as_str())
+    );
 
     // Members: VO A's projects see A and not B; VO B's sees B, never A.
     for p in &e.vo_a {
@@ -301,13 +320,23 @@ async fn glance_sync_lifecycle() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(bin)
         .args(["images", "status", "--json", "--config"])
         .arg(&cfg_file)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let st: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(st["images"].as_array().unwrap().len(), 2, "{st}");
 
@@ -316,14 +345,25 @@ async fn glance_sync_lifecycle() {
     let g2 = gathered(vec![da2.clone(), db1.clone()]);
     let o = ctx.sync(&g2, false, now(), &stop).await.unwrap();
     assert!(o.errors.is_empty(), "{:?}", o.errors);
-    assert_eq!((count(&o, "created"), count(&o, "deactivated")), (1, 1), "{:?}", o.counts);
+    assert_eq!(
+        (count(&o, "created"), count(&o, "deactivated")),
+        (1, 1),
+        "{:?}",
+        o.counts
+    );
     let imgs = images(&ctx).await;
     let a = by_identifier(&imgs, "img-a");
     assert_eq!(a.len(), 2);
     let old = a.iter().find(|i| i["glance_id"] == a_id.as_str()).unwrap();
     let new = a.iter().find(|i| i["glance_id"] != a_id.as_str()).unwrap();
-    assert_eq!((old["state"].as_str(), old["version"].as_str()), (Some("deactivated"), Some("1.0")));
-    assert_eq!((new["state"].as_str(), new["version"].as_str()), (Some("active"), Some("2.0")));
+    assert_eq!(
+        (old["state"].as_str(), old["version"].as_str()),
+        (Some("deactivated"), Some("1.0"))
+    );
+    assert_eq!(
+        (new["state"].as_str(), new["version"].as_str()),
+        (Some("active"), Some("2.0"))
+    );
     let new_a = new["glance_id"].as_str().unwrap().to_string();
     // VO A's projects now see the new version.
     assert!(visible(&http, &e, &e.vo_a[0], &tag).await.contains(&new_a));
@@ -341,7 +381,11 @@ async fn glance_sync_lifecycle() {
     assert_eq!(count(&o, "waiting"), 2, "{:?}", o.counts);
 
     // After the grace period: the old A and B are deleted.
-    tokio::time::sleep(Duration::from_secs(grace + 1)).await;
+    let b_retired = by_identifier(&imgs, "img-b")[0]["retired_at"]
+        .as_i64()
+        .unwrap();
+    let wait = (b_retired + grace as i64 + 1 - now()).max(0) as u64;
+    tokio::time::sleep(Duration::from_secs(wait)).await;
     let o = ctx.sync(&g3, false, now(), &stop).await.unwrap();
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(count(&o, "deleted"), 2, "{:?}", o.counts);
@@ -365,7 +409,9 @@ async fn glance_sync_lifecycle() {
 
     // Clean up: nothing desired, grace 0 → retire, then delete.
     let text0 = section(&e, &tag, "0s", &voms);
-    let ctx0 = Context::connect(&toml::from_str(&text0).unwrap()).await.unwrap();
+    let ctx0 = Context::connect(&toml::from_str(&text0).unwrap())
+        .await
+        .unwrap();
     let empty = gathered(vec![]);
     ctx0.sync(&empty, false, now(), &stop).await.unwrap();
     let o = ctx0.sync(&empty, false, now(), &stop).await.unwrap();

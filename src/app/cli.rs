@@ -119,6 +119,31 @@ pub enum ImagesCommand {
         #[arg(long)]
         admin_url: Option<String>,
     },
+    /// Download one image into the staging directory as the image plugin
+    /// would (resume, size cap, disk budget, sha512, format detection,
+    /// conversion) and print the staged file as JSON. Exits 0 when
+    /// staged, 1 when refused, 2 on a usage error.
+    Fetch {
+        /// A TOML file with the fetch keys of [plugins.images]
+        /// (staging_dir, max_image_size, disk_budget, convert_to, ...).
+        #[arg(long)]
+        config: PathBuf,
+        /// The image URL (hv:uri).
+        #[arg(long)]
+        url: String,
+        /// The expected SHA-512, hex (sl:checksum:sha512).
+        #[arg(long)]
+        sha512: String,
+        /// The expected size in bytes (hv:size).
+        #[arg(long)]
+        size: u64,
+        /// The published format (hv:format), compared with the content.
+        #[arg(long)]
+        format: Option<String>,
+        /// The image identifier (names the staged files); default: the URL.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[cfg(feature = "accounting")]

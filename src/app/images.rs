@@ -140,7 +140,13 @@ fn print_text(d: &Decision) {
 #[cfg(feature = "accounting")]
 fn images_section(
     config: &Path,
-) -> Result<(crate::config::Config, crate::services::images::plugin::ImagesConfig), u8> {
+) -> Result<
+    (
+        crate::config::Config,
+        crate::services::images::plugin::ImagesConfig,
+    ),
+    u8,
+> {
     let cfg = match crate::config::Config::load(config) {
         Ok(c) => c,
         Err(p) => {
@@ -149,10 +155,7 @@ fn images_section(
         }
     };
     let Some(section) = cfg.plugins.images.clone() else {
-        eprintln!(
-            "error: {}: no [plugins.images] section",
-            config.display()
-        );
+        eprintln!("error: {}: no [plugins.images] section", config.display());
         return Err(2);
     };
     let mut p = crate::problem::Problems::default();
@@ -243,7 +246,8 @@ pub async fn status(config: &Path, json: bool, admin_url: Option<&str>) -> u8 {
     let mut last_run = serde_json::Value::Null;
     if let Some(base) = &admin {
         let url = format!("{}/plugins/images", base.trim_end_matches('/'));
-        if let Ok(c) = crate::http::client::HttpClient::new(None, std::time::Duration::from_secs(3)) {
+        if let Ok(c) = crate::http::client::HttpClient::new(None, std::time::Duration::from_secs(3))
+        {
             if let Ok(a) = c.get(&url, None).await {
                 if a.status.is_success() {
                     last_run = serde_json::from_slice(&a.body).unwrap_or_default();
@@ -302,4 +306,83 @@ pub async fn status(config: &Path, json: bool, admin_url: Option<&str>) -> u8 {
         (None, true) => println!("last run  : unknown (no admin listener)"),
     }
     0
+}
+
+/// The arguments of `images fetch`.
+pub struct FetchArgs {
+    pub config: PathBuf,
+    pub url: String,
+    pub sha512: String,
+    pub size: u64,
+    pub format: Option<String>,
+    pub id: Option<String>,
+}
+
+/// Runs `images fetch`; returns the exit code: 0 staged, 1 refused, 2
+/// usage or configuration error.
+pub async fn fetch(a: FetchArgs) -> u8 {
+    use crate::services::images::candidate::{Candidate, Location, SourceKind};
+    use crate::services::images::download::Stager;
+    use crate::services::images::fetch_config::FetchConfig;
+
+    let cfg = match read(&a.config).and_then(|t| {
+        let text = String::from_utf8_lossy(&t).into_owned();
+        toml::from_str::<FetchConfig>(&text).map_err(|e| format!("{}: {e}", a.config.display()))
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let stager = match Stager::new(&cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let id = a.id.clone().unwrap_or_else(|| a.url.clone());
+    let c = Candidate {
+        identifier: id.clone(),
+        kind: SourceKind::HepixList,
+        title: id.clone(),
+        description: None,
+        version: String::new(),
+        vo: None,
+        declared_format: a.format,
+        mpuri: None,
+        arch: None,
+        os_distro: None,
+        os_version: None,
+        expires: None,
+        list_identifier: String::new(),
+        attributes: Default::default(),
+        location: Location::Http {
+            url: a.url,
+            sha512: a.sha512.to_ascii_lowercase(),
+            size: a.size,
+        },
+    };
+    match stager.stage(&c, None).await {
+        Ok(s) => {
+            let v = serde_json::json!({
+                "path": s.path,
+                "size": s.size,
+                "disk_format": s.disk_format,
+                "container_format": s.container_format,
+                "downloaded_format": s.downloaded_format.glance(),
+                "mislabelled": s.mislabelled,
+                "checksum": s.checksum,
+                "reused": s.reused,
+                "converted": s.converted,
+            });
+            println!("{v}");
+            0
+        }
+        Err(e) => {
+            eprintln!("refused: {e}");
+            1
+        }
+    }
 }

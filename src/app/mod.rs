@@ -94,5 +94,20 @@ pub fn main() -> ExitCode {
             others: other,
             json,
         })),
+        Command::Images(ImagesCommand::Fetch {
+            config,
+            url,
+            sha512,
+            size,
+            format,
+            id,
+        }) => ExitCode::from(rt.block_on(images::fetch(images::FetchArgs {
+            config,
+            url,
+            sha512,
+            size,
+            format,
+            id,
+        }))),
     }
 }

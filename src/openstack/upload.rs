@@ -82,7 +82,9 @@ impl Body for FileBody {
     }
 }
 
-fn client(ca_file: Option<&Path>) -> Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, FileBody>, HttpError> {
+fn client(
+    ca_file: Option<&Path>,
+) -> Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, FileBody>, HttpError> {
     let mut roots = rustls::RootCertStore::empty();
     let system = std::env::var_os("SSL_CERT_FILE")
         .map(std::path::PathBuf::from)

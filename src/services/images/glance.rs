@@ -176,16 +176,13 @@ impl<'a> Glance<'a> {
                 .ok_or_else(|| bad_json(&url, "no images array"))?;
             out.extend(images.iter().filter_map(GlanceImage::from_json));
             // `next` is a path with query, relative to the endpoint root.
-            next = v
-                .get("next")
-                .and_then(Value::as_str)
-                .map(|n| {
-                    if n.starts_with("http://") || n.starts_with("https://") {
-                        n.to_string()
-                    } else {
-                        format!("{}{}", self.url, n)
-                    }
-                });
+            next = v.get("next").and_then(Value::as_str).map(|n| {
+                if n.starts_with("http://") || n.starts_with("https://") {
+                    n.to_string()
+                } else {
+                    format!("{}{}", self.url, n)
+                }
+            });
         }
         Ok(out)
     }

@@ -66,7 +66,9 @@ pub fn parse_json(text: &str) -> Result<BTreeMap<String, Vec<ProjectRef>>, Mappi
                         }
                     }
                 }
-                Some(_) => return Err(err(&format!("{k} must be a project name or id, or a list"))),
+                Some(_) => {
+                    return Err(err(&format!("{k} must be a project name or id, or a list")));
+                }
             }
         }
         if refs.is_empty() {
@@ -184,7 +186,10 @@ mod tests {
             r#"{"vo": {"tenant": "p", "domain": 1}}"#,
         ] {
             let e = parse_json(bad).unwrap_err();
-            assert!(matches!(e, MappingError::Vo { ref vo, .. } if vo == "vo"), "{bad}: {e}");
+            assert!(
+                matches!(e, MappingError::Vo { ref vo, .. } if vo == "vo"),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -10,6 +10,11 @@
 //! ([`sync`]) and the scheduled `[plugins.images]` plugin ([`plugin`]).
 
 pub mod accept;
+pub mod candidate;
+pub mod download;
+pub mod fetch;
+pub mod fetch_config;
+pub mod format;
 #[cfg(feature = "accounting")]
 pub mod glance;
 pub mod list;
@@ -18,7 +23,9 @@ pub mod mapping;
 pub mod plan;
 #[cfg(feature = "accounting")]
 pub mod plugin;
+pub mod registry;
 pub mod signature;
 pub mod smime;
 #[cfg(feature = "accounting")]
 pub mod sync;
+pub mod transport;

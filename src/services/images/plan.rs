@@ -40,6 +40,9 @@ pub const ID_PROP: &str = "appdb_id";
 pub const HASH_PROP: &str = "image_hash";
 /// Property holding the list's `dc:identifier`.
 pub const LIST_PROP: &str = "image_list";
+/// Property holding the subscription URL (without credentials) the image
+/// came from: images of a subscription that could not be fetched are held.
+pub const SOURCE_PROP: &str = "fedgate_source";
 /// Property holding the Unix time the sync retired the image.
 pub const RETIRED_PROP: &str = "fedgate_retired_at";
 
@@ -63,8 +66,8 @@ pub struct Desired {
     pub size: u64,
     /// `sl:checksum:sha512` of the image as published (lower-case hex).
     pub sha512: String,
-    /// SHA-512 of the staged file when it differs from the published one
-    /// (converted); Glance's `os_hash_value` must equal it after upload.
+    /// SHA-512 of the staged file, when known (the download unconverted);
+    /// Glance's `os_hash_value` must equal it after upload.
     pub file_sha512: Option<String>,
     /// More properties (`os_distro`, `architecture`, raw list attributes).
     pub properties: BTreeMap<String, String>,
@@ -76,10 +79,13 @@ impl Desired {
     /// and cloud-info-provider read).
     pub fn glance_properties(&self) -> BTreeMap<String, String> {
         let mut p = self.properties.clone();
-        let mpuri = self.mpuri.clone().unwrap_or_else(|| self.identifier.clone());
+        let mpuri = self
+            .mpuri
+            .clone()
+            .unwrap_or_else(|| self.identifier.clone());
         for (k, v) in [
             (ID_PROP, self.identifier.clone()),
-            (HASH_PROP, format!("sha512:{}", self.sha512)),
+            (HASH_PROP, self.hash()),
             (LIST_PROP, self.list_identifier.clone()),
             ("APPLIANCE_ID", self.identifier.clone()),
             ("APPLIANCE_IMAGE_LIST_ID", self.list_identifier.clone()),
@@ -98,8 +104,14 @@ impl Desired {
         p
     }
 
+    /// `sha512:<hex>`; a value that already names its algorithm (an OCI
+    /// digest, `sha256:<hex>`) is kept as is.
     fn hash(&self) -> String {
-        format!("sha512:{}", self.sha512)
+        if self.sha512.contains(':') {
+            self.sha512.clone()
+        } else {
+            format!("sha512:{}", self.sha512)
+        }
     }
 }
 
@@ -192,8 +204,13 @@ impl Plan {
                     let d = &desired[*i];
                     let mut s = format!(
                         "create {} {:?} version {} ({} {}, {} bytes) for VO {}",
-                        d.identifier, d.title, d.version, d.disk_format, d.container_format,
-                        d.size, d.vo
+                        d.identifier,
+                        d.title,
+                        d.version,
+                        d.disk_format,
+                        d.container_format,
+                        d.size,
+                        d.vo
                     );
                     s.push_str(&format!(", shared with [{}]", members.join(", ")));
                     if !supersedes.is_empty() {
@@ -300,7 +317,10 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
     let mut desired_ids = BTreeSet::new();
     for (i, d) in inp.desired.iter().enumerate() {
         desired_ids.insert(d.identifier.as_str());
-        let copies = by_id.get(d.identifier.as_str()).cloned().unwrap_or_default();
+        let copies = by_id
+            .get(d.identifier.as_str())
+            .cloned()
+            .unwrap_or_default();
         // The copy holding this version: prefer one not retired.
         let current = copies
             .iter()
@@ -392,12 +412,10 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
         .collect();
     rest.sort_by(|a, b| a.image.id.cmp(&b.image.id));
     for e in rest {
-        if e
-            .image
-            .prop(LIST_PROP)
-            .is_some_and(|l| inp.held_lists.contains(l))
-            && retired_at(&e.image).is_none()
-        {
+        let held = [LIST_PROP, SOURCE_PROP]
+            .iter()
+            .any(|k| e.image.prop(k).is_some_and(|l| inp.held_lists.contains(l)));
+        if held && retired_at(&e.image).is_none() {
             p.held += 1;
             continue;
         }
@@ -615,10 +633,7 @@ mod tests {
         match &p.actions[1] {
             Action::Update { ops, .. } => {
                 assert!(ops.contains(&Patch::Replace("name".into(), "Renamed".into())));
-                assert!(ops.contains(&Patch::Replace(
-                    "APPLIANCE_TITLE".into(),
-                    "Renamed".into()
-                )));
+                assert!(ops.contains(&Patch::Replace("APPLIANCE_TITLE".into(), "Renamed".into())));
             }
             a => panic!("{a:?}"),
         }
@@ -631,7 +646,9 @@ mod tests {
         q.image.status = "queued".into();
         let p = run(std::slice::from_ref(&d), &[q], &[], 0);
         assert!(matches!(&p.actions[0], Action::Delete { image, .. } if image == "g0"));
-        assert!(matches!(&p.actions[1], Action::Create { supersedes, .. } if supersedes.is_empty()));
+        assert!(
+            matches!(&p.actions[1], Action::Create { supersedes, .. } if supersedes.is_empty())
+        );
         let props = d.glance_properties();
         assert_eq!(props["vmcatcher_event_ad_mpuri"], "i1");
         assert_eq!(props[HASH_PROP], "sha512:aa");

@@ -19,23 +19,31 @@
 //! project = "fedgate-images"                        # owns the images
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use toml::Spanned;
 
+use super::accept::{Code, Subscription, TrustedEndorser};
+use super::candidate::Candidate;
+use super::download::{StagedImage, Stager};
+use super::fetch;
+use super::fetch_config::FetchConfig;
 use super::glance::Glance;
 use super::mapping::{self, ProjectRef};
-use super::plan::{Desired, ID_PROP, RETIRED_PROP};
+use super::plan::{Desired, ID_PROP, RETIRED_PROP, SOURCE_PROP};
 use super::sync::{self, Outcome, SyncOptions};
+use super::transport::Transport;
 use crate::openstack::session::{AuthOptions, Credentials, Scope, Session};
+use crate::pki::{TrustStore, Validator, X509Config};
 use crate::problem::{Problems, Source};
 use crate::secret::Secret;
-use crate::services::schedule::{Plugin, RunReport, Schedule};
 use crate::services::ServiceError;
+use crate::services::schedule::{Plugin, RunReport, Schedule};
 use crate::shutdown::Shutdown;
 
 fn default_schedule() -> Spanned<String> {
@@ -119,6 +127,44 @@ pub struct ImagesConfig {
     /// `voms.json`, atrope's), merged with `projects`.
     #[serde(default)]
     pub vo_map_file: Option<Spanned<PathBuf>>,
+    /// IGTF CA directory that list signatures chain to.
+    #[serde(default = "default_ca_dir")]
+    pub ca_dir: Spanned<PathBuf>,
+    /// Downloading and staging (`[plugins.images.staging]`): staging_dir,
+    /// max_image_size, disk_budget, convert_to, appdb_token, ...
+    #[serde(default)]
+    pub staging: Option<FetchConfig>,
+    /// Signed HEPiX image lists (`[[plugins.images.subscription]]`).
+    #[serde(default, rename = "subscription")]
+    pub subscriptions: Vec<SubscriptionConfig>,
+}
+
+fn default_ca_dir() -> Spanned<PathBuf> {
+    Spanned::new(0..0, "/etc/grid-security/certificates".into())
+}
+
+/// `[[plugins.images.subscription]]`: one signed image list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    pub url: Spanned<String>,
+    /// The VO whose projects get the images; default: the list's `ad:vo`.
+    #[serde(default)]
+    pub vo: Option<String>,
+    /// Signer subject DNs trusted for this list (OpenSSL one-line form),
+    /// each optionally with its issuer: `{ dn = "...", ca = "..." }`.
+    pub endorsers: Vec<EndorserConfig>,
+    /// AppDB token for this list (else `staging.appdb_token`).
+    #[serde(default)]
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndorserConfig {
+    pub dn: String,
+    #[serde(default)]
+    pub ca: Option<String>,
 }
 
 /// `<n>s|m|h|d` in seconds.
@@ -165,12 +211,38 @@ impl ImagesConfig {
             p.push(src.problem(&a.url, format!("plugins.images.auth: {e}")));
         }
         if a.timeout_secs == 0 {
-            p.push(src.problem(&a.url, "plugins.images.auth.timeout_secs must be at least 1"));
+            p.push(src.problem(
+                &a.url,
+                "plugins.images.auth.timeout_secs must be at least 1",
+            ));
         }
         if let Some(f) = &self.vo_map_file {
             if let Err(e) = read_map_file(f.get_ref()) {
                 p.push(src.problem(f, format!("plugins.images.vo_map_file: {e}")));
             }
+        }
+        for sub in &self.subscriptions {
+            let u = sub.url.get_ref();
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                p.push(src.problem(
+                    &sub.url,
+                    "plugins.images.subscription.url must be an http(s) URL",
+                ));
+            }
+            if sub.endorsers.is_empty() {
+                p.push(src.problem(
+                    &sub.url,
+                    "plugins.images.subscription: endorsers is empty, so every list would be refused",
+                ));
+            }
+        }
+        match &self.staging {
+            Some(f) => f.validate(src, p),
+            None if !self.subscriptions.is_empty() => p.push(src.problem(
+                &self.subscriptions[0].url,
+                "plugins.images: subscriptions need a [plugins.images.staging] section (staging_dir)",
+            )),
+            None => {}
         }
         if self.tag.trim().is_empty() {
             p.push(src.problem(&self.schedule, "plugins.images.tag must not be empty"));
@@ -208,7 +280,11 @@ impl ImagesConfig {
                 domain: a.project_domain.clone(),
             },
             (None, Some(id), _) => Scope::ProjectId(id.clone()),
-            _ => return Err("give one of project and project_id: the project that owns the images".into()),
+            _ => {
+                return Err(
+                    "give one of project and project_id: the project that owns the images".into(),
+                );
+            }
         };
         Ok((creds, scope))
     }
@@ -344,7 +420,8 @@ impl Context {
         let refused: u64 = g.refused.values().sum();
         out.counts.insert("refused".into(), refused);
         if dry_run {
-            out.counts.insert("planned".into(), plan.actions.len() as u64);
+            out.counts
+                .insert("planned".into(), plan.actions.len() as u64);
             out.counts.insert("unchanged".into(), plan.unchanged as u64);
         }
         Ok(out)
@@ -378,9 +455,146 @@ impl Context {
     }
 }
 
-/// Collects the desired images from the configured sources.
-pub async fn gather(_cfg: &ImagesConfig, _now: i64, _stop: &Shutdown) -> Result<Gathered, String> {
-    Ok(Gathered::default())
+/// Collects the desired images from the subscribed lists: fetch, judge
+/// (B4), stage each accepted image. A list that cannot be fetched or is
+/// refused, or one of whose images cannot be staged, is *held*: its images
+/// in Glance stay as they are. An expired list's images are not desired
+/// (they are retired).
+pub async fn gather(cfg: &ImagesConfig, now: i64, stop: &Shutdown) -> Result<Gathered, String> {
+    let mut g = Gathered::default();
+    if cfg.subscriptions.is_empty() {
+        return Ok(g);
+    }
+    let staging = cfg
+        .staging
+        .as_ref()
+        .ok_or("subscriptions need a [plugins.images.staging] section")?;
+    let stager = Stager::new(staging).map_err(|e| e.to_string())?;
+    let transport = Transport::new(
+        staging.ca_file.as_deref(),
+        Duration::from_secs(staging.timeout_secs.max(1)),
+        staging.allow_http,
+    )
+    .map_err(|e| e.to_string())?;
+    let (store, _) = TrustStore::load(cfg.ca_dir.get_ref())
+        .map_err(|e| format!("CA directory {}: {e}", cfg.ca_dir.get_ref().display()))?;
+    let validator = Validator::new(Arc::new(store), X509Config::default());
+    let mut taken: HashMap<String, String> = HashMap::new();
+    let refuse = |g: &mut Gathered, code: &str| {
+        *g.refused.entry(code.to_string()).or_default() += 1;
+    };
+    for s in &cfg.subscriptions {
+        if stop.is_triggered() {
+            return Err("stopped".into());
+        }
+        let (plain_url, _) = fetch::credentials(s.url.get_ref(), None);
+        let sub = Subscription {
+            trusted: s
+                .endorsers
+                .iter()
+                .map(|e| TrustedEndorser {
+                    dn: e.dn.clone(),
+                    ca: e.ca.clone(),
+                })
+                .collect(),
+            previous: None,
+            taken: taken.clone(),
+        };
+        let token = s.token.as_ref().or(staging.appdb_token.as_ref());
+        let d = match fetch::fetch_and_evaluate(
+            &transport,
+            s.url.get_ref(),
+            token,
+            &validator,
+            &sub,
+            now,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(plugin = "images", list = %plain_url, error = %e, "image list not fetched; its images are kept");
+                g.held_lists.insert(plain_url.clone());
+                refuse(&mut g, e.code());
+                continue;
+            }
+        };
+        let Some(list) = d
+            .list
+            .clone()
+            .filter(|_| d.accepted() || d.has(Code::Expired))
+        else {
+            let why: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+            tracing::warn!(plugin = "images", list = %plain_url, reasons = %why.join("; "), "image list refused; its images are kept");
+            g.held_lists.insert(plain_url.clone());
+            if let Some(l) = &d.list {
+                g.held_lists.insert(l.identifier.clone());
+            }
+            for r in &d.reasons {
+                refuse(&mut g, r.code.as_str());
+            }
+            continue;
+        };
+        for v in &d.images {
+            if let Some(r) = &v.refused {
+                refuse(&mut g, r.code.as_str());
+                continue;
+            }
+            taken.insert(v.image.identifier.clone(), list.identifier.clone());
+            let c = Candidate::from_list(&list, &v.image);
+            match stager.stage(&c, None).await {
+                Ok(st) => {
+                    let vo = s.vo.clone().or_else(|| c.vo.clone()).unwrap_or_default();
+                    g.desired.push(desired_of(&c, &st, vo, &plain_url));
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = "images", image = %c.identifier, error = %e, "image not staged; its list's images are kept");
+                    g.held_lists.insert(list.identifier.clone());
+                    refuse(&mut g, e.code());
+                }
+            }
+        }
+    }
+    Ok(g)
+}
+
+/// The Glance-side description of a staged candidate.
+pub fn desired_of(c: &Candidate, st: &StagedImage, vo: String, source: &str) -> Desired {
+    let mut properties = BTreeMap::new();
+    let mut put = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            properties.insert(k.to_string(), v.clone());
+        }
+    };
+    put("os_distro", &c.os_distro);
+    put("os_version", &c.os_version);
+    put("architecture", &c.arch);
+    put("vmcatcher_event_dc_description", &c.description);
+    properties.insert(SOURCE_PROP.into(), source.to_string());
+    if let Ok(a) = serde_json::to_string(&c.attributes) {
+        properties.insert("APPLIANCE_ATTRIBUTES".into(), a);
+    }
+    let sha512 = st
+        .checksum
+        .strip_prefix("sha512:")
+        .unwrap_or(&st.checksum)
+        .to_string();
+    Desired {
+        identifier: c.identifier.clone(),
+        title: c.title.clone(),
+        version: c.version.clone(),
+        vo,
+        list_identifier: c.list_identifier.clone(),
+        mpuri: c.mpuri.clone(),
+        disk_format: st.disk_format.clone(),
+        container_format: st.container_format.clone(),
+        file: st.path.clone(),
+        size: st.size,
+        // The staged file is the download itself unless converted.
+        file_sha512: (!st.converted && st.checksum.starts_with("sha512:")).then(|| sha512.clone()),
+        sha512,
+        properties,
+    }
 }
 
 /// The image plugin, run by [`Scheduled`](crate::services::schedule::Scheduled).
@@ -453,7 +667,10 @@ mod tests {
              region = \"R\"\ninterface = \"internal\"\ntimeout_secs = 5\nca_file = \"/x.pem\"\n"
         ))
         .unwrap();
-        assert_eq!(Schedule::parse(c.schedule.get_ref()).unwrap().to_string(), "every 1800s");
+        assert_eq!(
+            Schedule::parse(c.schedule.get_ref()).unwrap().to_string(),
+            "every 1800s"
+        );
         let o = c.sync_options().unwrap();
         assert_eq!(o.glance_url.as_deref(), Some("http://g:9292"));
         assert_eq!((o.tag.as_str(), o.grace_secs), ("mine", 7200));
@@ -466,7 +683,9 @@ mod tests {
                 domain: "P".into()
             }
         );
-        assert!(matches!(&a.credentials, Credentials::Password { username, user_domain, .. } if username == "u" && user_domain == "D"));
+        assert!(
+            matches!(&a.credentials, Credentials::Password { username, user_domain, .. } if username == "u" && user_domain == "D")
+        );
         assert_eq!(a.region.as_deref(), Some("R"));
         assert_eq!(a.interface, "internal");
         assert_eq!(a.timeout, Duration::from_secs(5));
@@ -478,7 +697,10 @@ mod tests {
         assert_eq!(d.sync_options().unwrap().grace_secs, 7 * 86400);
         assert_eq!(d.tag, "fedgate");
         assert!(d.sync_options().unwrap().glance_url.is_none());
-        assert_eq!(Schedule::parse(d.schedule.get_ref()).unwrap().to_string(), "every 14400s");
+        assert_eq!(
+            Schedule::parse(d.schedule.get_ref()).unwrap().to_string(),
+            "every 14400s"
+        );
         // Unknown keys are errors.
         assert!(parse(&format!("grace = \"1d\"\n{BASE}")).is_err());
     }
@@ -489,9 +711,14 @@ mod tests {
             "[auth]\nurl = \"http://ks\"\napplication_credential_id = \"i\"\napplication_credential_secret = \"s\"\n",
         )
         .unwrap();
-        assert!(matches!(c.auth_options().unwrap().credentials, Credentials::ApplicationCredential { ref id, .. } if id == "i"));
+        assert!(
+            matches!(c.auth_options().unwrap().credentials, Credentials::ApplicationCredential { ref id, .. } if id == "i")
+        );
         let c = parse("[auth]\nurl = \"http://ks\"\nusername = \"u\"\npassword = \"p\"\nproject_id = \"pid\"\n").unwrap();
-        assert_eq!(c.auth_options().unwrap().scope, Scope::ProjectId("pid".into()));
+        assert_eq!(
+            c.auth_options().unwrap().scope,
+            Scope::ProjectId("pid".into())
+        );
     }
 
     #[test]
@@ -525,14 +752,23 @@ mod tests {
     fn the_vo_map_file_merges_with_the_table() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("voms.json");
-        std::fs::write(&f, r#"{"vo.a": {"tenant": "a0"}, "vo.b": {"projects": ["b1"]}}"#).unwrap();
+        std::fs::write(
+            &f,
+            r#"{"vo.a": {"tenant": "a0"}, "vo.b": {"projects": ["b1"]}}"#,
+        )
+        .unwrap();
         let c = parse(&format!(
             "vo_map_file = {:?}\n[projects]\n\"vo.a\" = [\"a1\"]\n{BASE}",
             f.display().to_string()
         ))
         .unwrap();
         let refs = c.project_refs().unwrap();
-        let names = |vo: &str| refs[vo].iter().map(|r| r.name_or_id.clone()).collect::<Vec<_>>();
+        let names = |vo: &str| {
+            refs[vo]
+                .iter()
+                .map(|r| r.name_or_id.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names("vo.a"), vec!["a0", "a1"]);
         assert_eq!(names("vo.b"), vec!["b1"]);
     }

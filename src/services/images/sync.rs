@@ -135,7 +135,8 @@ pub async fn apply(
     let mut members = MemberSessions::default();
     for a in &p.actions {
         if stop.is_triggered() {
-            out.errors.push("stopped before the plan was complete".into());
+            out.errors
+                .push("stopped before the plan was complete".into());
             break;
         }
         let (kind, result) = match a {
@@ -292,18 +293,20 @@ async fn finish(
     members: &mut MemberSessions,
 ) -> Result<(), SyncError> {
     glance.upload(&img.id, &d.file).await?;
-    let now = glance.get(&img.id).await?.ok_or_else(|| SyncError::NotActive {
-        status: "gone".into(),
-    })?;
+    let now = glance
+        .get(&img.id)
+        .await?
+        .ok_or_else(|| SyncError::NotActive {
+            status: "gone".into(),
+        })?;
     if now.status != "active" {
         return Err(SyncError::NotActive { status: now.status });
     }
-    let want = d.file_sha512.as_deref().unwrap_or(&d.sha512).to_lowercase();
-    if let Some(got) = &now.os_hash_value {
-        if !got.eq_ignore_ascii_case(&want) {
+    if let (Some(want), Some(got)) = (&d.file_sha512, &now.os_hash_value) {
+        if !got.eq_ignore_ascii_case(want) {
             return Err(SyncError::HashMismatch {
                 got: got.clone(),
-                want,
+                want: want.clone(),
             });
         }
     }
