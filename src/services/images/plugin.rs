@@ -749,6 +749,49 @@ mod tests {
     }
 
     #[test]
+    fn subscriptions_and_staging_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "ca_dir = \"/ca\"\n{BASE}[staging]\nstaging_dir = {:?}\n\
+             [[subscription]]\nurl = \"https://l/image.list\"\nvo = \"vo.a\"\ntoken = \"t\"\n\
+             endorsers = [{{ dn = \"/CN=e\", ca = \"/CN=ca\" }}]\n\
+             [[subscription]]\nurl = \"ftp://x\"\nendorsers = []\n",
+            dir.path().display().to_string()
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.ca_dir.get_ref(), &PathBuf::from("/ca"));
+        assert_eq!(c.subscriptions.len(), 2);
+        let s = &c.subscriptions[0];
+        assert_eq!(s.vo.as_deref(), Some("vo.a"));
+        assert_eq!(s.token.as_ref().map(Secret::expose), Some("t"));
+        assert_eq!(s.endorsers[0].ca.as_deref(), Some("/CN=ca"));
+        assert_eq!(
+            c.staging.as_ref().unwrap().staging_dir.get_ref(),
+            &dir.path().to_path_buf()
+        );
+        let src = Source {
+            path: "f.toml".into(),
+            text: text.clone(),
+        };
+        let mut p = Problems::default();
+        c.validate(&src, &mut p);
+        let all = p.to_string();
+        assert!(all.contains("subscription.url must be"), "{all}");
+        assert!(all.contains("endorsers is empty"), "{all}");
+        // Subscriptions without staging are refused.
+        let c = parse(&format!(
+            "{BASE}[[subscription]]\nurl = \"https://l\"\nendorsers = [{{ dn = \"/CN=e\" }}]\n"
+        ))
+        .unwrap();
+        let mut p = Problems::default();
+        c.validate(&src, &mut p);
+        assert!(
+            p.to_string().contains("need a [plugins.images.staging]"),
+            "{p}"
+        );
+    }
+
+    #[test]
     fn the_vo_map_file_merges_with_the_table() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("voms.json");
