@@ -11,6 +11,10 @@
 #   FEDGATE_KEYSTONE_WORKDIR  (target/keystone-e2e) database, keys, logs
 #   FEDGATE_KEYSTONE_PORT     (18600; +1 is the uwsgi socket)
 #   FEDGATE_KEYSTONE_VENV     (~/.cache/fedgate/keystone-venv) reused when complete
+#   FEDGATE_SKIP_GLANCE=1     no Glance: tests/images_glance.rs prints SKIPPED and passes
+#   FEDGATE_GLANCE_WORKDIR    (target/glance-e2e) Glance database, images, logs
+#   FEDGATE_GLANCE_PORT       (18682)
+#   FEDGATE_GLANCE_VENV       (~/.cache/fedgate/glance-venv) reused when complete
 #   FEDGATE_NO_INSTALL=1      never run apt-get / npm
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,9 +27,13 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (ru
 # voms-clients, globus-proxy-utils: real VOMS proxies (voms-proxy-fake,
 # grid-proxy-init); apache2 + gridsite: the interop comparison; redis-server:
 # the shared token cache; chromium: the WebSSO browser login; python3-dirq:
-# the APEL outgoing queue read back by the dirq that ssmsend uses.
+# the APEL outgoing queue read back by the dirq that ssmsend uses;
+# qemu-utils: qemu-img makes the test images and converts them (image
+# plugin) and the small images the Glance sync uploads; docker-registry: the
+# real OCI registry the image plugin reads artifacts from (pushed by oras
+# from tests/harness/registry).
 APT_PKGS=(curl openssl ca-certificates python3 python3-venv voms-clients globus-proxy-utils
-  apache2 gridsite redis-server chromium python3-dirq)
+  apache2 gridsite redis-server chromium python3-dirq qemu-utils docker-registry)
 if [ "${FEDGATE_NO_INSTALL:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -49,7 +57,13 @@ fi
 KS_DIR=${FEDGATE_KEYSTONE_WORKDIR:-$ROOT/target/keystone-e2e}
 KS_PORT=${FEDGATE_KEYSTONE_PORT:-18600}
 KS_STARTED=0
+GL_DIR=${FEDGATE_GLANCE_WORKDIR:-$ROOT/target/glance-e2e}
+GL_PORT=${FEDGATE_GLANCE_PORT:-18682}
+GL_STARTED=0
 stop_keystone() {
+  if [ "$GL_STARTED" = 1 ]; then
+    tests/harness/glance/setup.sh "$GL_DIR" "$GL_PORT" down >/dev/null 2>&1 || true
+  fi
   if [ "$KS_STARTED" = 1 ]; then
     tests/harness/keystone/setup.sh "$KS_DIR" "$KS_PORT" down >/dev/null 2>&1 || true
   fi
@@ -72,6 +86,24 @@ else
   echo "Keystone ready in $((SECONDS - t)) s: $FEDGATE_E2E_KEYSTONE_URL, uwsgi $FEDGATE_E2E_KEYSTONE_UWSGI" >&2
 fi
 
+# ------------------------------------------------------------ Glance
+# Glance 33 (tests/harness/glance) against the Keystone above, for the image
+# sync (tests/images_glance.rs). Not registered in the catalog.
+if [ "${FEDGATE_SKIP_GLANCE:-0}" = 1 ] || [ "${FEDGATE_SKIP_KEYSTONE:-0}" = 1 ]; then
+  say "no Glance (FEDGATE_SKIP_GLANCE or FEDGATE_SKIP_KEYSTONE): the Glance sync tests will be skipped"
+  unset FEDGATE_GLANCE_URL
+else
+  say "Glance (tests/harness/glance) on 127.0.0.1:$GL_PORT"
+  t=$SECONDS
+  GL_STARTED=1
+  FEDGATE_GLANCE_VENV=${FEDGATE_GLANCE_VENV:-$HOME/.cache/fedgate/glance-venv} \
+    tests/harness/glance/setup.sh "$GL_DIR" "$GL_PORT" up >/dev/null
+  # shellcheck disable=SC1091
+  . "$GL_DIR/env.sh"
+  export FEDGATE_REQUIRE_GLANCE=1
+  echo "Glance ready in $((SECONDS - t)) s: $FEDGATE_GLANCE_URL" >&2
+fi
+
 # ------------------------------------------------------------ tests
 # tests/accounting.rs fails, rather than skips, when dirq cannot be imported.
 export FEDGATE_REQUIRE_DIRQ=1
@@ -82,6 +114,9 @@ if sh tests/harness/ams/venv.sh >/dev/null; then
 else
   echo "argo-ams-library venv unavailable (PyPI?): tests/ams.rs skips the envelope comparison" >&2
 fi
+# tests/images_fetch.rs fails, rather than skips, without qemu-img and
+# docker-registry; its oras venv is ~/.cache/fedgate/oras-venv.
+export FEDGATE_REQUIRE_IMAGE_TOOLS=1
 say "cargo test --all-targets --no-fail-fast $*"
 t=$SECONDS
 LOG=$ROOT/target/test-output.log
@@ -99,6 +134,11 @@ if [ -n "${FEDGATE_E2E_KEYSTONE_URL:-}" ]; then
   echo "Keystone end-to-end: ran against $FEDGATE_E2E_KEYSTONE_URL and uwsgi://$FEDGATE_E2E_KEYSTONE_UWSGI"
 else
   echo "Keystone end-to-end: SKIPPED (no Keystone)"
+fi
+if [ -n "${FEDGATE_GLANCE_URL:-}" ]; then
+  echo "Glance sync: ran against $FEDGATE_GLANCE_URL"
+else
+  echo "Glance sync: SKIPPED (no Glance)"
 fi
 grep -a -E '^test .* FAILED$|^    [a-z_:]+$' "$LOG" | sed 's/^/  /' || true
 echo "full output (with fedgate logs): $LOG"

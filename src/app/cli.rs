@@ -91,6 +91,59 @@ pub enum ImagesCommand {
         other: Vec<PathBuf>,
         list: PathBuf,
     },
+    /// Sync the subscribed images into Glance once, as the
+    /// `[plugins.images]` plugin does on its schedule. Exits 0 when every
+    /// step succeeded, 1 when one failed, 2 on a configuration error.
+    #[cfg(feature = "accounting")]
+    Sync {
+        #[arg(short, long, default_value = "/etc/fedgate/fedgate.toml")]
+        config: PathBuf,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the outcome as JSON (fields: plan, counts, errors).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the images the sync manages in Glance: identifier, version,
+    /// Glance id, state, members; and the plugin's last run.
+    #[cfg(feature = "accounting")]
+    Status {
+        #[arg(short, long, default_value = "/etc/fedgate/fedgate.toml")]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The admin listener of a running fedgate, for the plugin's last
+        /// run (`/plugins/images`), e.g. http://127.0.0.1:9090.
+        #[arg(long)]
+        admin_url: Option<String>,
+    },
+    /// Download one image into the staging directory as the image plugin
+    /// would (resume, size cap, disk budget, sha512, format detection,
+    /// conversion) and print the staged file as JSON. Exits 0 when
+    /// staged, 1 when refused, 2 on a usage error.
+    Fetch {
+        /// A TOML file with the fetch keys of [plugins.images]
+        /// (staging_dir, max_image_size, disk_budget, convert_to, ...).
+        #[arg(long)]
+        config: PathBuf,
+        /// The image URL (hv:uri).
+        #[arg(long)]
+        url: String,
+        /// The expected SHA-512, hex (sl:checksum:sha512).
+        #[arg(long)]
+        sha512: String,
+        /// The expected size in bytes (hv:size).
+        #[arg(long)]
+        size: u64,
+        /// The published format (hv:format), compared with the content.
+        #[arg(long)]
+        format: Option<String>,
+        /// The image identifier (names the staged files); default: the URL.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[cfg(feature = "accounting")]

@@ -74,6 +74,18 @@ pub fn main() -> ExitCode {
             listen,
             admin_listen,
         } => rt.block_on(demo::run(&listen, &admin_listen)),
+        #[cfg(feature = "accounting")]
+        Command::Images(ImagesCommand::Sync {
+            config,
+            dry_run,
+            json,
+        }) => ExitCode::from(rt.block_on(images::sync(&config, dry_run, json))),
+        #[cfg(feature = "accounting")]
+        Command::Images(ImagesCommand::Status {
+            config,
+            json,
+            admin_url,
+        }) => ExitCode::from(rt.block_on(images::status(&config, json, admin_url.as_deref()))),
         Command::Images(ImagesCommand::Verify {
             json,
             ca_dir,
@@ -89,5 +101,20 @@ pub fn main() -> ExitCode {
             others: other,
             json,
         })),
+        Command::Images(ImagesCommand::Fetch {
+            config,
+            url,
+            sha512,
+            size,
+            format,
+            id,
+        }) => ExitCode::from(rt.block_on(images::fetch(images::FetchArgs {
+            config,
+            url,
+            sha512,
+            size,
+            format,
+            id,
+        }))),
     }
 }

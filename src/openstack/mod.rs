@@ -12,3 +12,5 @@
 // The accounting and image plugins call it; until they do, parts are unused.
 #[allow(dead_code)]
 pub mod session;
+#[allow(dead_code)]
+pub mod upload;

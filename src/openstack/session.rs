@@ -151,7 +151,7 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn detail(body: &[u8]) -> String {
+pub(crate) fn detail(body: &[u8]) -> String {
     // Keystone and Nova put a message in `error.message` or
     // `<fault>.message`; else the start of the body.
     if let Ok(v) = serde_json::from_slice::<Value>(body) {

@@ -77,6 +77,10 @@ pub struct PluginsConfig {
     #[cfg(feature = "accounting")]
     #[serde(default)]
     pub identities: Option<accounting::identities::config::IdentitiesConfig>,
+    /// The image sync (cloudkeeper's replacement).
+    #[cfg(feature = "accounting")]
+    #[serde(default)]
+    pub images: Option<images::plugin::ImagesConfig>,
 }
 
 impl PluginsConfig {
@@ -87,6 +91,10 @@ impl PluginsConfig {
         }
         #[cfg(feature = "accounting")]
         if let Some(i) = &self.identities {
+            i.validate(src, p);
+        }
+        #[cfg(feature = "accounting")]
+        if let Some(i) = &self.images {
             i.validate(src, p);
         }
     }
@@ -195,6 +203,13 @@ impl ServiceSet {
         let mut errors = Vec::new();
         if let Err(e) = self
             .apply::<schedule::Scheduled<heartbeat::Heartbeat>>(plugins.heartbeat.as_ref())
+            .await
+        {
+            errors.push(e);
+        }
+        #[cfg(feature = "accounting")]
+        if let Err(e) = self
+            .apply::<schedule::Scheduled<images::plugin::Images>>(plugins.images.as_ref())
             .await
         {
             errors.push(e);

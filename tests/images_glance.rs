@@ -1,0 +1,425 @@
+//! The Glance sync against a real Glance 33 (tests/harness/glance/setup.sh)
+//! with the real Keystone: create, idempotent second run, new version,
+//! removal, grace period, members per VO, upload format, dry run, and the
+//! `fedgate images sync|status` commands.
+//!
+//! Needs the harness's env.sh sourced (FEDGATE_GLANCE_URL, ...); without it
+//! the test prints SKIPPED and passes, unless FEDGATE_REQUIRE_GLANCE=1.
+//! Every run uses its own Glance tag, so runs never see each other's images.
+
+#![cfg(feature = "accounting")]
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fedgate::internal::http_client::HttpClient;
+use fedgate::internal::images::plan::Desired;
+use fedgate::internal::images::plugin::{Context, Gathered, ImagesConfig};
+use http::{HeaderName, Method};
+use serde_json::{Value, json};
+
+struct Env {
+    glance: String,
+    auth: String,
+    user: String,
+    password: String,
+    project: String,
+    vo_a: Vec<String>,
+    vo_b: Vec<String>,
+}
+
+fn env() -> Option<Env> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let Some(glance) = get("FEDGATE_GLANCE_URL") else {
+        assert!(
+            std::env::var("FEDGATE_REQUIRE_GLANCE").as_deref() != Ok("1"),
+            "FEDGATE_REQUIRE_GLANCE=1 but FEDGATE_GLANCE_URL is not set: source the env.sh of tests/harness/glance/setup.sh"
+        );
+        eprintln!(
+            "SKIPPED: no Glance (run tests/harness/glance/setup.sh and source its env.sh, or scripts/test.sh)"
+        );
+        return None;
+    };
+    let list = |k: &str| {
+        get(k)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    };
+    Some(Env {
+        glance,
+        auth: get("FEDGATE_GLANCE_AUTH_URL").expect("FEDGATE_GLANCE_AUTH_URL"),
+        user: get("FEDGATE_GLANCE_SYNC_USER").expect("FEDGATE_GLANCE_SYNC_USER"),
+        password: get("FEDGATE_GLANCE_SYNC_PASSWORD").expect("FEDGATE_GLANCE_SYNC_PASSWORD"),
+        project: get("FEDGATE_GLANCE_PROJECT").expect("FEDGATE_GLANCE_PROJECT"),
+        vo_a: list("FEDGATE_GLANCE_VO_A_PROJECTS"),
+        vo_b: list("FEDGATE_GLANCE_VO_B_PROJECTS"),
+    })
+}
+
+/// `[plugins.images]` for the harness, VO A from the table, VO B from a
+/// cASO-style voms.json.
+fn section(e: &Env, tag: &str, grace: &str, voms_json: &Path) -> String {
+    format!(
+        "glance_url = \"{}\"\ntag = \"{tag}\"\ngrace_period = \"{grace}\"\nschedule = \"every 1h\"\n\
+         vo_map_file = \"{}\"\n\
+         [projects]\n\"vo.a.test\" = [{}]\n\
+         [auth]\nurl = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\nproject = \"{}\"\n",
+        e.glance,
+        voms_json.display(),
+        e.vo_a
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        e.auth,
+        e.user,
+        e.password,
+        e.project
+    )
+}
+
+fn qemu_img(dir: &Path, name: &str, fmt: &str, size: &str) -> PathBuf {
+    let p = dir.join(name);
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", fmt])
+        .arg(&p)
+        .arg(size)
+        .output()
+        .expect("qemu-img (Debian qemu-utils) is needed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p
+}
+
+fn sha512(p: &Path) -> String {
+    let out = Command::new("sha512sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn desired(id: &str, version: &str, vo: &str, file: &Path, fmt: &str) -> Desired {
+    Desired {
+        identifier: id.into(),
+        title: format!("Test image {id}"),
+        version: version.into(),
+        vo: vo.into(),
+        list_identifier: format!("list-{vo}"),
+        mpuri: Some(format!("https://appdb.test/store/vo/image/{id}:{version}/")),
+        disk_format: fmt.into(),
+        container_format: "bare".into(),
+        file: file.to_path_buf(),
+        size: std::fs::metadata(file).unwrap().len(),
+        sha512: sha512(file),
+        file_sha512: Some(sha512(file)),
+        properties: [("os_distro".to_string(), "ubuntu".to_string())].into(),
+    }
+}
+
+fn gathered(desired: Vec<Desired>) -> Gathered {
+    Gathered {
+        desired,
+        held_lists: HashSet::new(),
+        refused: BTreeMap::new(),
+    }
+}
+
+/// A token of the sync user scoped to `project` (by name).
+async fn token(http: &HttpClient, e: &Env, project: &str) -> String {
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": e.user, "domain": {"id": "default"}, "password": e.password}}},
+        "scope": {"project": {"name": project, "domain": {"id": "default"}}}}});
+    let a = http
+        .request(
+            Method::POST,
+            &format!("{}/auth/tokens", e.auth.trim_end_matches('/')),
+            &[],
+            Some(("application/json", Bytes::from(body.to_string()))),
+            1 << 22,
+        )
+        .await
+        .unwrap();
+    assert!(a.status.is_success(), "token for {project}: {}", a.status);
+    a.headers["x-subject-token"].to_str().unwrap().to_string()
+}
+
+/// Image ids with `tag` that `project` sees in `GET /v2/images`.
+async fn visible(http: &HttpClient, e: &Env, project: &str, tag: &str) -> Vec<String> {
+    let t = token(http, e, project).await;
+    let a = http
+        .request(
+            Method::GET,
+            &format!("{}/v2/images?tag={tag}", e.glance),
+            &[(HeaderName::from_static("x-auth-token"), t)],
+            None,
+            1 << 22,
+        )
+        .await
+        .unwrap();
+    assert!(a.status.is_success(), "{}", a.status);
+    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn count(o: &fedgate::internal::images::sync::Outcome, k: &str) -> u64 {
+    o.counts.get(k).copied().unwrap_or(0)
+}
+
+/// The managed images as `status` reports them.
+async fn images(ctx: &Context) -> Vec<Value> {
+    ctx.status().await.unwrap()["images"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn by_identifier<'a>(images: &'a [Value], id: &str) -> Vec<&'a Value> {
+    images.iter().filter(|i| i["identifier"] == id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glance_sync_lifecycle() {
+    let Some(e) = env() else { return };
+    let t0 = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!(
+        "fedgate-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    let voms = dir.path().join("voms.json");
+    std::fs::write(
+        &voms,
+        json!({"vo.b.test": {"projects": e.vo_b}}).to_string(),
+    )
+    .unwrap();
+    // Longer than a few sync runs take on a loaded box: the old A, retired
+    // one run before B, must still be waiting when B is retired.
+    let grace = 30;
+    let text = section(&e, &tag, &format!("{grace}s"), &voms);
+    let cfg_file = dir.path().join("fedgate.toml");
+    std::fs::write(
+        &cfg_file,
+        format!(
+            "[upstream]\nurl = \"http://127.0.0.1:1\"\n[admin]\nlisten = []\n[plugins.images]\n{}",
+            text.replace("\n[", "\n[plugins.images.")
+        ),
+    )
+    .unwrap();
+    let cfg: ImagesConfig = toml::from_str(&text).unwrap();
+    let ctx = Context::connect(&cfg).await.expect("connect");
+    let stop = fedgate_stop();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+
+    let a1 = qemu_img(dir.path(), "a1.qcow2", "qcow2", "16M");
+    let b1 = qemu_img(dir.path(), "b1.qcow2", "qcow2", "8M");
+    let a2 = qemu_img(dir.path(), "a2.qcow2", "qcow2", "32M");
+    let da1 = desired("img-a", "1.0", "vo.a.test", &a1, "qcow2");
+    let db1 = desired("img-b", "1.0", "vo.b.test", &b1, "qcow2");
+    let http = HttpClient::new(None, Duration::from_secs(60)).unwrap();
+
+    // Dry run: a plan of two creations, nothing changed in Glance.
+    let g = gathered(vec![da1.clone(), db1.clone()]);
+    let dry = ctx.sync(&g, true, now(), &stop).await.unwrap();
+    assert_eq!(dry.plan.len(), 2, "{:?}", dry.plan);
+    assert!(
+        dry.plan.iter().all(|l| l.starts_with("create ")),
+        "{:?}",
+        dry.plan
+    );
+    assert!(images(&ctx).await.is_empty(), "a dry run changed Glance");
+
+    // First run: both created, uploaded, shared and accepted.
+    let o = ctx.sync(&g, false, now(), &stop).await.unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(count(&o, "created"), 2, "{:?}", o.counts);
+    let imgs = images(&ctx).await;
+    assert_eq!(imgs.len(), 2, "{imgs:?}");
+    let a_id = by_identifier(&imgs, "img-a")[0]["glance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b_id = by_identifier(&imgs, "img-b")[0]["glance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in &imgs {
+        assert_eq!(i["state"], "active");
+        let members = i["members"].as_array().unwrap();
+        assert!(members.iter().all(|m| m["status"] == "accepted"), "{i}");
+    }
+    assert_eq!(
+        by_identifier(&imgs, "img-a")[0]["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        e.vo_a.len()
+    );
+    // The properties sites and cASO read, and the declared format.
+    let raw = ctx.glance().get(&a_id).await.unwrap().unwrap();
+    assert_eq!(raw.disk_format.as_deref(), Some("qcow2"));
+    assert_eq!(raw.os_hash_value.as_deref(), Some(da1.sha512.as_str()));
+    assert_eq!(
+        raw.prop("vmcatcher_event_ad_mpuri"),
+        Some("https://appdb.test/store/vo/image/img-a:1.0/")
+    );
+    assert_eq!(raw.prop("APPLIANCE_VO"), Some("vo.a.test"));
+    assert_eq!(raw.prop("os_distro"), Some("ubuntu"));
+    assert_eq!(
+        raw.prop("image_hash"),
+        Some(format!("sha512:{}", da1.sha512).as_str())
+    );
+
+    // Members: VO A's projects see A and not B; VO B's sees B, never A.
+    for p in &e.vo_a {
+        let v = visible(&http, &e, p, &tag).await;
+        assert!(v.contains(&a_id), "{p} must see img-a: {v:?}");
+        assert!(!v.contains(&b_id), "{p} must not see img-b: {v:?}");
+    }
+    for p in &e.vo_b {
+        let v = visible(&http, &e, p, &tag).await;
+        assert_eq!(v, vec![b_id.clone()], "{p} sees exactly img-b");
+    }
+
+    // Second run: nothing to do, and it says so.
+    let o = ctx.sync(&g, false, now(), &stop).await.unwrap();
+    assert!(o.plan.is_empty(), "{:?}", o.plan);
+    assert_eq!(count(&o, "unchanged"), 2, "{:?}", o.counts);
+    for k in ["created", "updated", "deactivated", "deleted", "shared"] {
+        assert_eq!(count(&o, k), 0, "{k}: {:?}", o.counts);
+    }
+
+    // The CLI agrees: dry run and sync print nothing to do; status lists both.
+    let bin = env!("CARGO_BIN_EXE_fedgate");
+    let out = Command::new(bin)
+        .args(["images", "sync", "--dry-run", "--config"])
+        .arg(&cfg_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(bin)
+        .args(["images", "status", "--json", "--config"])
+        .arg(&cfg_file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["images"].as_array().unwrap().len(), 2, "{st}");
+
+    // A new version of A: a new image, the old one deactivated.
+    let da2 = desired("img-a", "2.0", "vo.a.test", &a2, "qcow2");
+    let g2 = gathered(vec![da2.clone(), db1.clone()]);
+    let o = ctx.sync(&g2, false, now(), &stop).await.unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(
+        (count(&o, "created"), count(&o, "deactivated")),
+        (1, 1),
+        "{:?}",
+        o.counts
+    );
+    let imgs = images(&ctx).await;
+    let a = by_identifier(&imgs, "img-a");
+    assert_eq!(a.len(), 2);
+    let old = a.iter().find(|i| i["glance_id"] == a_id.as_str()).unwrap();
+    let new = a.iter().find(|i| i["glance_id"] != a_id.as_str()).unwrap();
+    assert_eq!(
+        (old["state"].as_str(), old["version"].as_str()),
+        (Some("deactivated"), Some("1.0"))
+    );
+    assert_eq!(
+        (new["state"].as_str(), new["version"].as_str()),
+        (Some("active"), Some("2.0"))
+    );
+    let new_a = new["glance_id"].as_str().unwrap().to_string();
+    // VO A's projects now see the new version.
+    assert!(visible(&http, &e, &e.vo_a[0], &tag).await.contains(&new_a));
+
+    // B leaves its list: deactivated, not deleted yet.
+    let g3 = gathered(vec![da2.clone()]);
+    let o = ctx.sync(&g3, false, now(), &stop).await.unwrap();
+    assert_eq!(count(&o, "deactivated"), 1, "{:?}", o.counts);
+    assert_eq!(count(&o, "deleted"), 0, "{:?}", o.counts);
+    let imgs = images(&ctx).await;
+    assert_eq!(by_identifier(&imgs, "img-b")[0]["state"], "deactivated");
+    // Within the grace period: nothing more happens.
+    let o = ctx.sync(&g3, false, now(), &stop).await.unwrap();
+    assert!(o.plan.is_empty(), "{:?}", o.plan);
+    assert_eq!(count(&o, "waiting"), 2, "{:?}", o.counts);
+
+    // After the grace period: the old A and B are deleted.
+    let b_retired = by_identifier(&imgs, "img-b")[0]["retired_at"]
+        .as_i64()
+        .unwrap();
+    let wait = (b_retired + grace as i64 + 1 - now()).max(0) as u64;
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let o = ctx.sync(&g3, false, now(), &stop).await.unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(count(&o, "deleted"), 2, "{:?}", o.counts);
+    let imgs = images(&ctx).await;
+    assert_eq!(imgs.len(), 1, "{imgs:?}");
+    assert_eq!(imgs[0]["glance_id"], new_a.as_str());
+    assert!(ctx.glance().get(&a_id).await.unwrap().is_none());
+    assert!(ctx.glance().get(&b_id).await.unwrap().is_none());
+
+    // A file whose real format differs from the declared one: Glance 33
+    // refuses the upload (415), the step fails, nothing is left behind.
+    let raw_file = qemu_img(dir.path(), "c.raw", "raw", "1M");
+    let dc = desired("img-c", "1.0", "vo.a.test", &raw_file, "qcow2");
+    let o = ctx
+        .sync(&gathered(vec![da2.clone(), dc]), false, now(), &stop)
+        .await
+        .unwrap();
+    assert_eq!(count(&o, "failed"), 1, "{:?}", o.counts);
+    assert!(o.errors[0].contains("415"), "{:?}", o.errors);
+    assert_eq!(images(&ctx).await.len(), 1, "the failed image was removed");
+
+    // Clean up: nothing desired, grace 0 → retire, then delete.
+    let text0 = section(&e, &tag, "0s", &voms);
+    let ctx0 = Context::connect(&toml::from_str(&text0).unwrap())
+        .await
+        .unwrap();
+    let empty = gathered(vec![]);
+    ctx0.sync(&empty, false, now(), &stop).await.unwrap();
+    let o = ctx0.sync(&empty, false, now(), &stop).await.unwrap();
+    assert_eq!(count(&o, "deleted"), 1, "{:?}", o.counts);
+    assert!(images(&ctx0).await.is_empty());
+    eprintln!("glance_sync_lifecycle: {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+fn fedgate_stop() -> fedgate::internal::images::sync::Stop {
+    fedgate::internal::images::sync::Stop::new()
+}
