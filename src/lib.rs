@@ -98,7 +98,13 @@ pub mod internal {
     /// APEL records, their wire formats and validator, the dirq queue.
     #[cfg(feature = "accounting")]
     pub mod accounting {
-        pub use crate::services::accounting::{dirq, record, validate, wire};
+        pub use crate::services::accounting::{dirq, extract, record, source, validate, wire};
+    }
+    /// The plugins' Keystone session.
+    #[cfg(feature = "accounting")]
+    pub mod openstack {
+        pub use crate::openstack::session;
+        pub use crate::secret::Secret;
     }
     pub mod oidc {
         pub use crate::oidc::{claims, idp, introspect, jwks, jws};

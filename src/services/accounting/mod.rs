@@ -11,6 +11,7 @@
 //! that `mod.rs` stays a list of children (see `tests/layering.rs`).
 
 pub mod dirq;
+pub mod extract;
 pub mod record;
 // The extractor, the identity store and the plugin meet here.
 #[allow(dead_code)]
