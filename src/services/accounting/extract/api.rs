@@ -155,7 +155,10 @@ pub async fn usages(
     to: i64,
     data_: &mut NovaData,
 ) -> Result<(), Cause> {
-    let (start, end) = (times::rfc3339(from), times::rfc3339(to));
+    // Nova 34's os-simple-tenant-usage refuses a zone ("Invalid datetime
+    // string" for `...Z`): it takes naive times, which it reads as UTC.
+    let naive = |t: i64| times::rfc3339(t).trim_end_matches('Z').to_string();
+    let (start, end) = (naive(from), naive(to));
     let u = url(
         nova,
         &format!("/os-simple-tenant-usage/{}", enc(project)),
