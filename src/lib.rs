@@ -99,8 +99,15 @@ pub mod internal {
     #[cfg(feature = "accounting")]
     pub mod accounting {
         pub use crate::services::accounting::{
-            ams, ams_options, dirq, identities, record, send, smime_sign, validate, wire,
+            ams, ams_options, dirq, extract, identities, record, send, smime_sign, source,
+            validate, wire,
         };
+    }
+    /// The plugins' Keystone session.
+    #[cfg(feature = "accounting")]
+    pub mod openstack {
+        pub use crate::openstack::session;
+        pub use crate::secret::Secret;
     }
     pub mod oidc {
         pub use crate::oidc::{claims, idp, introspect, jwks, jws};

@@ -13,6 +13,7 @@
 pub mod ams;
 pub mod ams_options;
 pub mod dirq;
+pub mod extract;
 pub mod identities;
 pub mod record;
 // The extractor, the identity store and the plugin meet here.
