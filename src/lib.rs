@@ -98,7 +98,9 @@ pub mod internal {
     /// APEL records, their wire formats and validator, the dirq queue.
     #[cfg(feature = "accounting")]
     pub mod accounting {
-        pub use crate::services::accounting::{dirq, record, validate, wire};
+        pub use crate::services::accounting::{
+            caso_conf, config, dirq, record, run, source, state, validate, wire,
+        };
     }
     pub mod oidc {
         pub use crate::oidc::{claims, idp, introspect, jwks, jws};

@@ -1,7 +1,15 @@
 //! `fedgate accounting ...`: the accounting plugin's one-shot commands.
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::problem::Problems;
+use crate::services::accounting::caso_conf;
+use crate::services::accounting::config::{AccountingConfig, Settings};
+use crate::services::accounting::dirq::Queue;
+use crate::services::accounting::state;
 
 use crate::services::accounting::validate::{Finding, MessageKind, Report, validate as check};
 
@@ -73,4 +81,148 @@ fn print_text(
         writeln!(out, "  {at}: {}", e.reason)?;
     }
     Ok(())
+}
+
+/// `[plugins.accounting]` of a configuration file, checked, and what it
+/// resolves to; problems are printed.
+fn load_section(path: &Path) -> Option<(AccountingConfig, Settings)> {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(p) => {
+            p.report();
+            return None;
+        }
+    };
+    let Some(section) = cfg.plugins.accounting.clone() else {
+        eprintln!("error: {}: no [plugins.accounting] section", path.display());
+        return None;
+    };
+    let mut p = Problems::default();
+    section.validate(&cfg.source, &mut p);
+    if !p.is_empty() {
+        p.report();
+        return None;
+    }
+    match section.settings() {
+        Ok(s) => Some((section, s)),
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Pending elements of a queue; none when it does not exist yet.
+fn pending(path: &Path) -> Result<usize, String> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    Queue::open(path)
+        .and_then(|q| q.elements())
+        .map(|e| e.len())
+        .map_err(|e| e.to_string())
+}
+
+/// `fedgate accounting status [--json]`: per project its lastrun and VO,
+/// per record type its queue and pending messages. 0, or 2 when the
+/// configuration or the spool cannot be read.
+pub(super) fn status(config: &Path, json: bool) -> u8 {
+    let Some((_, s)) = load_section(config) else {
+        return 2;
+    };
+    let runs = match state::lastruns(&s.spooldir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut projects: BTreeMap<String, Option<Result<i64, String>>> = s
+        .extract
+        .projects
+        .iter()
+        .map(|p| (p.clone(), None))
+        .collect();
+    for (id, t) in runs {
+        projects.insert(id, Some(t.map_err(|e| e.to_string())));
+    }
+    let vo = |p: &str| s.extract.vo_mapping.get(p).cloned();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut queues = Vec::new();
+    for (t, path) in &s.queues {
+        queues.push((t.as_str(), path, pending(path)));
+    }
+    if json {
+        let v = serde_json::json!({
+            "spooldir": s.spooldir,
+            "projects": projects.iter().map(|(id, t)| serde_json::json!({
+                "project": id,
+                "vo": vo(id),
+                "lastrun": t.as_ref().and_then(|t| t.as_ref().ok()).map(|t| state::format_lastrun(*t)),
+                "lastrun_unix": t.as_ref().and_then(|t| t.as_ref().ok()),
+                "error": t.as_ref().and_then(|t| t.as_ref().err()),
+            })).collect::<Vec<_>>(),
+            "queues": queues.iter().map(|(t, p, n)| serde_json::json!({
+                "type": t,
+                "path": p,
+                "pending": n.as_ref().ok(),
+                "error": n.as_ref().err(),
+            })).collect::<Vec<_>>(),
+        });
+        let _ = writeln!(out, "{v}");
+        return 0;
+    }
+    let _ = writeln!(out, "spool {}", s.spooldir.display());
+    for (id, t) in &projects {
+        let when = match t {
+            None => "never run".to_string(),
+            Some(Ok(t)) => format!("lastrun {}", state::format_lastrun(*t)),
+            Some(Err(e)) => format!("lastrun UNREADABLE: {e}"),
+        };
+        let vo = vo(id).unwrap_or_else(|| "VO from Keystone".into());
+        let _ = writeln!(out, "project {id}: {when} ({vo})");
+    }
+    for (t, p, n) in &queues {
+        let n = match n {
+            Ok(n) => format!("{n} pending"),
+            Err(e) => format!("UNREADABLE: {e}"),
+        };
+        let _ = writeln!(out, "queue {t} {}: {n}", p.display());
+    }
+    0
+}
+
+/// `fedgate accounting import-caso caso.conf [voms.json]`: the TOML on
+/// stdout, what was not translated on stderr. 0 when everything was
+/// translated, 1 when something was left out, 2 when the file cannot be.
+pub(super) fn import_caso(caso_conf: &Path, voms_json: Option<&Path>) -> u8 {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).map_err(|e| eprintln!("error: {}: {e}", p.display()));
+    let Ok(text) = read(caso_conf) else { return 2 };
+    let voms = match voms_json.map(read).transpose() {
+        Ok(v) => v,
+        Err(()) => return 2,
+    };
+    let imported =
+        caso_conf::parse_ini(&text).and_then(|ini| caso_conf::translate(&ini, voms.as_deref()));
+    match imported {
+        Ok(i) => {
+            print!("{}", i.toml);
+            for s in &i.skipped {
+                eprintln!(
+                    "{}:{}: not translated: {}: {}",
+                    caso_conf.display(),
+                    s.line,
+                    s.option,
+                    s.reason
+                );
+            }
+            u8::from(!i.skipped.is_empty())
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", caso_conf.display());
+            2
+        }
+    }
 }

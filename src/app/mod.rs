@@ -60,9 +60,19 @@ pub fn main() -> ExitCode {
         Command::Run { config } => rt.block_on(serve::run(config)),
         Command::CheckConfig { config } => rt.block_on(check::check_config(&config)),
         #[cfg(feature = "accounting")]
-        Command::Accounting {
-            command: AccountingCommand::Validate { json, files },
-        } => ExitCode::from(accounting::validate(&files, json)),
+        Command::Accounting { command } => match command {
+            AccountingCommand::Validate { json, files } => {
+                ExitCode::from(accounting::validate(&files, json))
+            }
+            AccountingCommand::Extract { .. } => ExitCode::from(2),
+            AccountingCommand::Status { config, json } => {
+                ExitCode::from(accounting::status(&config, json))
+            }
+            AccountingCommand::ImportCaso {
+                caso_conf,
+                voms_json,
+            } => ExitCode::from(accounting::import_caso(&caso_conf, voms_json.as_deref())),
+        },
         Command::Demo {
             listen,
             admin_listen,

@@ -72,6 +72,9 @@ impl ServiceError {
 pub struct PluginsConfig {
     #[serde(default)]
     pub heartbeat: Option<heartbeat::HeartbeatConfig>,
+    #[cfg(feature = "accounting")]
+    #[serde(default)]
+    pub accounting: Option<accounting::config::AccountingConfig>,
 }
 
 impl PluginsConfig {
@@ -79,6 +82,10 @@ impl PluginsConfig {
     pub fn validate(&self, src: &Source, p: &mut Problems) {
         if let Some(h) = &self.heartbeat {
             h.validate(src, p);
+        }
+        #[cfg(feature = "accounting")]
+        if let Some(a) = &self.accounting {
+            a.validate(src, p);
         }
     }
 }

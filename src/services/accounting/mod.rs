@@ -10,10 +10,14 @@
 //! Children share types through [`record`], never through this file, so
 //! that `mod.rs` stays a list of children (see `tests/layering.rs`).
 
+pub mod caso_conf;
+pub mod config;
 pub mod dirq;
 pub mod record;
+pub mod run;
 // The extractor, the identity store and the plugin meet here.
 #[allow(dead_code)]
 pub mod source;
+pub mod state;
 pub mod validate;
 pub mod wire;
