@@ -12,6 +12,10 @@
 #   FEDGATE_KEYSTONE_PORT     (18600; +1 is the uwsgi socket)
 #   FEDGATE_KEYSTONE_VENV     (~/.cache/fedgate/keystone-venv) reused when complete
 #   FEDGATE_NO_INSTALL=1      never run apt-get / npm
+#   FEDGATE_SKIP_NOVA=1       no Nova harness: tests/accounting_nova.rs skips
+#   FEDGATE_NOVA_WORKDIR      (target/nova-e2e) the Nova harness's state
+#   FEDGATE_NOVA_BASE         (18650; ports BASE..BASE+7)
+#   FEDGATE_NOVA_VENV, FEDGATE_CASO_VENV (~/.cache/fedgate/nova-venv, caso-venv)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -23,9 +27,10 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (ru
 # voms-clients, globus-proxy-utils: real VOMS proxies (voms-proxy-fake,
 # grid-proxy-init); apache2 + gridsite: the interop comparison; redis-server:
 # the shared token cache; chromium: the WebSSO browser login; python3-dirq:
-# the APEL outgoing queue read back by the dirq that ssmsend uses.
+# the APEL outgoing queue read back by the dirq that ssmsend uses;
+# rabbitmq-server: the message bus of the Nova harness (tests/harness/nova).
 APT_PKGS=(curl openssl ca-certificates python3 python3-venv voms-clients globus-proxy-utils
-  apache2 gridsite redis-server chromium python3-dirq)
+  apache2 gridsite redis-server chromium python3-dirq rabbitmq-server)
 if [ "${FEDGATE_NO_INSTALL:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -49,7 +54,12 @@ fi
 KS_DIR=${FEDGATE_KEYSTONE_WORKDIR:-$ROOT/target/keystone-e2e}
 KS_PORT=${FEDGATE_KEYSTONE_PORT:-18600}
 KS_STARTED=0
+NOVA_DIR=${FEDGATE_NOVA_WORKDIR:-$ROOT/target/nova-e2e}
+NOVA_STARTED=0
 stop_keystone() {
+  if [ "$NOVA_STARTED" = 1 ]; then
+    tests/harness/nova/setup.sh "$NOVA_DIR" down >/dev/null 2>&1 || true
+  fi
   if [ "$KS_STARTED" = 1 ]; then
     tests/harness/keystone/setup.sh "$KS_DIR" "$KS_PORT" down >/dev/null 2>&1 || true
   fi
@@ -72,6 +82,23 @@ else
   echo "Keystone ready in $((SECONDS - t)) s: $FEDGATE_E2E_KEYSTONE_URL, uwsgi $FEDGATE_E2E_KEYSTONE_UWSGI" >&2
 fi
 
+# ------------------------------------------------------------ Nova
+# Real Nova/Placement/Glance + RabbitMQ with Neutron/Cinder stand-ins,
+# against the Keystone above (tests/harness/nova); caso 5.2.2 for the
+# differential test. tests/accounting_nova.rs fails, not skips, without it.
+unset FEDGATE_E2E_NOVA_ENV
+if [ "${FEDGATE_SKIP_NOVA:-0}" = 1 ] || [ -z "${FEDGATE_E2E_KEYSTONE_URL:-}" ]; then
+  say "no Nova harness (FEDGATE_SKIP_NOVA=1 or no Keystone): tests/accounting_nova.rs will be skipped"
+else
+  say "Nova harness (tests/harness/nova) on 127.0.0.1:${FEDGATE_NOVA_BASE:-18650}-"
+  t=$SECONDS
+  NOVA_STARTED=1
+  FEDGATE_NOVA_KEYSTONE_ENV=$KS_DIR/env.sh tests/harness/nova/setup.sh "$NOVA_DIR" up >"$ROOT/target/nova-setup.log" 2>&1 ||
+    { tail -30 "$ROOT/target/nova-setup.log" >&2; echo "Nova harness failed (log: target/nova-setup.log)" >&2; exit 1; }
+  export FEDGATE_E2E_NOVA_ENV=$NOVA_DIR/env.sh FEDGATE_REQUIRE_NOVA=1
+  echo "Nova ready in $((SECONDS - t)) s (log: target/nova-setup.log)" >&2
+fi
+
 # ------------------------------------------------------------ tests
 # tests/accounting.rs fails, rather than skips, when dirq cannot be imported.
 export FEDGATE_REQUIRE_DIRQ=1
@@ -92,6 +119,11 @@ if [ -n "${FEDGATE_E2E_KEYSTONE_URL:-}" ]; then
   echo "Keystone end-to-end: ran against $FEDGATE_E2E_KEYSTONE_URL and uwsgi://$FEDGATE_E2E_KEYSTONE_UWSGI"
 else
   echo "Keystone end-to-end: SKIPPED (no Keystone)"
+fi
+if [ -n "${FEDGATE_E2E_NOVA_ENV:-}" ]; then
+  echo "Nova end-to-end + cASO differential: ran against $NOVA_DIR"
+else
+  echo "Nova end-to-end: SKIPPED"
 fi
 grep -a -E '^test .* FAILED$|^    [a-z_:]+$' "$LOG" | sed 's/^/  /' || true
 echo "full output (with fedgate logs): $LOG"

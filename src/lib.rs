@@ -99,8 +99,14 @@ pub mod internal {
     #[cfg(feature = "accounting")]
     pub mod accounting {
         pub use crate::services::accounting::{
-            caso_conf, config, dirq, record, run, source, state, validate, wire,
+            caso_conf, config, dirq, extract, record, run, source, state, validate, wire,
         };
+    }
+    /// The plugins' Keystone session.
+    #[cfg(feature = "accounting")]
+    pub mod openstack {
+        pub use crate::openstack::session;
+        pub use crate::secret::Secret;
     }
     pub mod oidc {
         pub use crate::oidc::{claims, idp, introspect, jwks, jws};

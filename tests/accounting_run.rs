@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::upstream::uwsgi_echo;
 use common::{Conf, pki};
 use fedgate::internal::accounting::caso_conf;
-use fedgate::internal::accounting::config::{AccountingConfig, RecordType, Settings};
+use fedgate::internal::accounting::config::{AccountingConfig, Settings};
 use fedgate::internal::accounting::dirq::Queue;
 use fedgate::internal::accounting::record::{
     AcceleratorRecord, CloudRecord, IpRecord, StorageRecord, VmStatus,

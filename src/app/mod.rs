@@ -64,7 +64,21 @@ pub fn main() -> ExitCode {
             AccountingCommand::Validate { json, files } => {
                 ExitCode::from(accounting::validate(&files, json))
             }
-            AccountingCommand::Extract { .. } => ExitCode::from(2),
+            AccountingCommand::Extract {
+                config,
+                from,
+                to,
+                projects,
+                dry_run,
+                json,
+            } => ExitCode::from(rt.block_on(accounting::extract(&accounting::ExtractArgs {
+                config,
+                from,
+                to,
+                projects,
+                dry_run,
+                json,
+            }))),
             AccountingCommand::Status { config, json } => {
                 ExitCode::from(accounting::status(&config, json))
             }

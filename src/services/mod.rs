@@ -197,6 +197,15 @@ impl ServiceSet {
         {
             errors.push(e);
         }
+        #[cfg(feature = "accounting")]
+        if let Err(e) = self
+            .apply::<schedule::Scheduled<accounting::plugin::Accounting>>(
+                plugins.accounting.as_ref(),
+            )
+            .await
+        {
+            errors.push(e);
+        }
         errors
     }
 

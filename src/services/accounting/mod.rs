@@ -13,6 +13,8 @@
 pub mod caso_conf;
 pub mod config;
 pub mod dirq;
+pub mod extract;
+pub mod plugin;
 pub mod record;
 pub mod run;
 // The extractor, the identity store and the plugin meet here.
