@@ -317,7 +317,7 @@ async fn one_project<S: UsageSource>(
     }
     // Every message is durable: the window may move on.
     let gap = matches!(stored, Some(s) if from > s);
-    let behind = matches!(stored, Some(s) if to + 1 <= s);
+    let behind = matches!(stored, Some(s) if to < s);
     if gap || behind {
         return Ok(ProjectStatus::Ok { advanced: false });
     }
