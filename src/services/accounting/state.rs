@@ -177,10 +177,10 @@ pub fn write_lastrun(spooldir: &Path, project_id: &str, t: i64) -> Result<(), St
         .map_err(io(spooldir))
 }
 
-/// Every `lastrun.<project-id>` in the spool directory, by project id.
 /// A project id and its lastrun (or why it cannot be read).
 pub type Lastrun = (String, Result<i64, StateError>);
 
+/// Every `lastrun.<project-id>` in the spool directory, by project id.
 pub fn lastruns(spooldir: &Path) -> Result<Vec<Lastrun>, StateError> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(spooldir) {
