@@ -198,11 +198,13 @@ impl ServiceSet {
             errors.push(e);
         }
         #[cfg(feature = "accounting")]
-        if let Err(e) = self
-            .apply::<schedule::Scheduled<accounting::plugin::Accounting>>(
+        // Boxed: the plugin's future would otherwise grow every caller's.
+        if let Err(e) = Box::pin(
+            self.apply::<schedule::Scheduled<accounting::plugin::Accounting>>(
                 plugins.accounting.as_ref(),
-            )
-            .await
+            ),
+        )
+        .await
         {
             errors.push(e);
         }
