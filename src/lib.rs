@@ -99,8 +99,8 @@ pub mod internal {
     #[cfg(feature = "accounting")]
     pub mod accounting {
         pub use crate::services::accounting::{
-            ams, ams_options, dirq, extract, identities, record, send, smime_sign, source,
-            validate, wire,
+            ams, ams_options, caso_conf, config, dirq, extract, identities, record, run, send,
+            smime_sign, source, state, validate, wire,
         };
     }
     /// The plugins' Keystone session.

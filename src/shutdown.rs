@@ -25,7 +25,9 @@ impl Shutdown {
 
     /// Fires the signal; every current and future `wait` returns.
     pub fn trigger(&self) {
-        let _ = self.tx.send(true);
+        // `send` drops the value when nobody waits at that moment, so
+        // `is_triggered` would stay false: replace it unconditionally.
+        self.tx.send_replace(true);
     }
 
     /// Whether the signal has fired.

@@ -61,7 +61,7 @@ fn servers(p: &'static Pki) {
                         fedgate::Config::parse(Path::new("t.toml"), config(p, port, mode)).unwrap();
                     let (rtx, rrx) = tokio::sync::oneshot::channel();
                     tokio::spawn(async move {
-                        if let Err(e) = fedgate::serve_config(cfg, Some(rtx)).await {
+                        if let Err(e) = Box::pin(fedgate::serve_config(cfg, Some(rtx))).await {
                             panic!("serve: {e:?}");
                         }
                     });

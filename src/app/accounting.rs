@@ -1,11 +1,21 @@
 //! `fedgate accounting ...`: the accounting plugin's one-shot commands.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::config::Config;
 use crate::problem::{Problem, Problems, Source};
 use crate::services::accounting::ams_options::AmsOptions;
 use crate::services::accounting::send::{Outcome, Sender};
+use crate::services::accounting::caso_conf;
+use crate::services::accounting::config::{AccountingConfig, Settings};
+use crate::services::accounting::dirq::Queue;
+use crate::services::accounting::plugin::OpenStackSource;
+use crate::services::accounting::run::{ProjectStatus, RunOptions, run};
+use crate::services::accounting::source::Usage;
+use crate::services::accounting::state;
+use crate::shutdown::Shutdown;
 
 use crate::services::accounting::validate::{Finding, MessageKind, Report, validate as check};
 
@@ -77,6 +87,289 @@ fn print_text(
         writeln!(out, "  {at}: {}", e.reason)?;
     }
     Ok(())
+}
+
+/// `[plugins.accounting]` of a configuration file, checked, and what it
+/// resolves to; problems are printed.
+fn load_section(path: &Path) -> Option<(AccountingConfig, Settings)> {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(p) => {
+            p.report();
+            return None;
+        }
+    };
+    let Some(section) = cfg.plugins.accounting.clone() else {
+        eprintln!("error: {}: no [plugins.accounting] section", path.display());
+        return None;
+    };
+    let mut p = Problems::default();
+    section.validate(&cfg.source, &mut p);
+    if !p.is_empty() {
+        p.report();
+        return None;
+    }
+    match section.settings() {
+        Ok(s) => Some((section, s)),
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Pending elements of a queue; none when it does not exist yet.
+fn pending(path: &Path) -> Result<usize, String> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    Queue::open(path)
+        .and_then(|q| q.elements())
+        .map(|e| e.len())
+        .map_err(|e| e.to_string())
+}
+
+/// `fedgate accounting status [--json]`: per project its lastrun and VO,
+/// per record type its queue and pending messages. 0, or 2 when the
+/// configuration or the spool cannot be read.
+pub(super) fn status(config: &Path, json: bool) -> u8 {
+    let Some((_, s)) = load_section(config) else {
+        return 2;
+    };
+    let runs = match state::lastruns(&s.spooldir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut projects: BTreeMap<String, Option<Result<i64, String>>> = s
+        .extract
+        .projects
+        .iter()
+        .map(|p| (p.clone(), None))
+        .collect();
+    for (id, t) in runs {
+        projects.insert(id, Some(t.map_err(|e| e.to_string())));
+    }
+    let vo = |p: &str| s.extract.vo_mapping.get(p).cloned();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut queues = Vec::new();
+    for (t, path) in &s.queues {
+        queues.push((t.as_str(), path, pending(path)));
+    }
+    if json {
+        let v = serde_json::json!({
+            "spooldir": s.spooldir,
+            "projects": projects.iter().map(|(id, t)| serde_json::json!({
+                "project": id,
+                "vo": vo(id),
+                "lastrun": t.as_ref().and_then(|t| t.as_ref().ok()).map(|t| state::format_lastrun(*t)),
+                "lastrun_unix": t.as_ref().and_then(|t| t.as_ref().ok()),
+                "error": t.as_ref().and_then(|t| t.as_ref().err()),
+            })).collect::<Vec<_>>(),
+            "queues": queues.iter().map(|(t, p, n)| serde_json::json!({
+                "type": t,
+                "path": p,
+                "pending": n.as_ref().ok(),
+                "error": n.as_ref().err(),
+            })).collect::<Vec<_>>(),
+        });
+        let _ = writeln!(out, "{v}");
+        return 0;
+    }
+    let _ = writeln!(out, "spool {}", s.spooldir.display());
+    for (id, t) in &projects {
+        let when = match t {
+            None => "never run".to_string(),
+            Some(Ok(t)) => format!("lastrun {}", state::format_lastrun(*t)),
+            Some(Err(e)) => format!("lastrun UNREADABLE: {e}"),
+        };
+        let vo = vo(id).unwrap_or_else(|| "VO from Keystone".into());
+        let _ = writeln!(out, "project {id}: {when} ({vo})");
+    }
+    for (t, p, n) in &queues {
+        let n = match n {
+            Ok(n) => format!("{n} pending"),
+            Err(e) => format!("UNREADABLE: {e}"),
+        };
+        let _ = writeln!(out, "queue {t} {}: {n}", p.display());
+    }
+    0
+}
+
+/// `fedgate accounting import-caso caso.conf [voms.json]`: the TOML on
+/// stdout, what was not translated on stderr. 0 when everything was
+/// translated, 1 when something was left out, 2 when the file cannot be.
+pub(super) fn import_caso(caso_conf: &Path, voms_json: Option<&Path>) -> u8 {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).map_err(|e| eprintln!("error: {}: {e}", p.display()));
+    let Ok(text) = read(caso_conf) else { return 2 };
+    let voms = match voms_json.map(read).transpose() {
+        Ok(v) => v,
+        Err(()) => return 2,
+    };
+    let imported =
+        caso_conf::parse_ini(&text).and_then(|ini| caso_conf::translate(&ini, voms.as_deref()));
+    match imported {
+        Ok(i) => {
+            print!("{}", i.toml);
+            for s in &i.skipped {
+                eprintln!(
+                    "{}:{}: not translated: {}: {}",
+                    caso_conf.display(),
+                    s.line,
+                    s.option,
+                    s.reason
+                );
+            }
+            u8::from(!i.skipped.is_empty())
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", caso_conf.display());
+            2
+        }
+    }
+}
+
+/// `fedgate accounting extract`'s arguments.
+pub(super) struct ExtractArgs {
+    pub config: PathBuf,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub projects: Vec<String>,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// One record as a JSON object, with its type.
+fn records_json(usage: &Usage) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let mut out = Vec::new();
+    for r in &usage.cloud {
+        out.push(
+            json!({"type": "cloud", "VMUUID": r.vm_uuid, "SiteName": r.site_name,
+            "CloudComputeService": r.cloud_compute_service, "CloudType": r.cloud_type,
+            "MachineName": r.machine_name, "LocalUserId": r.local_user_id,
+            "LocalGroupId": r.local_group_id, "GlobalUserName": r.global_user_name,
+            "FQAN": r.fqan, "Status": r.status.as_str(), "StartTime": r.start_time,
+            "EndTime": r.end_time, "WallDuration": r.wall_duration, "CpuDuration": r.cpu_duration,
+            "CpuCount": r.cpu_count, "Memory": r.memory, "Disk": r.disk,
+            "PublicIPCount": r.public_ip_count, "BenchmarkType": r.benchmark_type,
+            "Benchmark": r.benchmark, "ImageId": r.image_id}),
+        );
+    }
+    for r in &usage.ip {
+        out.push(
+            json!({"type": "ip", "SiteName": r.site_name, "CloudType": r.cloud_type,
+            "CloudComputeService": r.cloud_compute_service, "uuid": r.uuid,
+            "LocalGroup": r.local_group, "FQAN": r.fqan, "IPVersion": r.ip_version,
+            "IPCount": r.ip_count, "MeasurementTime": r.measurement_time}),
+        );
+    }
+    for r in &usage.accelerator {
+        out.push(
+            json!({"type": "accelerator", "MeasurementMonth": r.measurement_month,
+            "MeasurementYear": r.measurement_year, "AssociatedRecord": r.associated_record,
+            "GlobalUserName": r.global_user_name, "FQAN": r.fqan, "SiteName": r.site_name,
+            "CloudComputeService": r.cloud_compute_service, "CloudType": r.cloud_type,
+            "Count": r.count, "AvailableDuration": r.available_duration,
+            "ActiveDuration": r.active_duration, "Type": r.kind, "Model": r.model}),
+        );
+    }
+    for r in &usage.storage {
+        out.push(json!({"type": "storage", "RecordId": r.record_id,
+            "CreateTime": r.create_time.0, "StorageSystem": r.storage_system, "Site": r.site,
+            "LocalUser": r.local_user, "LocalGroup": r.local_group,
+            "UserIdentity": r.user_identity, "Group": r.group, "StartTime": r.start_time,
+            "EndTime": r.end_time, "ResourceCapacityUsed": r.capacity_used}));
+    }
+    out
+}
+
+/// `fedgate accounting extract`: 0 when every project succeeded, 1 when
+/// one failed, 2 when nothing could run.
+pub(super) async fn extract(args: &ExtractArgs) -> u8 {
+    let Some((_, mut settings)) = load_section(&args.config) else {
+        return 2;
+    };
+    let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, ()> {
+        v.as_deref()
+            .map(|t| state::parse_time(t).map_err(|e| eprintln!("error: --{name} {t:?}: {e}")))
+            .transpose()
+    };
+    let (Ok(from), Ok(to)) = (time("from", &args.from), time("to", &args.to)) else {
+        return 2;
+    };
+    if !args.projects.is_empty() {
+        settings.extract.projects = args.projects.clone();
+        settings.extract.project_tag = None;
+    }
+    let source = match OpenStackSource::connect(&settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let opts = RunOptions {
+        from,
+        to,
+        only: args.projects.clone(),
+        dry_run: args.dry_run,
+        keep: true,
+    };
+    let summary = match run(&settings, &source, &opts, None, &Shutdown::new()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for p in &summary.projects {
+        if args.json {
+            for mut r in p.usage.as_ref().map(records_json).unwrap_or_default() {
+                r["project"] = p.project.id.clone().into();
+                let _ = writeln!(out, "{r}");
+            }
+        } else {
+            for (_, m) in &p.rendered {
+                let _ = out.write_all(m.as_bytes());
+                if !m.ends_with('\n') {
+                    let _ = writeln!(out);
+                }
+            }
+        }
+        let window = p.window.map_or("-".to_string(), |w| {
+            format!(
+                "{} .. {}",
+                state::format_lastrun(w.from),
+                state::format_lastrun(w.to)
+            )
+        });
+        let records: Vec<String> = p
+            .records
+            .iter()
+            .map(|(t, n)| format!("{n} {}", t.as_str()))
+            .collect();
+        let what = match &p.status {
+            ProjectStatus::Ok { advanced: true } => "queued, lastrun advanced".to_string(),
+            ProjectStatus::Ok { advanced: false } if args.dry_run => "dry run".to_string(),
+            ProjectStatus::Ok { advanced: false } => "queued, lastrun kept".to_string(),
+            ProjectStatus::Skipped(r) => format!("skipped: {r}"),
+            ProjectStatus::Failed(r) => format!("FAILED: {r}"),
+        };
+        eprintln!(
+            "project {} ({}): window {window}: records [{}]: {what}",
+            p.project.id,
+            p.project.vo.as_deref().unwrap_or("no VO"),
+            records.join(", ")
+        );
+    }
+    u8::from(!summary.failures().is_empty() || summary.stopped)
 }
 
 /// `2026-12-03T13:00:00Z`: ISO 8601, UTC.

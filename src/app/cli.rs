@@ -192,4 +192,43 @@ pub enum AccountingCommand {
         #[arg(long = "queue", value_name = "DIR", required = true)]
         queues: Vec<PathBuf>,
     },
+    /// One run now, like caso-extract: extract each project's window,
+    /// queue the messages and advance lastrun (with --dry-run: print the
+    /// messages only). Exits 0 when every project succeeded, 1 when one
+    /// failed, 2 when nothing could run.
+    Extract {
+        #[arg(short, long, default_value = "/etc/fedgate/fedgate.toml")]
+        config: PathBuf,
+        /// Window start (`2024-05-01`, `2024-05-01 00:00:00`, RFC 3339;
+        /// naive = UTC). Default: each project's lastrun.
+        #[arg(long)]
+        from: Option<String>,
+        /// Window end; default now; later values are clamped to now.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this project (id or name); repeatable. Replaces the
+        /// configured projects and tag.
+        #[arg(long = "project", value_name = "P")]
+        projects: Vec<String>,
+        /// Print the messages; queue nothing, keep lastrun.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the records as JSON lines instead of APEL messages.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per project: lastrun and VO; per queue: pending messages.
+    Status {
+        #[arg(short, long, default_value = "/etc/fedgate/fedgate.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the `[plugins.accounting]` section equivalent to a caso.conf
+    /// (and its voms.json); options that cannot be translated are listed
+    /// on stderr with their line.
+    ImportCaso {
+        caso_conf: PathBuf,
+        voms_json: Option<PathBuf>,
+    },
 }

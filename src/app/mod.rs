@@ -60,16 +60,39 @@ pub fn main() -> ExitCode {
         Command::Run { config } => rt.block_on(serve::run(config)),
         Command::CheckConfig { config } => rt.block_on(check::check_config(&config)),
         #[cfg(feature = "accounting")]
-        Command::Accounting {
-            command: AccountingCommand::Validate { json, files },
-        } => ExitCode::from(accounting::validate(&files, json)),
-        #[cfg(feature = "accounting")]
-        Command::Accounting {
-            command: AccountingCommand::Identities { config, json, user },
-        } => ExitCode::from(accounting::identities(&config, json, user.as_deref())),
-        Command::Accounting {
-            command: AccountingCommand::Send { ams_config, queues },
-        } => ExitCode::from(rt.block_on(accounting::send(&ams_config, &queues))),
+        Command::Accounting { command } => match command {
+            AccountingCommand::Validate { json, files } => {
+                ExitCode::from(accounting::validate(&files, json))
+            }
+            AccountingCommand::Extract {
+                config,
+                from,
+                to,
+                projects,
+                dry_run,
+                json,
+            } => ExitCode::from(rt.block_on(accounting::extract(&accounting::ExtractArgs {
+                config,
+                from,
+                to,
+                projects,
+                dry_run,
+                json,
+            }))),
+            AccountingCommand::Identities { config, json, user } => {
+                ExitCode::from(accounting::identities(&config, json, user.as_deref()))
+            }
+            AccountingCommand::Send { ams_config, queues } => {
+                ExitCode::from(rt.block_on(accounting::send(&ams_config, &queues)))
+            }
+            AccountingCommand::Status { config, json } => {
+                ExitCode::from(accounting::status(&config, json))
+            }
+            AccountingCommand::ImportCaso {
+                caso_conf,
+                voms_json,
+            } => ExitCode::from(accounting::import_caso(&caso_conf, voms_json.as_deref())),
+        },
         Command::Demo {
             listen,
             admin_listen,

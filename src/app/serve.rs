@@ -21,7 +21,7 @@ pub(super) async fn run(path: PathBuf) -> ExitCode {
         }
     };
     let _log = crate::logging::init(&cfg.logging);
-    match serve_config(cfg, None).await {
+    match Box::pin(serve_config(cfg, None)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             match e {

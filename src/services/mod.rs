@@ -81,6 +81,9 @@ pub struct PluginsConfig {
     #[cfg(feature = "accounting")]
     #[serde(default)]
     pub images: Option<images::plugin::ImagesConfig>,
+    #[cfg(feature = "accounting")]
+    #[serde(default)]
+    pub accounting: Option<accounting::config::AccountingConfig>,
 }
 
 impl PluginsConfig {
@@ -96,6 +99,10 @@ impl PluginsConfig {
         #[cfg(feature = "accounting")]
         if let Some(i) = &self.images {
             i.validate(src, p);
+        }
+        #[cfg(feature = "accounting")]
+        if let Some(a) = &self.accounting {
+            a.validate(src, p);
         }
     }
 }
@@ -211,6 +218,17 @@ impl ServiceSet {
         if let Err(e) = self
             .apply::<schedule::Scheduled<images::plugin::Images>>(plugins.images.as_ref())
             .await
+        {
+            errors.push(e);
+        }
+        #[cfg(feature = "accounting")]
+        // Boxed: the plugin's future would otherwise grow every caller's.
+        if let Err(e) = Box::pin(
+            self.apply::<schedule::Scheduled<accounting::plugin::Accounting>>(
+                plugins.accounting.as_ref(),
+            ),
+        )
+        .await
         {
             errors.push(e);
         }

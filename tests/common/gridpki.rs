@@ -164,7 +164,7 @@ auth = "none"
             let cfg = fedgate::Config::parse(Path::new("grid.toml"), text).unwrap();
             let (rtx, rrx) = tokio::sync::oneshot::channel();
             tokio::spawn(async move {
-                if let Err(e) = fedgate::serve_config(cfg, Some(rtx)).await {
+                if let Err(e) = Box::pin(fedgate::serve_config(cfg, Some(rtx))).await {
                     panic!("serve: {e:?}");
                 }
             });

@@ -12,14 +12,19 @@
 
 pub mod ams;
 pub mod ams_options;
+pub mod caso_conf;
+pub mod config;
 pub mod dirq;
 pub mod extract;
 pub mod identities;
+pub mod plugin;
 pub mod record;
+pub mod run;
 // The extractor, the identity store and the plugin meet here.
 #[allow(dead_code)]
 pub mod source;
 pub mod send;
 pub mod smime_sign;
+pub mod state;
 pub mod validate;
 pub mod wire;
