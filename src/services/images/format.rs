@@ -173,9 +173,11 @@ pub fn detect(path: &Path) -> Result<DiskFormat, FormatError> {
     Ok(detect_bytes(&head, &tail[..t]))
 }
 
-/// The `.ovf` entry's name and text (first MiB), and the other regular
-/// entries' names, in archive order.
-fn ova_names(path: &Path) -> Result<(Option<(String, String)>, Vec<String>), FormatError> {
+/// An OVA's `.ovf` entry (name and first MiB of text), if any, and its
+/// other regular entries' names, in archive order.
+type OvaEntries = (Option<(String, String)>, Vec<String>);
+
+fn ova_names(path: &Path) -> Result<OvaEntries, FormatError> {
     let f = File::open(path).map_err(io(path))?;
     let mut a = tar::Archive::new(f);
     let mut ovf = None;
