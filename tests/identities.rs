@@ -156,7 +156,7 @@ auth = "none"
     let cfg = fedgate::Config::parse(&config, text).expect("config parses");
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        if let Err(e) = fedgate::serve_config(cfg, Some(tx)).await {
+        if let Err(e) = Box::pin(fedgate::serve_config(cfg, Some(tx))).await {
             panic!("fedgate did not start: {e:?}");
         }
     });

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::problem::{Problem, Problems, Source};
 use crate::services::accounting::ams_options::AmsOptions;
-use crate::services::accounting::send::{Outcome, Sender};
 use crate::services::accounting::caso_conf;
 use crate::services::accounting::config::{AccountingConfig, Settings};
 use crate::services::accounting::dirq::Queue;
 use crate::services::accounting::plugin::OpenStackSource;
 use crate::services::accounting::run::{ProjectStatus, RunOptions, run};
+use crate::services::accounting::send::{Outcome, Sender};
 use crate::services::accounting::source::Usage;
 use crate::services::accounting::state;
 use crate::shutdown::Shutdown;
@@ -99,7 +99,7 @@ fn load_section(path: &Path) -> Option<(AccountingConfig, Settings)> {
             return None;
         }
     };
-    let Some(section) = cfg.plugins.accounting.clone() else {
+    let Some(section) = cfg.plugins.accounting() else {
         eprintln!("error: {}: no [plugins.accounting] section", path.display());
         return None;
     };

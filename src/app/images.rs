@@ -177,7 +177,7 @@ pub async fn sync(config: &Path, dry_run: bool, json: bool) -> u8 {
         Err(code) => return code,
     };
     let stop = crate::shutdown::Shutdown::new();
-    let now = unix_now() as i64;
+    let now = unix_now();
     let run = async {
         let ctx = Context::connect(&section).await?;
         let g = gather(&section, now, &stop).await?;

@@ -87,6 +87,20 @@ pub struct PluginsConfig {
 }
 
 impl PluginsConfig {
+    /// `[plugins.accounting]` as the plugin runs it: its `identities`
+    /// defaults to the store `[plugins.identities]` writes, so a site that
+    /// records identities gets them in its records without saying so twice.
+    #[cfg(feature = "accounting")]
+    pub fn accounting(&self) -> Option<accounting::config::AccountingConfig> {
+        let mut a = self.accounting.clone()?;
+        if a.identities.is_none() {
+            if let Some(i) = &self.identities {
+                a.identities = Some(toml::Spanned::new(0..0, i.path().to_path_buf()));
+            }
+        }
+        Some(a)
+    }
+
     /// Checks that need no I/O.
     pub fn validate(&self, src: &Source, p: &mut Problems) {
         if let Some(h) = &self.heartbeat {
@@ -225,7 +239,7 @@ impl ServiceSet {
         // Boxed: the plugin's future would otherwise grow every caller's.
         if let Err(e) = Box::pin(
             self.apply::<schedule::Scheduled<accounting::plugin::Accounting>>(
-                plugins.accounting.as_ref(),
+                plugins.accounting().as_ref(),
             ),
         )
         .await

@@ -49,7 +49,7 @@ fn default_retry_delay() -> u64 {
 }
 
 /// `[plugins.accounting.ams]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmsOptions {
     /// The AMS host name (EGI test service: `msg-devel.argo.grnet.gr`).

@@ -193,13 +193,17 @@ pub struct AccountingConfig {
     /// `gateway` or `keystone_name`.
     #[serde(default)]
     pub global_user: GlobalUser,
-    // ----------------------------------------------------------------
-    // SLOT for the AMS sender (branch h3): `[plugins.accounting.ams]`.
-    // The lead swaps `toml::Value` for h3's options struct; until then the
-    // table is accepted and ignored by the run (queues are written only).
-    // ----------------------------------------------------------------
+    /// `[plugins.accounting.ams]`: when present, each run publishes the
+    /// queues to ARGO AMS itself (ssmsend's job); when absent the queues
+    /// are left for an external ssmsend.
     #[serde(default)]
-    pub ams: Option<toml::Value>,
+    pub ams: Option<super::ams_options::AmsOptions>,
+    /// The identities store whose recorded logins fill GlobalUserName and
+    /// FQAN. Default: the path of `[plugins.identities]` when that section
+    /// is present (see [`crate::services::PluginsConfig`]); without either,
+    /// records carry cASO's values.
+    #[serde(default)]
+    pub identities: Option<Spanned<PathBuf>>,
 }
 
 /// `[plugins.accounting.queue_path]`.
@@ -339,6 +343,10 @@ pub struct Settings {
     /// not queued (`record_types`).
     pub queues: BTreeMap<RecordType, PathBuf>,
     pub schedule: Schedule,
+    /// Publish to AMS after queueing (`[plugins.accounting.ams]`).
+    pub ams: Option<super::ams_options::AmsOptions>,
+    /// The identities store to read (`identities`).
+    pub identities: Option<PathBuf>,
 }
 
 /// Why a section cannot be used (each reason also a `validate` problem).
@@ -396,6 +404,9 @@ impl AccountingConfig {
         let key = |k: &str| format!("plugins.accounting.{k}");
         if self.site_name.get_ref().trim().is_empty() {
             p.push(src.problem(&self.site_name, format!("{} is empty", key("site_name"))));
+        }
+        if let Some(ams) = &self.ams {
+            ams.validate(src, p);
         }
         let n = *self.max_size.get_ref();
         if !(1..=MAX_MAX_SIZE).contains(&n) {
@@ -565,6 +576,8 @@ impl AccountingConfig {
             max_size,
             queues: types.into_iter().map(|t| (t, path_of(t))).collect(),
             schedule,
+            ams: self.ams.clone(),
+            identities: self.identities.as_ref().map(|p| p.get_ref().clone()),
         })
     }
 }
@@ -789,12 +802,17 @@ password = "pw"
             ],
             ["bn", "bv", "t", "v", "m", "n"]
         );
-        // The AMS slot is accepted (h3's sender fills it in).
-        assert!(
-            parse("", "[ams]\nhost = \"msg.argo.grnet.gr\"\n")
-                .ams
-                .is_some()
+        // The AMS table reaches the settings, which make each run publish.
+        let c = parse("", "[ams]\nhost = \"msg.example.org\"\ntoken = \"t\"\n");
+        let s = c.settings().unwrap();
+        assert_eq!(s.ams.unwrap().host.get_ref(), "msg.example.org");
+        // The identities store path reaches the settings.
+        let c = parse("identities = \"/var/lib/x.sqlite\"", "");
+        assert_eq!(
+            c.settings().unwrap().identities.as_deref(),
+            Some(std::path::Path::new("/var/lib/x.sqlite"))
         );
+        assert_eq!(parse("", "").settings().unwrap().identities, None);
     }
 
     #[test]

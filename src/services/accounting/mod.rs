@@ -21,10 +21,10 @@ pub mod plugin;
 pub mod record;
 pub mod run;
 // The extractor, the identity store and the plugin meet here.
-#[allow(dead_code)]
-pub mod source;
 pub mod send;
 pub mod smime_sign;
+#[allow(dead_code)]
+pub mod source;
 pub mod state;
 pub mod validate;
 pub mod wire;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::config::{AccountingConfig, Settings};
 use super::extract::Extractor;
+use super::identities::store::Store;
 use super::run::{RunOptions, UsageSource, run};
+use super::send::Sender;
 use super::source::{IdentityLookup, NoIdentities, ProjectRef, Usage, Window};
 use crate::services::ServiceError;
 use crate::services::schedule::{Plugin, RunReport, Schedule};
@@ -15,8 +17,29 @@ use crate::shutdown::Shutdown;
 /// The extractor as the run's [`UsageSource`].
 pub struct OpenStackSource {
     pub extractor: Extractor,
-    /// The gateway's identity store; [`NoIdentities`] until it is wired.
+    /// The gateway's identity store (`identities`), or [`NoIdentities`].
     pub identities: Arc<dyn IdentityLookup>,
+}
+
+/// The identities store of `settings`, read-only. A store that is not
+/// there (the gateway has recorded nothing yet) or cannot be opened is
+/// not a reason to withhold accounting: the records then carry cASO's
+/// values, and one log line says why.
+fn identities(settings: &Settings) -> Arc<dyn IdentityLookup> {
+    let Some(path) = &settings.identities else {
+        return Arc::new(NoIdentities);
+    };
+    match Store::open_read_only(path) {
+        Ok(store) => Arc::new(store),
+        Err(e) => {
+            tracing::warn!(
+                plugin = "accounting",
+                path = %path.display(),
+                "identities store not readable, GlobalUserName falls back to Keystone names: {e}"
+            );
+            Arc::new(NoIdentities)
+        }
+    }
 }
 
 impl OpenStackSource {
@@ -27,7 +50,7 @@ impl OpenStackSource {
             .map_err(|e| e.to_string())?;
         Ok(OpenStackSource {
             extractor,
-            identities: Arc::new(NoIdentities),
+            identities: identities(settings),
         })
     }
 }
@@ -83,8 +106,33 @@ impl Plugin for Accounting {
         if summary.stopped {
             return Err("stopped before every project was done".into());
         }
-        Ok(RunReport {
-            counts: summary.counts(),
-        })
+        let mut counts = summary.counts();
+        // ssmsend's job, when configured: what is queued now (this run's
+        // messages and any a previous send left) goes to AMS. A failed send
+        // keeps the elements queued for the next run; lastrun has already
+        // advanced, because the records are safe in the queue.
+        if let Some(ams) = &self.settings.ams {
+            let queues: Vec<std::path::PathBuf> = self
+                .settings
+                .queues
+                .values()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let mut sender = Sender::new(ams).map_err(|e| format!("AMS: {e}"))?;
+            let report = sender.run(&queues).await;
+            let sent = report.count(|o| matches!(o, super::send::Outcome::Sent { .. }));
+            counts.insert("messages_sent".into(), sent as u64);
+            if !report.all_sent() {
+                return Err(format!(
+                    "records queued, but {} of {} messages were not sent to AMS (kept in the queue): {}",
+                    report.elements.len() - sent,
+                    report.elements.len(),
+                    report.errors.join("; ")
+                ));
+            }
+        }
+        Ok(RunReport { counts })
     }
 }

@@ -624,7 +624,7 @@ impl Plugin for Images {
     }
 
     async fn run_once(&self, stop: &Shutdown) -> Result<RunReport, String> {
-        let now = crate::pki::unix_now() as i64;
+        let now = crate::pki::unix_now();
         let ctx = Context::connect(&self.cfg).await?;
         let g = gather(&self.cfg, now, stop).await?;
         let out = ctx.sync(&g, false, now, stop).await?;
@@ -723,10 +723,9 @@ mod tests {
 
     #[test]
     fn problems_name_their_line() {
-        let text = format!(
-            "schedule = \"weekly\"\ngrace_period = \"3w\"\nglance_url = \"ftp://g\"\nvo_map_file = \"/nonexistent/voms.json\"\n\
+        let text = "schedule = \"weekly\"\ngrace_period = \"3w\"\nglance_url = \"ftp://g\"\nvo_map_file = \"/nonexistent/voms.json\"\n\
              [auth]\nurl = \"ks\"\nusername = \"u\"\nproject = \"p\"\n"
-        );
+            .to_string();
         let c = parse(&text).unwrap();
         let src = Source {
             path: "f.toml".into(),
