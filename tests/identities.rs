@@ -26,6 +26,8 @@ use serde_json::Value;
 const IDP_PORT: u16 = 18771;
 /// The second test's IdP: tests of one binary run in parallel.
 const IDP2_PORT: u16 = 18772;
+/// The IdP of the accounting chain test.
+const IDP3_PORT: u16 = 18774;
 const VOMS_AUTH: &str = "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/mapped/auth";
 const OIDC_AUTH: &str = "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth";
 /// The first test's gateway: the IdP's registered WebSSO redirect URI
@@ -646,4 +648,270 @@ async fn a_broken_or_stalled_store_never_delays_a_login() {
     let until = Instant::now() + Duration::from_secs(15);
     while stored(&db, 1).await.is_empty() && Instant::now() < until {}
     assert_eq!(stored(&db, 1).await.len(), 1);
+}
+
+/// A Keystone admin token (the harness's admin/admin-pw).
+async fn admin_token(keystone: &str) -> String {
+    let body = r#"{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"admin","domain":{"id":"default"},"password":"admin-pw"}}},"scope":{"project":{"name":"admin","domain":{"id":"default"}}}}}"#;
+    let c = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        &format!("{keystone}/v3/auth/tokens"),
+    ])
+    .await;
+    assert_eq!(c.status, 201, "admin login: {}", c.body);
+    c.header("x-subject-token").unwrap().to_string()
+}
+
+/// The issue's chain, end to end with real parts: a researcher logs in
+/// through fedgate with a VOMS proxy (Keystone maps them to a federated
+/// user with a role on the VO's project), scopes the token to that project
+/// and creates a server in the real Nova of tests/harness/nova; the
+/// accounting extraction then reports that server with the certificate DN
+/// as GlobalUserName and the proxy's primary FQAN, which only the gateway
+/// knew. Needs the Nova harness too (FEDGATE_E2E_NOVA_ENV).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_of_a_voms_login_is_accounted_with_its_dn_and_fqan() {
+    use fedgate::internal::accounting::extract::Extractor;
+    use fedgate::internal::accounting::source::{
+        ExtractOptions, Extractor as Kind, GlobalUserSource, SpecKeys, Window,
+    };
+    use fedgate::internal::openstack::Secret;
+    use fedgate::internal::openstack::session::{AuthOptions, Credentials, Scope};
+
+    let Some((uwsgi, keystone, grid)) = prerequisites() else {
+        return;
+    };
+    let Ok(nova_env) = std::env::var("FEDGATE_E2E_NOVA_ENV") else {
+        assert!(
+            std::env::var("FEDGATE_REQUIRE_NOVA").as_deref() != Ok("1"),
+            "FEDGATE_REQUIRE_NOVA=1 but FEDGATE_E2E_NOVA_ENV is not set"
+        );
+        eprintln!("SKIP: FEDGATE_E2E_NOVA_ENV is not set (run scripts/test.sh)");
+        return;
+    };
+    let env: std::collections::BTreeMap<String, String> = std::fs::read_to_string(&nova_env)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect();
+    let cloud: Value = serde_json::from_slice(
+        &std::fs::read(Path::new(&env["FEDGATE_E2E_NOVA_DIR"]).join("objects-cloud.json")).unwrap(),
+    )
+    .unwrap();
+    // The gateway's configuration names an IdP (the bearer route); this
+    // test's own, on a port no other test uses.
+    let _idp = start_idps(&[("a", IDP3_PORT, "a")]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("identities.sqlite");
+    let g = gate(
+        &uwsgi,
+        &grid.dir,
+        0,
+        IDP3_PORT,
+        &format!(
+            "[plugins.identities]\npath = {:?}\n",
+            db.display().to_string()
+        ),
+    )
+    .await;
+    let from = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 1;
+
+    // The login through fedgate, and the store's entry for it.
+    let x = g.voms_login(&grid.cred("rfc_voms")).await;
+    assert_eq!(x.status, 201, "{}", x.body);
+    let unscoped = x.header("x-subject-token").unwrap().to_string();
+    let user_id = x.json()["token"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entries = stored(&db, 1).await;
+    let entry = entries
+        .iter()
+        .find(|e| e.keystone_user_id == user_id)
+        .unwrap_or_else(|| panic!("no entry for {user_id}: {entries:?}"))
+        .clone();
+
+    // The researcher scopes the token to the VO's project (the mapping's
+    // group has `member` there) and creates a server in the real Nova.
+    let scope = serde_json::json!({"auth": {
+        "identity": {"methods": ["token"], "token": {"id": unscoped}},
+        "scope": {"project": {"name": "fedcloud.egi.eu", "domain": {"id": "default"}}}}});
+    let s = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &scope.to_string(),
+        &format!("{keystone}/v3/auth/tokens"),
+    ])
+    .await;
+    assert_eq!(s.status, 201, "scoping the federated token: {}", s.body);
+    let token = s.header("x-subject-token").unwrap().to_string();
+    let st = s.json();
+    let project = st["token"]["project"]["id"].as_str().unwrap().to_string();
+    let nova = st["token"]["catalog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|svc| svc["type"] == "compute")
+        .and_then(|svc| {
+            svc["endpoints"]
+                .as_array()?
+                .iter()
+                .find(|e| e["interface"] == "public")
+        })
+        .and_then(|e| e["url"].as_str())
+        .expect("compute endpoint in the catalog")
+        .trim_end_matches('/')
+        .to_string();
+    let auth_h = format!("X-Auth-Token: {token}");
+    let mv = "X-OpenStack-Nova-API-Version: 2.37";
+    let body = serde_json::json!({"server": {"name": "vm-voms-user",
+        "imageRef": cloud["images"]["tiny-raw"], "flavorRef": cloud["flavors"]["m1.tiny"],
+        "networks": "none"}});
+    let c = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &auth_h,
+        "-H",
+        mv,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &body.to_string(),
+        &format!("{nova}/servers"),
+    ])
+    .await;
+    assert_eq!(c.status, 202, "server create: {}", c.body);
+    let server = c.json()["server"]["id"].as_str().unwrap().to_string();
+    let until = Instant::now() + Duration::from_secs(240);
+    loop {
+        let v = curl(&["-H", &auth_h, "-H", mv, &format!("{nova}/servers/{server}")]).await;
+        let status = v.json()["server"]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if status == "ACTIVE" {
+            break;
+        }
+        assert!(status != "ERROR", "server went to ERROR: {}", v.body);
+        assert!(
+            Instant::now() < until,
+            "server never became ACTIVE: {}",
+            v.body
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The accounting user reads the project (cASO's documented roles).
+    let admin = admin_token(&keystone).await;
+    let ah = format!("X-Auth-Token: {admin}");
+    let u = curl(&["-H", &ah, &format!("{keystone}/v3/users?name=accounting")]).await;
+    let acct = u.json()["users"][0]["id"].as_str().unwrap().to_string();
+    let r = curl(&["-H", &ah, &format!("{keystone}/v3/roles?name=reader")]).await;
+    let reader = r.json()["roles"][0]["id"].as_str().unwrap().to_string();
+    let grant = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &ah,
+        &format!("{keystone}/v3/projects/{project}/users/{acct}/roles/{reader}"),
+    ])
+    .await;
+    assert_eq!(grant.status, 204, "{}", grant.body);
+
+    let to = from + 3600;
+    let opts = ExtractOptions {
+        auth: AuthOptions {
+            auth_url: keystone.clone(),
+            credentials: Credentials::Password {
+                username: "accounting".into(),
+                user_domain: "Default".into(),
+                password: Secret::new("accounting-pw"),
+            },
+            scope: Scope::System,
+            region: Some("RegionOne".into()),
+            interface: "public".into(),
+            ca_file: None,
+            timeout: Duration::from_secs(120),
+        },
+        site_name: "FEDGATE-TEST".into(),
+        service_name: "fedgate.test".into(),
+        cloud_type: "fedgate/test (OpenStack)".into(),
+        projects: vec![project.clone()],
+        project_tag: None,
+        vo_property: "VO".into(),
+        vo_mapping: [(project.clone(), "fedcloud.egi.eu".to_string())].into(),
+        extractors: [Kind::Nova].into(),
+        spec_keys: SpecKeys::default(),
+        global_user: GlobalUserSource::Gateway,
+        caso_compat: false,
+    };
+    let ex = Extractor::connect(opts.clone())
+        .await
+        .expect("accounting login");
+    let p = ex
+        .projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.id == project)
+        .expect("the VO's project is accounted");
+    let store = Store::open_read_only(&db).unwrap();
+    let usage = ex
+        .extract(&p, Window { from, to }, &store)
+        .await
+        .expect("extraction");
+    let rec = usage
+        .cloud
+        .iter()
+        .find(|r| r.vm_uuid == server)
+        .unwrap_or_else(|| panic!("no record for {server}: {:?}", usage.cloud));
+    assert_eq!(rec.local_user_id, user_id);
+    assert_eq!(
+        rec.global_user_name.as_deref(),
+        Some(entry.global_user_name.as_str())
+    );
+    assert!(entry.global_user_name.contains("CN="), "{entry:?}");
+    assert_eq!(Some(rec.fqan.as_str()), entry.fqan.as_deref(), "{rec:?}");
+    assert!(rec.fqan.starts_with("/fedcloud.egi.eu"), "{rec:?}");
+
+    // Without the gateway's store, the same record carries cASO's values:
+    // the Keystone user name, and the project's VO.
+    let plain = ex
+        .extract(
+            &p,
+            Window { from, to },
+            &fedgate::internal::accounting::source::NoIdentities,
+        )
+        .await
+        .unwrap();
+    let rec = plain.cloud.iter().find(|r| r.vm_uuid == server).unwrap();
+    assert_ne!(
+        rec.global_user_name.as_deref(),
+        Some(entry.global_user_name.as_str())
+    );
+    assert_eq!(rec.fqan, "fedcloud.egi.eu");
+
+    let _ = curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        &auth_h,
+        &format!("{nova}/servers/{server}"),
+    ])
+    .await;
 }
