@@ -131,6 +131,7 @@ fn gathered(desired: Vec<Desired>) -> Gathered {
         desired,
         held_lists: HashSet::new(),
         refused: BTreeMap::new(),
+        pins: Vec::new(),
     }
 }
 
@@ -422,4 +423,143 @@ async fn glance_sync_lifecycle() {
 
 fn fedgate_stop() -> fedgate::internal::images::sync::Stop {
     fedgate::internal::images::sync::Stop::new()
+}
+
+/// The EGI registry source end to end: an artifact pushed by `oras` to a
+/// real `docker-registry` (as EGI publishes images, with its
+/// `eu.egi.cloud.*` annotations) is found, staged by digest and synced
+/// into the real Glance for its VO's projects only; a second run changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_artifacts_sync_into_glance() {
+    use fedgate::internal::images::plugin::gather;
+    let Some(e) = env() else { return };
+    let harness = |f: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/harness/registry")
+            .join(f)
+    };
+    if !Path::new("/usr/bin/docker-registry").exists() {
+        assert!(
+            std::env::var("FEDGATE_REQUIRE_IMAGE_TOOLS").as_deref() != Ok("1"),
+            "FEDGATE_REQUIRE_IMAGE_TOOLS=1 but docker-registry is missing"
+        );
+        eprintln!("SKIPPED: no docker-registry");
+        return;
+    }
+    let o = Command::new(harness("oras-venv.sh")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let py = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    const PORT: u16 = 18797;
+    let dir = tempfile::tempdir().unwrap();
+    let reg_dir = dir.path().join("registry");
+    let up = Command::new(harness("registry.sh"))
+        .arg("up")
+        .arg(&reg_dir)
+        .args([&PORT.to_string(), "htpasswd", "pusher", "pw"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    struct Down(PathBuf, PathBuf);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = Command::new(&self.0).arg("down").arg(&self.1).status();
+        }
+    }
+    let _down = Down(harness("registry.sh"), reg_dir.clone());
+
+    let tag = format!(
+        "fedgate-reg-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    let img = qemu_img(dir.path(), "cirros.qcow2", "qcow2", "16M");
+    let annotations = json!({
+        "$manifest": {"eu.egi.cloud.tag": "0.6.2", "eu.egi.cloud.image.title": "CirrOS 0.6.2",
+                      "eu.egi.cloud.description": "registry test", "eu.egi.cloud.vo": "vo.a.test",
+                      "org.opencontainers.image.version": "0.6.2"},
+        "$layer": {"org.openstack.glance.disk_format": "qcow2",
+                   "org.openstack.glance.container_format": "bare"}
+    });
+    let pushed = Command::new(&py)
+        .arg(harness("push.py"))
+        .args([&format!("127.0.0.1:{PORT}"), "pusher", "pw"])
+        .arg(format!("egi_vm_images/{tag}:0.6.2"))
+        .arg(&img)
+        .arg(annotations.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        pushed.status.success(),
+        "oras push: {}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+
+    let voms = dir.path().join("voms.json");
+    std::fs::write(
+        &voms,
+        json!({"vo.b.test": {"projects": e.vo_b}}).to_string(),
+    )
+    .unwrap();
+    let text = format!(
+        "{}[staging]\nstaging_dir = \"{}\"\nallow_http = true\n\
+         [staging.registry]\nurl = \"http://127.0.0.1:{PORT}\"\nallow_http = true\n\
+         repositories = [\"egi_vm_images/{tag}\"]\nusername = \"pusher\"\npassword = \"pw\"\n",
+        section(&e, &tag, "1h", &voms),
+        dir.path().join("staging").display()
+    );
+    std::fs::create_dir_all(dir.path().join("staging")).unwrap();
+    let cfg: ImagesConfig = toml::from_str(&text).unwrap_or_else(|err| panic!("{err}\n{text}"));
+    let ctx = Context::connect(&cfg).await.expect("connect");
+    let stop = fedgate_stop();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+
+    let g = gather(&cfg, now, &stop).await.expect("gather");
+    assert_eq!(g.desired.len(), 1, "refused: {:?}", g.refused);
+    assert_eq!(g.desired[0].vo, "vo.a.test");
+    let out = ctx.sync(&g, false, now, &stop).await.expect("sync");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(count(&out, "created"), 1, "{:?}", out.counts);
+
+    let http = HttpClient::new(None, Duration::from_secs(60)).unwrap();
+    for p in &e.vo_a {
+        assert_eq!(
+            visible(&http, &e, p, &tag).await.len(),
+            1,
+            "VO A project {p}"
+        );
+    }
+    for p in &e.vo_b {
+        assert!(
+            visible(&http, &e, p, &tag).await.is_empty(),
+            "VO B project {p}"
+        );
+    }
+    let managed = images(&ctx).await;
+    let mine: Vec<&Value> = managed
+        .iter()
+        .filter(|i| i["identifier"].as_str().unwrap_or("").contains(&tag))
+        .collect();
+    assert_eq!(mine.len(), 1, "{managed:?}");
+    assert_eq!(mine[0]["state"], "active");
+
+    // Idempotent: the same artifact again changes nothing.
+    let g = gather(&cfg, now + 60, &stop).await.expect("gather again");
+    let out = ctx
+        .sync(&g, false, now + 60, &stop)
+        .await
+        .expect("sync again");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(count(&out, "created"), 0, "{:?}", out.counts);
+    assert!(out.plan.is_empty(), "{:?}", out.plan);
 }

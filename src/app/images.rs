@@ -171,7 +171,7 @@ fn images_section(
 /// 1 a step failed, 2 configuration or connection error.
 #[cfg(feature = "accounting")]
 pub async fn sync(config: &Path, dry_run: bool, json: bool) -> u8 {
-    use crate::services::images::plugin::{Context, gather};
+    use crate::services::images::plugin::{Context, commit_pins, gather};
     let (_, section) = match images_section(config) {
         Ok(x) => x,
         Err(code) => return code,
@@ -181,7 +181,11 @@ pub async fn sync(config: &Path, dry_run: bool, json: bool) -> u8 {
     let run = async {
         let ctx = Context::connect(&section).await?;
         let g = gather(&section, now, &stop).await?;
-        ctx.sync(&g, dry_run, now, &stop).await
+        let out = ctx.sync(&g, dry_run, now, &stop).await?;
+        if !dry_run && out.errors.is_empty() {
+            commit_pins(&g)?;
+        }
+        Ok::<_, String>(out)
     };
     let out = match run.await {
         Ok(o) => o,

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use toml::Spanned;
 
-use super::accept::{Code, Subscription, TrustedEndorser};
+use super::accept::{Code, Pinned, Subscription, TrustedEndorser};
 use super::candidate::Candidate;
 use super::download::{StagedImage, Stager};
 use super::fetch;
@@ -36,6 +36,7 @@ use super::fetch_config::FetchConfig;
 use super::glance::Glance;
 use super::mapping::{self, ProjectRef};
 use super::plan::{Desired, ID_PROP, RETIRED_PROP, SOURCE_PROP};
+use super::registry::Registry;
 use super::sync::{self, Outcome, SyncOptions};
 use super::transport::Transport;
 use crate::openstack::session::{AuthOptions, Credentials, Scope, Session};
@@ -346,6 +347,61 @@ pub struct Gathered {
     pub held_lists: HashSet<String>,
     /// Refusals, by reason code.
     pub refused: BTreeMap<String, u64>,
+    /// The identifier and version of each accepted list, to remember once
+    /// the sync has succeeded ([`commit_pins`]).
+    pub pins: Vec<(PathBuf, Pinned)>,
+}
+
+/// Where a subscription's last accepted list is remembered: under the
+/// staging directory, one file per list URL (without credentials). It
+/// survives restarts and reloads, so a list whose identifier changes or
+/// whose version goes back is refused (`ListIdChanged`,
+/// `VersionRollback`) by the next run as by this one.
+fn pin_path(staging_dir: &std::path::Path, plain_url: &str) -> PathBuf {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, plain_url.as_bytes());
+    staging_dir
+        .join("lists")
+        .join(format!("{}.pin", hex::encode(&d.as_ref()[..16])))
+}
+
+/// The pin of a list, if one was committed: two lines, identifier and
+/// version. An unreadable pin is no pin, with one log line (the list's own
+/// signature and dates still apply).
+fn read_pin(path: &std::path::Path) -> Option<Pinned> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(plugin = "images", path = %path.display(), error = %e, "list pin unreadable");
+            return None;
+        }
+    };
+    let mut lines = text.lines();
+    Some(Pinned {
+        identifier: lines.next()?.to_string(),
+        version: lines.next()?.to_string(),
+    })
+}
+
+/// Remembers the lists a successful sync used: written beside, fsynced,
+/// renamed. Called only after the sync succeeded, so a failed run leaves
+/// the previous pins (a plugin run that fails does not advance its state).
+pub fn commit_pins(g: &Gathered) -> Result<(), String> {
+    use std::io::Write;
+    for (path, pin) in &g.pins {
+        let dir = path.parent().ok_or("pin without a directory")?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let tmp = path.with_extension("pin.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            writeln!(f, "{}\n{}", pin.identifier, pin.version)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| format!("list pin {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A connected sync: session, Glance, member projects.
@@ -462,7 +518,8 @@ impl Context {
 /// (they are retired).
 pub async fn gather(cfg: &ImagesConfig, now: i64, stop: &Shutdown) -> Result<Gathered, String> {
     let mut g = Gathered::default();
-    if cfg.subscriptions.is_empty() {
+    let registry = cfg.staging.as_ref().and_then(|s| s.registry.as_ref());
+    if cfg.subscriptions.is_empty() && registry.is_none() {
         return Ok(g);
     }
     let staging = cfg
@@ -497,7 +554,7 @@ pub async fn gather(cfg: &ImagesConfig, now: i64, stop: &Shutdown) -> Result<Gat
                     ca: e.ca.clone(),
                 })
                 .collect(),
-            previous: None,
+            previous: read_pin(&pin_path(staging.staging_dir.get_ref(), &plain_url)),
             taken: taken.clone(),
         };
         let token = s.token.as_ref().or(staging.appdb_token.as_ref());
@@ -535,6 +592,13 @@ pub async fn gather(cfg: &ImagesConfig, now: i64, stop: &Shutdown) -> Result<Gat
             }
             continue;
         };
+        g.pins.push((
+            pin_path(staging.staging_dir.get_ref(), &plain_url),
+            Pinned {
+                identifier: list.identifier.clone(),
+                version: list.version.clone(),
+            },
+        ));
         for v in &d.images {
             if let Some(r) = &v.refused {
                 refuse(&mut g, r.code.as_str());
@@ -555,7 +619,57 @@ pub async fn gather(cfg: &ImagesConfig, now: i64, stop: &Shutdown) -> Result<Gat
             }
         }
     }
+    if let Some(rc) = registry {
+        gather_registry(rc, staging, &stager, &mut g, stop).await?;
+    }
     Ok(g)
+}
+
+/// The EGI registry source (B9): every tagged artifact, staged by digest.
+/// A registry that cannot be listed, or an artifact that cannot be staged,
+/// holds the registry's images in Glance as they are.
+async fn gather_registry(
+    rc: &super::fetch_config::RegistryConfig,
+    staging: &FetchConfig,
+    stager: &Stager,
+    g: &mut Gathered,
+    stop: &Shutdown,
+) -> Result<(), String> {
+    let reg = Registry::new(rc, staging).map_err(|e| e.to_string())?;
+    let source = reg.url();
+    let listing = match reg.candidates().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(plugin = "images", registry = %source, error = %e, "registry not listed; its images are kept");
+            g.held_lists.insert(source);
+            *g.refused.entry(e.code().to_string()).or_default() += 1;
+            return Ok(());
+        }
+    };
+    for s in &listing.skipped {
+        if s.reason != "NotTagged" {
+            *g.refused.entry(s.reason.to_string()).or_default() += 1;
+        }
+    }
+    for c in &listing.candidates {
+        if stop.is_triggered() {
+            return Err("stopped".into());
+        }
+        let Some(vo) = c.vo.clone() else {
+            tracing::warn!(plugin = "images", image = %c.identifier, "registry artifact names no VO; skipped");
+            *g.refused.entry("NoVo".into()).or_default() += 1;
+            continue;
+        };
+        match stager.stage(c, Some(&reg)).await {
+            Ok(st) => g.desired.push(desired_of(c, &st, vo, &source)),
+            Err(e) => {
+                tracing::warn!(plugin = "images", image = %c.identifier, error = %e, "artifact not staged; the registry's images are kept");
+                g.held_lists.insert(source.clone());
+                *g.refused.entry(e.code().to_string()).or_default() += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The Glance-side description of a staged candidate.
@@ -635,6 +749,7 @@ impl Plugin for Images {
                 out.errors.join("; ")
             ));
         }
+        commit_pins(&g)?;
         Ok(RunReport { counts: out.counts })
     }
 }
@@ -648,6 +763,33 @@ mod tests {
     }
 
     const BASE: &str = "[auth]\nurl = \"http://ks:5000/v3\"\nusername = \"u\"\npassword = \"p\"\nproject = \"ops\"\n";
+
+    #[test]
+    fn list_pins_survive_in_the_staging_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "https://vmcaster.appdb.egi.eu/store/vo/vo.a/image.list";
+        let path = pin_path(dir.path(), url);
+        assert_eq!(path, pin_path(dir.path(), url), "one file per URL");
+        assert_ne!(path, pin_path(dir.path(), "https://other/image.list"));
+        assert_eq!(read_pin(&path), None, "nothing committed yet");
+        let pin = Pinned {
+            identifier: "list-id".into(),
+            version: "20261203".into(),
+        };
+        let g = Gathered {
+            pins: vec![(path.clone(), pin.clone())],
+            ..Gathered::default()
+        };
+        commit_pins(&g).unwrap();
+        assert_eq!(read_pin(&path), Some(pin.clone()));
+        // What the next run judges the list against (accept.rs refuses a
+        // changed identifier or an older version).
+        let sub = Subscription {
+            previous: read_pin(&path),
+            ..Subscription::default()
+        };
+        assert_eq!(sub.previous, Some(pin));
+    }
 
     #[test]
     fn durations_parse() {
