@@ -533,14 +533,24 @@ pub async fn gather(cfg: &ImagesConfig, now: i64, stop: &Shutdown) -> Result<Gat
         staging.allow_http,
     )
     .map_err(|e| e.to_string())?;
-    let (store, _) = TrustStore::load(cfg.ca_dir.get_ref())
-        .map_err(|e| format!("CA directory {}: {e}", cfg.ca_dir.get_ref().display()))?;
-    let validator = Validator::new(Arc::new(store), X509Config::default());
+    // Signed lists need the IGTF store; a registry-only site need not
+    // have one.
+    let validator = if cfg.subscriptions.is_empty() {
+        None
+    } else {
+        let (store, _) = TrustStore::load(cfg.ca_dir.get_ref())
+            .map_err(|e| format!("CA directory {}: {e}", cfg.ca_dir.get_ref().display()))?;
+        Some(Validator::new(Arc::new(store), X509Config::default()))
+    };
     let mut taken: HashMap<String, String> = HashMap::new();
     let refuse = |g: &mut Gathered, code: &str| {
         *g.refused.entry(code.to_string()).or_default() += 1;
     };
-    for s in &cfg.subscriptions {
+    let subscriptions: Vec<_> = match &validator {
+        Some(v) => cfg.subscriptions.iter().map(|s| (v, s)).collect(),
+        None => Vec::new(),
+    };
+    for (validator, s) in subscriptions {
         if stop.is_triggered() {
             return Err("stopped".into());
         }
@@ -562,7 +572,7 @@ pub async fn gather(cfg: &ImagesConfig, now: i64, stop: &Shutdown) -> Result<Gat
             &transport,
             s.url.get_ref(),
             token,
-            &validator,
+            validator,
             &sub,
             now,
         )
