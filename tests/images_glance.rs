@@ -563,3 +563,178 @@ async fn registry_artifacts_sync_into_glance() {
     assert_eq!(count(&out, "created"), 0, "{:?}", out.counts);
     assert!(out.plan.is_empty(), "{:?}", out.plan);
 }
+
+/// The HEPiX source end to end: a list signed with `openssl smime` by a
+/// trusted endorser of a test IGTF store, served over HTTP with its image,
+/// is fetched, verified, staged (sha512 checked) and synced into the real
+/// Glance for its VO's projects only. After the sync the list is pinned:
+/// an older version of it is then refused (`VersionRollback`) and its
+/// image kept as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_list_images_sync_into_glance() {
+    use fedgate::internal::images::plugin::{commit_pins, gather};
+    let Some(e) = env() else { return };
+    const PORT: u16 = 18798;
+    const ENDORSER: &str = "/DC=org/DC=fedgate-test/O=Hosts/CN=lists.fedgate-test.org";
+    const CA: &str = "/DC=org/DC=fedgate-test/CN=Fedgate Images Test CA";
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/mkpki.sh"))
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let serve = dir.path().join("serve");
+    std::fs::create_dir_all(&serve).unwrap();
+    let img = qemu_img(&serve, "centos.qcow2", "qcow2", "8M");
+    let size = std::fs::metadata(&img).unwrap().len();
+    let tag = format!(
+        "fedgate-list-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    let date = |days: i64| {
+        let o = Command::new("date")
+            .args(["-u", "-d", &format!("{days} days"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let image_id = format!("{tag}-centos");
+    let signed = |version: &str| {
+        let list = json!({"hv:imagelist": {"dc:identifier": format!("{tag}-list"),
+            "dc:title": "test list", "dc:description": "images", "dc:source": "https://appdb.test/",
+            "ad:vo": "vo.a.test", "dc:date:created": date(-1), "dc:date:expires": date(30),
+            "hv:version": version, "hv:uri": format!("http://127.0.0.1:{PORT}/image.list"),
+            "hv:endorser": {"hv:x509": {"dc:creator": "test", "hv:email": "ops@example.org",
+                "hv:dn": ENDORSER, "hv:ca": CA}},
+            "hv:images": [{"hv:image": {"dc:identifier": image_id, "dc:title": "CentOS test",
+                "hv:uri": format!("http://127.0.0.1:{PORT}/centos.qcow2"), "hv:size": size.to_string(),
+                "hv:version": version, "hv:format": "QCOW2", "sl:checksum:sha512": sha512(&img),
+                "ad:mpuri": format!("https://appdb.test/store/vo/image/{image_id}:{version}/")}}]}});
+        let json_file = dir.path().join("list.json");
+        std::fs::write(
+            &json_file,
+            serde_json::to_string_pretty(&list).unwrap() + "\n",
+        )
+        .unwrap();
+        let st = Command::new("openssl")
+            .args(["smime", "-sign", "-in"])
+            .arg(&json_file)
+            .arg("-signer")
+            .arg(pki.join("signers/endorser.pem"))
+            .arg("-inkey")
+            .arg(pki.join("signers/endorser.key"))
+            .arg("-out")
+            .arg(serve.join("image.list"))
+            .env("OPENSSL_CONF", "/dev/null")
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    signed("2");
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &PORT.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&serve)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut server);
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", PORT)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let voms = dir.path().join("voms.json");
+    std::fs::write(
+        &voms,
+        json!({"vo.b.test": {"projects": e.vo_b}}).to_string(),
+    )
+    .unwrap();
+    let staging = dir.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let text = format!(
+        "ca_dir = \"{}\"\n{}[staging]\nstaging_dir = \"{}\"\nallow_http = true\n\
+         [[subscription]]\nurl = \"http://127.0.0.1:{PORT}/image.list\"\nvo = \"vo.a.test\"\n\
+         endorsers = [{{ dn = \"{ENDORSER}\", ca = \"{CA}\" }}]\n",
+        pki.join("certificates").display(),
+        section(&e, &tag, "1h", &voms),
+        staging.display()
+    );
+    let cfg: ImagesConfig = toml::from_str(&text).unwrap_or_else(|err| panic!("{err}\n{text}"));
+    let ctx = Context::connect(&cfg).await.expect("connect");
+    let stop = fedgate_stop();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+
+    let g = gather(&cfg, now, &stop).await.expect("gather");
+    assert_eq!(
+        g.desired.len(),
+        1,
+        "refused: {:?}, held: {:?}",
+        g.refused,
+        g.held_lists
+    );
+    assert_eq!(g.desired[0].identifier, image_id);
+    let out = ctx.sync(&g, false, now, &stop).await.expect("sync");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(count(&out, "created"), 1, "{:?}", out.counts);
+    commit_pins(&g).unwrap();
+    let http = HttpClient::new(None, Duration::from_secs(60)).unwrap();
+    for p in &e.vo_a {
+        assert_eq!(
+            visible(&http, &e, p, &tag).await.len(),
+            1,
+            "VO A project {p}"
+        );
+    }
+    for p in &e.vo_b {
+        assert!(
+            visible(&http, &e, p, &tag).await.is_empty(),
+            "VO B project {p}"
+        );
+    }
+
+    // A rollback to an older version of the same list: refused, held.
+    signed("1");
+    let g = gather(&cfg, now + 60, &stop).await.expect("gather again");
+    assert!(g.desired.is_empty(), "{:?}", g.desired);
+    assert!(g.refused.contains_key("VersionRollback"), "{:?}", g.refused);
+    let out = ctx
+        .sync(&g, false, now + 60, &stop)
+        .await
+        .expect("sync again");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(count(&out, "deactivated"), 0, "{:?}", out.counts);
+    let managed = images(&ctx).await;
+    let mine = by_identifier(&managed, &image_id);
+    assert_eq!(mine.len(), 1, "{managed:?}");
+    assert_eq!(mine[0]["state"], "active");
+}
