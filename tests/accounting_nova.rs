@@ -100,6 +100,13 @@ fn microversion() -> Vec<(HeaderName, String)> {
 }
 
 async fn wait_status(s: &Session, nova: &str, id: &str, want: &str) -> Value {
+    try_wait_status(s, nova, id, want)
+        .await
+        .unwrap_or_else(|v| panic!("server {id} went to ERROR: {v}"))
+}
+
+/// Like [`wait_status`], but an ERROR is returned rather than fatal.
+async fn try_wait_status(s: &Session, nova: &str, id: &str, want: &str) -> Result<Value, Value> {
     let deadline = now() + 240;
     loop {
         let v = s
@@ -109,18 +116,44 @@ async fn wait_status(s: &Session, nova: &str, id: &str, want: &str) -> Value {
             Ok(v) => {
                 let st = v["server"]["status"].as_str().unwrap_or("").to_string();
                 if st == want {
-                    return v;
+                    return Ok(v);
                 }
-                assert!(st != "ERROR", "server {id} went to ERROR: {v}");
+                if st == "ERROR" {
+                    return Err(v);
+                }
             }
             Err(e) if want == "DELETED" && e.status() == Some(http::StatusCode::NOT_FOUND) => {
-                return Value::Null;
+                return Ok(Value::Null);
             }
             Err(e) => panic!("GET server {id}: {e}"),
         }
         assert!(now() < deadline, "server {id} never reached {want}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Creates a server and waits until it is ACTIVE. Nova on SQLite can fail
+/// a build with "database is locked" when the box is busy (the fault is
+/// Nova's, not the extractor's): such a server is deleted and the build
+/// tried again, at most three times.
+async fn create_active(s: &Session, nova: &str, name: &str, image: &str, flavor: &str) -> String {
+    for attempt in 1..=3 {
+        let id = create(s, nova, name, image, flavor).await;
+        match try_wait_status(s, nova, &id, "ACTIVE").await {
+            Ok(_) => return id,
+            Err(v) => {
+                eprintln!(
+                    "build {attempt} of {name} went to ERROR, retrying: {}",
+                    v["server"]["fault"]
+                );
+                let _ = s
+                    .request(Method::DELETE, &format!("{nova}/servers/{id}"), &[], None)
+                    .await;
+                wait_status(s, nova, &id, "DELETED").await;
+            }
+        }
+    }
+    panic!("{name}: three builds went to ERROR");
 }
 
 async fn create(s: &Session, nova: &str, name: &str, image: &str, flavor: &str) -> String {
@@ -175,7 +208,7 @@ async fn make_fixture(env: BTreeMap<String, String>) -> Fixture {
     .expect("user-b logs in");
     let nova = a.endpoint("compute").await.unwrap();
     let mut servers = BTreeMap::new();
-    let a1 = create(
+    let a1 = create_active(
         &a,
         &nova,
         &format!("vm-a1-{tag}"),
@@ -183,7 +216,7 @@ async fn make_fixture(env: BTreeMap<String, String>) -> Fixture {
         &flavors["m1.tiny"],
     )
     .await;
-    let a2 = create(
+    let a2 = create_active(
         &a,
         &nova,
         &format!("vm-a2-{tag}-\u{e9}"),
@@ -191,7 +224,7 @@ async fn make_fixture(env: BTreeMap<String, String>) -> Fixture {
         &flavors["m1.small"],
     )
     .await;
-    let b1 = create(
+    let b1 = create_active(
         &b,
         &nova,
         &format!("vm-b1-{tag}"),
@@ -199,9 +232,6 @@ async fn make_fixture(env: BTreeMap<String, String>) -> Fixture {
         &flavors["g1.gpu"],
     )
     .await;
-    for (s, id) in [(&a, &a1), (&a, &a2), (&b, &b1)] {
-        wait_status(s, &nova, id, "ACTIVE").await;
-    }
     a.send_json(
         Method::POST,
         &format!("{nova}/servers/{a2}/action"),
