@@ -134,7 +134,12 @@ def image(c, name, filename, props):
                                    container_format="bare", visibility="public",
                                    wait=True, allow_duplicates=True)
     if props:
-        c.image.update_image(img, **props)
+        # On a re-run the properties are already there, and Glance answers
+        # the SDK's "add" patch with 409: that is the state we want.
+        try:
+            c.image.update_image(img, **props)
+        except openstack.exceptions.ConflictException:
+            pass
     return img.id
 
 
