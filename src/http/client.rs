@@ -80,6 +80,43 @@ fn load_pem(path: &Path, roots: &mut rustls::RootCertStore) -> Result<usize, Htt
     Ok(n)
 }
 
+/// The TLS configuration of every outbound client fedgate makes (IdPs,
+/// OpenStack, AMS, image sources): the system roots (`SSL_CERT_FILE`
+/// overrides the bundle, as in OpenSSL) plus `ca_file`, which must hold a
+/// certificate; a client certificate when given.
+pub fn client_tls(
+    ca_file: Option<&Path>,
+    client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<rustls::ClientConfig, HttpError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let system = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| SYSTEM_BUNDLE.into());
+    // A missing system bundle is not fatal when a CA file is given.
+    let _ = load_pem(&system, &mut roots);
+    if let Some(ca) = ca_file {
+        if load_pem(ca, &mut roots)? == 0 {
+            return Err(HttpError::CaFile(
+                ca.display().to_string(),
+                "no certificate in file".into(),
+            ));
+        }
+    }
+    if roots.is_empty() {
+        return Err(HttpError::NoRoots);
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpError::Transport("tls".into(), e.to_string()))?
+        .with_root_certificates(roots);
+    Ok(match client_cert {
+        Some((chain, key)) => tls
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| HttpError::Transport("tls client certificate".into(), e.to_string()))?,
+        None => tls.with_no_client_auth(),
+    })
+}
+
 impl HttpClient {
     /// A client trusting the system roots plus `ca_file`, if given.
     pub fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<HttpClient, HttpError> {
@@ -94,33 +131,7 @@ impl HttpClient {
         client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
         timeout: Duration,
     ) -> Result<HttpClient, HttpError> {
-        let mut roots = rustls::RootCertStore::empty();
-        let system = std::env::var_os("SSL_CERT_FILE")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| SYSTEM_BUNDLE.into());
-        // A missing system bundle is not fatal when a CA file is given.
-        let _ = load_pem(&system, &mut roots);
-        if let Some(ca) = ca_file {
-            if load_pem(ca, &mut roots)? == 0 {
-                return Err(HttpError::CaFile(
-                    ca.display().to_string(),
-                    "no certificate in file".into(),
-                ));
-            }
-        }
-        if roots.is_empty() {
-            return Err(HttpError::NoRoots);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| HttpError::Transport("tls".into(), e.to_string()))?
-            .with_root_certificates(roots);
-        let tls = match client_cert {
-            Some((chain, key)) => tls.with_client_auth_cert(chain, key).map_err(|e| {
-                HttpError::Transport("tls client certificate".into(), e.to_string())
-            })?,
-            None => tls.with_no_client_auth(),
-        };
+        let tls = client_tls(ca_file, client_cert)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));

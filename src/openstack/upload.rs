@@ -19,8 +19,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::session::{OpenStackError, Session};
@@ -85,34 +83,7 @@ impl Body for FileBody {
 fn client(
     ca_file: Option<&Path>,
 ) -> Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, FileBody>, HttpError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let system = std::env::var_os("SSL_CERT_FILE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-    let mut add = |p: &Path, strict: bool| -> Result<(), HttpError> {
-        match CertificateDer::pem_file_iter(p) {
-            Ok(it) => {
-                for c in it.flatten() {
-                    let _ = roots.add(c);
-                }
-                Ok(())
-            }
-            Err(e) if strict => Err(HttpError::CaFile(p.display().to_string(), e.to_string())),
-            Err(_) => Ok(()),
-        }
-    };
-    add(&system, false)?;
-    if let Some(ca) = ca_file {
-        add(ca, true)?;
-    }
-    if roots.is_empty() {
-        return Err(HttpError::NoRoots);
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| HttpError::Transport("tls".into(), e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = crate::http::client::client_tls(ca_file, None)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(30)));

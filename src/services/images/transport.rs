@@ -7,6 +7,7 @@
 //! Credentials are sent to the origin of the first URL only: a redirect to
 //! another origin (a CDN, a registry's blob store) loses them.
 
+use crate::http::client::{HttpError, client_tls};
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,13 +19,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 /// Redirects followed per request.
 pub const MAX_REDIRECTS: usize = 5;
-
-const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Why a request failed. Every variant is a named refusal.
 #[derive(Debug, thiserror::Error)]
@@ -83,17 +80,6 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-fn add_pem(path: &Path, roots: &mut rustls::RootCertStore) -> Result<usize, TransportError> {
-    let err = |e: String| TransportError::CaFile(path.display().to_string(), e);
-    let mut n = 0;
-    for c in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
-        if roots.add(c.map_err(|e| err(e.to_string()))?).is_ok() {
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -122,27 +108,11 @@ impl Transport {
         timeout: Duration,
         allow_http: bool,
     ) -> Result<Transport, TransportError> {
-        let mut roots = rustls::RootCertStore::empty();
-        let system = std::env::var_os("SSL_CERT_FILE")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| SYSTEM_BUNDLE.into());
-        let _ = add_pem(&system, &mut roots);
-        if let Some(ca) = ca_file {
-            if add_pem(ca, &mut roots)? == 0 {
-                return Err(TransportError::CaFile(
-                    ca.display().to_string(),
-                    "no certificate in file".into(),
-                ));
-            }
-        }
-        if roots.is_empty() {
-            return Err(TransportError::NoRoots);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TransportError::Transport("tls".into(), e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = client_tls(ca_file, None).map_err(|e| match e {
+            HttpError::CaFile(f, why) => TransportError::CaFile(f, why),
+            HttpError::NoRoots => TransportError::NoRoots,
+            other => TransportError::Transport("tls".into(), other.to_string()),
+        })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));
