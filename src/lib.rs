@@ -16,6 +16,7 @@
 //! | layer | job |
 //! |---|---|
 //! | `app` | the command line; `run`, `check-config`, `x509-info`, `demo`; the admin listener; owns the background services |
+//! | `migrate` | moving from Apache: `import-apache` reads the vhost, `migrate-check` compares identities under Keystone's mapping rules |
 //! | `server` | accept, TLS handshake, HTTP/1.1 and HTTP/2, the request pipeline, reload, file watching |
 //! | `config` | the TOML file: loads it and validates it; each section's type lives beside its subsystem |
 //! | `route` | `[[route]]` tables: which authentication a path needs |
@@ -44,6 +45,7 @@ mod app;
 mod auth;
 mod config;
 mod http;
+mod migrate;
 mod oidc;
 #[cfg(feature = "accounting")]
 mod openstack;

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["main", "lib"],
     &["app"],
+    &["migrate"],
     &["server"],
     &["config"],
     &["route"],
