@@ -83,7 +83,7 @@ pub mod demo {
 /// the fuzz targets and the integration tests only.
 #[doc(hidden)]
 pub mod internal {
-    pub use crate::app::check::check;
+    pub use crate::app::check::{Probes, Report, check};
     pub use crate::crypto::provider as crypto_provider;
     pub use crate::http::client as http_client;
     pub use crate::route::RouteTable;

@@ -332,8 +332,8 @@ async fn two_instances_share_the_cache_through_redis() {
 }
 
 /// `fedgate check-config` fetches each IdP's discovery document and key
-/// set: a live IdP is reported with its keys, a dead one is a problem on
-/// its `issuer` line.
+/// set: a live IdP is reported with its keys, a dead one is a failed probe
+/// on its `issuer` line (not a configuration problem).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_config_probes_each_idp() {
     let _idps = start_idps(&[("a", 18767, "a")]);
@@ -345,7 +345,9 @@ async fn check_config_probes_each_idp() {
     .await;
     let text = std::fs::read_to_string(gate.config_path()).unwrap();
     let cfg = gate.bound.shared.runtime.load_full().config.clone();
-    let (problems, notes) = fedgate::internal::check(&cfg).await;
+    let report = fedgate::internal::check(&cfg, fedgate::internal::Probes::Run).await;
+    let (problems, notes) = (report.probes, report.notes);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(
         notes.iter().any(|n| n.contains("idp `live`")
             && n.contains("discovery OK")

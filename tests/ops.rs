@@ -712,3 +712,107 @@ fn a_stalled_request_body_gets_408() {
         }
     }
 }
+
+/// issue 14 item 3: check-config keeps configuration errors (exit 1)
+/// apart from environment probes. An unreachable upstream is a warning
+/// (exit 0, so a config management run or ExecReload can check while
+/// Keystone restarts), a failure with `--strict` (exit 2), and not even
+/// tried with `--offline`.
+#[test]
+fn check_config_separates_probes_from_configuration_errors() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let dead = common::dead_addr();
+    let text = Conf::new(format!("uwsgi://{dead}")).render(&pki);
+    let path = dir.path().join("fedgate.toml");
+    std::fs::write(&path, &text).unwrap();
+    let url_line = text.lines().position(|l| l.starts_with("url = ")).unwrap() + 1;
+    let at = format!("{}:{url_line}:", path.display());
+
+    let (code, out, err) = run_fedgate(&["check-config"], &path);
+    assert_eq!(code, 0, "a probe failure alone is a warning: {out}{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&at) && l.contains("warning")),
+        "the unreachable upstream is a warning at its line: {err}"
+    );
+    assert!(out.contains("configuration OK"), "{out}");
+
+    let (code, out, err) = run_fedgate(&["check-config", "--strict"], &path);
+    assert_eq!(code, 2, "--strict fails on a probe: {out}{err}");
+    assert!(err.contains(&at), "{err}");
+
+    let (code, out, err) = run_fedgate(&["check-config", "--offline"], &path);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !err.contains(&at) && !out.contains("upstream"),
+        "--offline probes nothing: {out}{err}"
+    );
+    let (code, out, err) = run_fedgate(&["check-config", "--offline", "--strict"], &path);
+    assert_eq!(code, 0, "nothing probed, nothing failed: {out}{err}");
+
+    // A configuration error is exit 1 whatever the flags, also before
+    // parsing finishes (an unknown key).
+    let bad = text.replace(
+        "[[route]]\nname = \"keystone\"\npath = \"^/\"",
+        "[[route]]\nname = \"keystone\"\npath = \"^/(\"",
+    );
+    std::fs::write(&path, &bad).unwrap();
+    for flags in [&["check-config"][..], &["check-config", "--offline"]] {
+        let (code, out, err) = run_fedgate(flags, &path);
+        assert_eq!(code, 1, "{flags:?}: {out}{err}");
+    }
+    std::fs::write(
+        &path,
+        text.replace("[upstream]\n", "[upstream]\nuryl = 1\n"),
+    )
+    .unwrap();
+    let (code, out, err) = run_fedgate(&["check-config", "--offline"], &path);
+    assert_eq!(code, 1, "{out}{err}");
+}
+
+/// issue 14 item 3: a single address is accepted wherever a list of
+/// listen addresses is expected (`listen = "0.0.0.0:443"`), with the same
+/// meaning as a one-element list.
+#[test]
+fn a_single_listen_address_needs_no_list() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let text = Conf::new(format!("uwsgi://{}", up.addr))
+        .render(&pki)
+        .replace(
+            "[server]\nlisten = [\"127.0.0.1:0\"]",
+            "[server]\nlisten = \"127.0.0.1:0\"",
+        )
+        .replace(
+            "[admin]\nlisten = [\"127.0.0.1:0\"]",
+            "[admin]\nlisten = \"127.0.0.1:0\"",
+        );
+    assert!(
+        text.contains("listen = \"127.0.0.1:0\"\n\n[admin]"),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fedgate.toml");
+    std::fs::write(&path, &text).unwrap();
+    let (code, out, err) = run_fedgate(&["check-config", "--offline"], &path);
+    assert_eq!(code, 0, "{out}{err}");
+    let cfg = fedgate::Config::load(&path).unwrap();
+    assert_eq!(cfg.server.listen_addrs().len(), 1);
+    assert_eq!(cfg.admin.listen_addrs().len(), 1);
+    // A wrong type is still an error at its line.
+    std::fs::write(
+        &path,
+        text.replace(
+            "listen = \"127.0.0.1:0\"\n\n[admin]",
+            "listen = 5\n\n[admin]",
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run_fedgate(&["check-config", "--offline"], &path);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{}:2:", path.display())) && err.contains("a string or a list"),
+        "{err}"
+    );
+}

@@ -1,4 +1,13 @@
 //! `fedgate check-config`: everything that can be checked without serving.
+//!
+//! Two kinds of findings are kept apart, because automation treats them
+//! differently. A **configuration problem** (a bad value, a missing file,
+//! a key that does not match its certificate) means the file must not be
+//! deployed: exit 1. A **probe failure** (the upstream or an IdP does not
+//! answer right now) says something about the environment: Keystone may be
+//! restarting while a config management run or `ExecReload` checks the
+//! file, so it is a warning (exit 0) unless `--strict` asks otherwise
+//! (exit 2), and `--offline` does not probe at all.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,31 +16,65 @@ use crate::config::Config;
 use crate::pki::TrustStore;
 use crate::problem::Problems;
 
+/// Whether to reach the upstream and the IdPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probes {
+    Run,
+    Skip,
+}
+
+/// What `check` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Configuration problems: the file must not be used.
+    pub problems: Problems,
+    /// Environment probes that failed (upstream, IdPs), with the line of
+    /// the setting they probed.
+    pub probes: Problems,
+    /// Informational lines for the summary.
+    pub notes: Vec<String>,
+}
+
+/// Exit status for configuration problems (also an unreadable file).
+const EXIT_CONFIG: u8 = 1;
+/// Exit status for a failed probe under `--strict`.
+const EXIT_PROBE: u8 = 2;
+
 /// Runs every check and prints problems (with file and line) and a summary.
-pub async fn check_config(path: &Path) -> ExitCode {
+pub async fn check_config(path: &Path, probes: Probes, strict: bool) -> ExitCode {
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(p) => {
             p.report();
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let (problems, notes) = check(&cfg).await;
-    for n in &notes {
+    let report = check(&cfg, probes).await;
+    for n in &report.notes {
         println!("{n}");
     }
-    if problems.is_empty() {
-        println!("{}: configuration OK", path.display());
-        ExitCode::SUCCESS
-    } else {
-        problems.report();
-        eprintln!("{}: {} problem(s)", path.display(), problems.0.len());
-        ExitCode::from(2)
+    for p in &report.probes.0 {
+        eprintln!("warning: {p}");
     }
+    if !report.problems.is_empty() {
+        report.problems.report();
+        eprintln!("{}: {} problem(s)", path.display(), report.problems.0.len());
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if strict && !report.probes.is_empty() {
+        eprintln!(
+            "{}: configuration OK, but {} probe(s) failed (--strict)",
+            path.display(),
+            report.probes.0.len()
+        );
+        return ExitCode::from(EXIT_PROBE);
+    }
+    println!("{}: configuration OK", path.display());
+    ExitCode::SUCCESS
 }
 
-/// All problems found, plus informational lines for the summary.
-pub async fn check(cfg: &Config) -> (Problems, Vec<String>) {
+/// All problems and probe failures found, plus informational lines.
+pub async fn check(cfg: &Config, probes: Probes) -> Report {
     let mut problems = cfg.validate();
     let mut notes = Vec::new();
     let src = &cfg.source;
@@ -68,21 +111,28 @@ pub async fn check(cfg: &Config) -> (Problems, Vec<String>) {
         )),
         Err(e) => problems.push(src.problem(e.config_key(&cfg.tls), e.to_string())),
     }
-    if let Ok(t) = crate::upstream::Target::parse(cfg.upstream.url.get_ref()) {
-        match t.probe(cfg.upstream.connect_timeout()).await {
-            Ok(a) => notes.push(format!("upstream {} reachable at {a}", t.authority())),
-            Err(e) => {
-                problems.push(src.problem(&cfg.upstream.url, format!("{e} ({})", t.authority())))
+    let mut failed = Problems::default();
+    if probes == Probes::Run {
+        if let Ok(t) = crate::upstream::Target::parse(cfg.upstream.url.get_ref()) {
+            match t.probe(cfg.upstream.connect_timeout()).await {
+                Ok(a) => notes.push(format!("upstream {} reachable at {a}", t.authority())),
+                Err(e) => {
+                    failed.push(src.problem(&cfg.upstream.url, format!("{e} ({})", t.authority())))
+                }
+            }
+        }
+        for c in &cfg.idps {
+            match probe_idp(c).await {
+                Ok(note) => notes.push(note),
+                Err(e) => failed.push(src.problem(&c.issuer, e)),
             }
         }
     }
-    for c in &cfg.idps {
-        match probe_idp(c).await {
-            Ok(note) => notes.push(note),
-            Err(e) => problems.push(src.problem(&c.issuer, e)),
-        }
+    Report {
+        problems,
+        probes: failed,
+        notes,
     }
-    (problems, notes)
 }
 
 /// Fetches an IdP's discovery document and key set the way the

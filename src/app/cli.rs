@@ -23,10 +23,20 @@ pub enum Command {
         config: PathBuf,
     },
     /// Check a configuration without serving: files, key and certificate,
-    /// regexes, upstream. Prints each problem with file and line.
+    /// regexes, and (probes) whether the upstream and each IdP answer.
+    /// Prints each finding with file and line. Exit 1: the configuration
+    /// has problems; 2: a probe failed and --strict was given; 0 otherwise
+    /// (a failed probe alone is a warning).
     CheckConfig {
         #[arg(short, long, default_value = "/etc/fedgate/fedgate.toml")]
         config: PathBuf,
+        /// Do not reach the upstream or the IdPs (for ExecReload and
+        /// configuration management while Keystone may be down).
+        #[arg(long)]
+        offline: bool,
+        /// Fail (exit 2) when a probe fails, instead of warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// Show what fedgate concludes about a PEM proxy or certificate chain
     /// (leaf first, as grid tools write it) and the values Keystone would see.

@@ -58,7 +58,19 @@ pub fn main() -> ExitCode {
             Default::default(),
         )),
         Command::Run { config } => rt.block_on(serve::run(config)),
-        Command::CheckConfig { config } => rt.block_on(check::check_config(&config)),
+        Command::CheckConfig {
+            config,
+            offline,
+            strict,
+        } => rt.block_on(check::check_config(
+            &config,
+            if offline {
+                check::Probes::Skip
+            } else {
+                check::Probes::Run
+            },
+            strict,
+        )),
         #[cfg(feature = "accounting")]
         Command::Accounting { command } => match command {
             AccountingCommand::Validate { json, files } => {

@@ -64,7 +64,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Addresses to listen on with TLS.
-    #[serde(default = "default_listen")]
+    #[serde(default = "default_listen", deserialize_with = "one_or_many")]
     pub listen: Vec<Spanned<String>>,
     /// Largest request body forwarded to Keystone, in bytes.
     #[serde(default = "default_max_body")]
@@ -87,13 +87,54 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
     /// Peers whose X-Forwarded-For is extended rather than replaced
     /// (a load balancer in front of fedgate). Addresses or CIDRs.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub trusted_proxies: Vec<Spanned<String>>,
     /// Names (`host` or `host:port`) this service answers to. When set, a
     /// request for any other host gets 421, and URLs fedgate builds about
     /// itself use the first one. Empty: any valid Host is served.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub public_names: Vec<Spanned<String>>,
+}
+
+/// A list of strings that may also be written as one string
+/// (`listen = "0.0.0.0:443"`), as administrators do for the usual single
+/// address. Each element keeps its span for problems at file:line.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Spanned<String>>, D::Error> {
+    enum Inner {
+        One(String),
+        Many(Vec<Spanned<String>>),
+    }
+    impl<'de> Deserialize<'de> for Inner {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Inner;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a string or a list of strings")
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Inner, E> {
+                    Ok(Inner::One(v.to_string()))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<Inner, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(e) = seq.next_element::<Spanned<String>>()? {
+                        out.push(e);
+                    }
+                    Ok(Inner::Many(out))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let outer = Spanned::<Inner>::deserialize(d)?;
+    let span = outer.span();
+    Ok(match outer.into_inner() {
+        Inner::One(s) => vec![Spanned::new(span, s)],
+        Inner::Many(v) => v,
+    })
 }
 
 fn default_listen() -> Vec<Spanned<String>> {
@@ -174,7 +215,7 @@ impl ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Plain-HTTP listener for /healthz, /readyz and /metrics. Empty disables it.
-    #[serde(default = "default_admin_listen")]
+    #[serde(default = "default_admin_listen", deserialize_with = "one_or_many")]
     pub listen: Vec<Spanned<String>>,
 }
 
