@@ -114,6 +114,10 @@ pub mod internal {
     pub mod oidc {
         pub use crate::oidc::{claims, idp, introspect, jwks, jws};
     }
+    /// Keystone's mapping engine and migrate-check's comparison.
+    pub mod migrate {
+        pub use crate::migrate::{check, mapping};
+    }
     pub mod bearer {
         pub use crate::auth::bearer::extract;
     }

@@ -12,6 +12,7 @@ pub mod check;
 mod cli;
 pub mod demo;
 mod images;
+mod migrate_check;
 mod serve;
 pub mod x509_info;
 
@@ -57,6 +58,35 @@ pub fn main() -> ExitCode {
             },
             Default::default(),
         )),
+        Command::MigrateCheck {
+            mapping,
+            config,
+            ca_dir,
+            voms_dir,
+            idp,
+            protocol,
+            old_claim_prefix,
+            old_claim_delimiter,
+            old_pass_claims_as,
+            old_claim_encoding,
+            old_remote_user_claim,
+            json,
+            credentials,
+        } => ExitCode::from(migrate_check::run(&migrate_check::Args {
+            mapping,
+            config,
+            ca_dir,
+            voms_dir,
+            idp,
+            protocol,
+            old_claim_prefix,
+            old_claim_delimiter,
+            old_pass_claims_as,
+            old_claim_encoding,
+            old_remote_user_claim,
+            json,
+            credentials,
+        })),
         Command::Run { config } => rt.block_on(serve::run(config)),
         Command::CheckConfig {
             config,
