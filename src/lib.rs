@@ -114,6 +114,10 @@ pub mod internal {
     pub mod oidc {
         pub use crate::oidc::{claims, idp, introspect, jwks, jws};
     }
+    /// `import-apache`: the Apache configuration parser and the translation.
+    pub mod apache {
+        pub use crate::migrate::apache::*;
+    }
     pub mod bearer {
         pub use crate::auth::bearer::extract;
     }

@@ -6,3 +6,5 @@
 //! sit just below `app` so that they can use the configuration types, the
 //! authenticators' identity builders and the PKI without anything in the
 //! request path depending on them.
+
+pub mod apache;
