@@ -118,6 +118,10 @@ pub mod internal {
     pub mod migrate {
         pub use crate::migrate::{check, mapping};
     }
+    /// `import-apache`: the Apache configuration parser and the translation.
+    pub mod apache {
+        pub use crate::migrate::apache::*;
+    }
     pub mod bearer {
         pub use crate::auth::bearer::extract;
     }

@@ -38,6 +38,24 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Translate the Apache vhost that serves Keystone (mod_ssl,
+    /// mod_auth_openidc, gridsite, mod_wsgi / mod_proxy_uwsgi) into a
+    /// fedgate configuration on stdout; what cannot be translated is listed
+    /// on stderr as file:line: Directive: reason. Exits 0 when translated,
+    /// 1 when no vhost serves Keystone, 2 on unreadable files or syntax errors.
+    ImportApache {
+        /// Apache configuration files, read in order as one configuration
+        /// (their Include / IncludeOptional are followed).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Use this directory instead of the one OIDCMetadataDir names.
+        #[arg(long, value_name = "DIR")]
+        metadata_dir: Option<PathBuf>,
+        /// Keystone's [federation] trusted_dashboard value (repeatable),
+        /// for [oidc] trusted_dashboards; a placeholder is written without it.
+        #[arg(long = "trusted-dashboard", value_name = "URL")]
+        trusted_dashboards: Vec<String>,
+    },
     /// Show what fedgate concludes about a PEM proxy or certificate chain
     /// (leaf first, as grid tools write it) and the values Keystone would see.
     X509Info {

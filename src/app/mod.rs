@@ -3,7 +3,7 @@
 //! `app` sits at the top of the layering. It alone knows every part: it
 //! builds the gateway ([`serve`]), owns the background services, answers
 //! the admin listener, and runs the one-shot commands (`check-config`,
-//! `x509-info`, `accounting`, `demo`).
+//! `x509-info`, `import-apache`, `accounting`, `demo`).
 
 #[cfg(feature = "accounting")]
 mod accounting;
@@ -12,6 +12,7 @@ pub mod check;
 mod cli;
 pub mod demo;
 mod images;
+mod import_apache;
 mod migrate_check;
 mod serve;
 pub mod x509_info;
@@ -87,6 +88,17 @@ pub fn main() -> ExitCode {
             json,
             credentials,
         })),
+        Command::ImportApache {
+            files,
+            metadata_dir,
+            trusted_dashboards,
+        } => ExitCode::from(import_apache::run(
+            &files,
+            &crate::migrate::apache::Options {
+                metadata_dir,
+                trusted_dashboards,
+            },
+        )),
         Command::Run { config } => rt.block_on(serve::run(config)),
         Command::CheckConfig {
             config,

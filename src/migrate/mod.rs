@@ -7,5 +7,6 @@
 //! authenticators' identity builders and the PKI without anything in the
 //! request path depending on them.
 
+pub mod apache;
 pub mod check;
 pub mod mapping;
