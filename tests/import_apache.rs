@@ -19,7 +19,7 @@ use common::idp::{Kind, issuer, mint, start_idps};
 use fedgate::internal::http_client::HttpClient;
 
 const IDP_PORT: u16 = 19001;
-const DASHBOARD: &str = "https://horizon.example.org/dashboard/auth/websso/";
+const DASHBOARD: &str = "https://dashboard.site.test/dashboard/auth/websso/";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

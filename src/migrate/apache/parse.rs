@@ -519,9 +519,7 @@ impl Parser<'_> {
     ) -> Result<(), ParseError> {
         let path = self.resolve(arg, at);
         let wild = has_wildcard(arg);
-        let files = if wild {
-            self.expand(&path, at)?
-        } else if self.files.is_dir(&path) {
+        let files = if wild || self.files.is_dir(&path) {
             self.expand(&path, at)?
         } else {
             vec![path.clone()]

@@ -1067,21 +1067,10 @@ impl Draft {
         }
         let Some((auth, auth_from)) = auth else {
             for d in later {
-                if d.name.to_ascii_lowercase().starts_with("oidc") {
-                    self.n(
-                        d,
-                        format!(
-                            "inside {header}, which asks for no authentication: not translated"
-                        ),
-                    );
-                } else {
-                    self.n(
-                        d,
-                        format!(
-                            "inside {header}, which asks for no authentication: not translated"
-                        ),
-                    );
-                }
+                self.n(
+                    d,
+                    format!("inside {header}, which asks for no authentication: not translated"),
+                );
             }
             if !requires.is_empty() && !claims.is_empty() {
                 self.n(
