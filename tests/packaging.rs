@@ -105,7 +105,7 @@ fn systemd_unit_passes_systemd_analyze() {
         "{} check-config --offline --config /etc/fedgate/fedgate.toml",
         fedgate_bin()
     );
-    assert_eq!(props("ExecStartPre"), [check.clone()]);
+    assert_eq!(props("ExecStartPre"), std::slice::from_ref(&check));
     assert_eq!(
         props("ExecReload"),
         [check, "/bin/kill -HUP $MAINPID".to_string()]
@@ -541,7 +541,7 @@ fn debian_package_installs_configures_and_purges() {
     // The installed binary.
     let (ok, v) = sh("/usr/bin/fedgate --version");
     assert!(
-        ok && v.trim() == format!("fedgate {}", env!("CARGO_PKG_VERSION")),
+        ok && v.trim() == concat!("fedgate ", env!("CARGO_PKG_VERSION")),
         "{v}"
     );
     let (ok, err) =
