@@ -141,6 +141,18 @@ if sh tests/harness/ams/venv.sh >/dev/null; then
 else
   echo "argo-ams-library venv unavailable (PyPI?): tests/ams.rs skips the envelope comparison" >&2
 fi
+# tests/packaging.rs: hadolint for the Containerfile (a venv,
+# ~/.cache/fedgate/hadolint-venv); as root, the .deb is built (cargo-deb is
+# installed into ~/.cargo/bin once, about 3 min), installed with dpkg and
+# purged, and a missing tool fails the test instead of skipping it.
+if FEDGATE_HADOLINT=$(sh tests/harness/hadolint/venv.sh); then
+  export FEDGATE_HADOLINT
+else
+  echo "hadolint unavailable (PyPI?): tests/packaging.rs skips the Containerfile lint" >&2
+fi
+if [ "$(id -u)" = 0 ] && [ -n "${FEDGATE_HADOLINT:-}" ] && packaging/build-deb.sh --install-tools; then
+  export FEDGATE_REQUIRE_PACKAGING=1
+fi
 # tests/images_fetch.rs fails, rather than skips, without qemu-img and
 # docker-registry; its oras venv is ~/.cache/fedgate/oras-venv.
 export FEDGATE_REQUIRE_IMAGE_TOOLS=1

@@ -4,11 +4,58 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// Files `fedgate` reads or writes: `--help` lists them, the man page has
+/// them as its FILES section.
+pub const FILES: &[(&str, &str)] = &[
+    (
+        "/etc/fedgate/fedgate.toml",
+        "the configuration (every key: /usr/share/doc/fedgate/fedgate.example.toml)",
+    ),
+    (
+        "/etc/grid-security/certificates",
+        "the IGTF CA directory (CRLs kept fresh by fetch-crl)",
+    ),
+    (
+        "/var/lib/fedgate",
+        "plugin state (identities store, image staging)",
+    ),
+];
+
+/// How `fedgate run` answers signals (`--help`; SIGNALS in the man page).
+pub const SIGNALS: &[(&str, &str)] = &[
+    (
+        "SIGHUP",
+        "reload the configuration, certificates and CA directory; a bad one is refused and the running one kept",
+    ),
+    (
+        "SIGTERM, SIGINT",
+        "stop accepting connections and drain in-flight requests",
+    ),
+];
+
+/// Under systemd: the notifications `fedgate run` sends.
+pub const SYSTEMD: &str = "Under systemd (Type=notify) fedgate reports READY, RELOADING and STOPPING \
+and, with WatchdogSec=, pings the watchdog.";
+
+fn after_help() -> String {
+    let list = |rows: &[(&str, &str)]| {
+        rows.iter()
+            .map(|(k, v)| format!("  {k:<34} {v}\n"))
+            .collect::<String>()
+    };
+    format!(
+        "Files:\n{}\nSignals (fedgate run):\n{}\n{SYSTEMD}",
+        list(FILES),
+        list(SIGNALS)
+    )
+}
+
 #[derive(Parser)]
 #[command(
     name = "fedgate",
     version,
-    about = "Authentication gateway for OpenStack Keystone in research federations"
+    about = "Authentication gateway for OpenStack Keystone in research federations",
+    after_long_help = after_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -144,6 +191,19 @@ pub enum Command {
     /// The image plugin: signed HEPiX image lists.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// Print a shell completion script on stdout, e.g.
+    /// `fedgate completions bash > /etc/bash_completion.d/fedgate`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages: fedgate.1 and one page per subcommand
+    /// (fedgate-run.1, fedgate-check-config.1, ...).
+    Man {
+        /// Directory to write them into (created if missing).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]

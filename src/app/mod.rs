@@ -11,6 +11,7 @@ pub mod admin;
 pub mod check;
 mod cli;
 pub mod demo;
+mod generate;
 mod images;
 mod import_apache;
 mod migrate_check;
@@ -147,6 +148,8 @@ pub fn main() -> ExitCode {
                 voms_json,
             } => ExitCode::from(accounting::import_caso(&caso_conf, voms_json.as_deref())),
         },
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man { out } => generate::man(&out),
         Command::Demo {
             listen,
             admin_listen,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::problem::Problems;
-use crate::server::{Runtime, Shared};
+use crate::server::{Runtime, Shared, notify};
 use crate::services::ServiceSet;
 use crate::shutdown::Shutdown;
 
@@ -114,12 +114,40 @@ pub async fn serve_config(
         Duration::from_secs(30),
     ));
     let services = tokio::spawn(run_services(shared.clone(), services, shutdown.clone()));
+    // Every listener is bound (the kernel already queues connections) and
+    // the first configuration is built: tell systemd (Type=notify).
+    notify::ready(&ready_status(&bound, &shared));
+    let watchdog = tokio::spawn(notify::watchdog());
     if let Some(tx) = ready {
         let _ = tx.send(bound);
     }
     crate::server::serve(shared, listeners, shutdown).await;
     let _ = services.await;
+    watchdog.abort();
     Ok(())
+}
+
+/// The `STATUS=` line sent with the first `READY=1` (`systemctl status`
+/// shows it).
+fn ready_status(bound: &Bound, shared: &Shared) -> String {
+    let list = |a: &[std::net::SocketAddr]| {
+        a.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let rt = shared.runtime.load();
+    format!(
+        "serving on {} (admin: {}), {} routes, upstream {}",
+        list(&bound.listen),
+        if bound.admin.is_empty() {
+            "off".to_string()
+        } else {
+            list(&bound.admin)
+        },
+        rt.config.routes.len(),
+        rt.upstream.target().authority()
+    )
 }
 
 /// Keeps the background services in line with the configuration: after

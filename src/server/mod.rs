@@ -5,6 +5,7 @@ mod admission;
 mod connection;
 #[cfg(feature = "accounting")]
 mod identities;
+pub mod notify;
 mod parse_errors;
 mod pipeline;
 mod runtime;
@@ -53,6 +54,7 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: S
         )));
     }
     shutdown.wait().await;
+    notify::stopping("stopping: draining in-flight requests");
     // The loops end (and close their listeners) on the signal too.
     for l in loops {
         l.abort();

@@ -245,7 +245,25 @@ impl Shared {
 
     /// Re-reads the configuration file and swaps the state in one step. A
     /// configuration that fails to build is refused and the running one kept.
+    /// Both callers (SIGHUP and the file watch) come through here, so the
+    /// service manager hears `RELOADING=1` and then `READY=1` for each.
     pub async fn reload(&self) -> Result<(), Problems> {
+        super::notify::reloading("reloading configuration");
+        let result = Box::pin(self.swap_in()).await;
+        super::notify::ready(&match &result {
+            Ok(()) => "serving; configuration reloaded".to_string(),
+            Err(p) => format!(
+                "serving; reload refused, running configuration kept: {}",
+                p.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid configuration")
+            ),
+        });
+        result
+    }
+
+    async fn swap_in(&self) -> Result<(), Problems> {
         let path = self.runtime.load().config.source.path.clone();
         let result = match Config::load(&path) {
             Ok(c) => Runtime::build_after(c, Some(&self.runtime.load_full())).await,
