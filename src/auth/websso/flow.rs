@@ -726,7 +726,8 @@ mod tests {
         let logout = |cfg: &str, uri: &str| {
             let cfg: OidcConfig = toml::from_str(cfg).unwrap();
             let uri = uri.to_string();
-            async move {
+            // boxed: clippy::large_futures
+            Box::pin(async move {
                 let w = WebSso::build(
                     cfg,
                     PublicNames::default(),
@@ -741,7 +742,7 @@ mod tests {
                     .unwrap()
                     .into_parts();
                 w.logout(&parts, empty()).await
-            }
+            })
         };
         let login_page = "https://h.example/dashboard/auth/login/";
         let r = logout(
