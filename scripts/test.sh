@@ -20,6 +20,9 @@
 #   FEDGATE_NOVA_WORKDIR      (target/nova-e2e) the Nova harness's state
 #   FEDGATE_NOVA_BASE         (18650; ports BASE..BASE+7)
 #   FEDGATE_NOVA_VENV, FEDGATE_CASO_VENV (~/.cache/fedgate/nova-venv, caso-venv)
+#   FEDGATE_SKIP_HORIZON=1    no Horizon: tests/horizon_e2e.rs prints SKIPPED and passes
+#   FEDGATE_HORIZON_WORKDIR   (target/horizon-e2e) Horizon's settings, static files, logs
+#   FEDGATE_HORIZON_VENV      (~/.cache/fedgate/horizon-venv) reused when complete
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -67,7 +70,12 @@ GL_PORT=${FEDGATE_GLANCE_PORT:-18682}
 GL_STARTED=0
 NOVA_DIR=${FEDGATE_NOVA_WORKDIR:-$ROOT/target/nova-e2e}
 NOVA_STARTED=0
+HZ_DIR=${FEDGATE_HORIZON_WORKDIR:-$ROOT/target/horizon-e2e}
+HZ_STARTED=0
 stop_keystone() {
+  if [ "$HZ_STARTED" = 1 ]; then
+    tests/harness/horizon/setup.sh "$HZ_DIR" down >/dev/null 2>&1 || true
+  fi
   if [ "$NOVA_STARTED" = 1 ]; then
     tests/harness/nova/setup.sh "$NOVA_DIR" down >/dev/null 2>&1 || true
   fi
@@ -87,8 +95,11 @@ else
   t=$SECONDS
   KS_STARTED=1
   # The issuers of the test IdPs (bearer tests: 18760/18761; WebSSO tests:
-  # 18850/18851) are remote ids of Keystone's IdP egi.eu.
-  KEYSTONE_OIDC_ISSUERS=${KEYSTONE_OIDC_ISSUERS:-http://127.0.0.1:18760,http://127.0.0.1:18761,http://127.0.0.1:18850,http://127.0.0.1:18851,http://127.0.0.1:18771,http://127.0.0.1:18772} \
+  # 18850/18851; Horizon: 19082) are remote ids of Keystone's IdP egi.eu.
+  # Trusted dashboards: the WebSSO tests' stand-in origin and the real
+  # Horizon of tests/harness/horizon.
+  KEYSTONE_OIDC_ISSUERS=${KEYSTONE_OIDC_ISSUERS:-http://127.0.0.1:18760,http://127.0.0.1:18761,http://127.0.0.1:18850,http://127.0.0.1:18851,http://127.0.0.1:18771,http://127.0.0.1:18772,http://127.0.0.1:19082} \
+  KEYSTONE_TRUSTED_DASHBOARDS=${KEYSTONE_TRUSTED_DASHBOARDS:-https://horizon.test/dashboard/auth/websso/,https://localhost:19080/dashboard/auth/websso/} \
   FEDGATE_KEYSTONE_VENV=${FEDGATE_KEYSTONE_VENV:-$HOME/.cache/fedgate/keystone-venv} \
     tests/harness/keystone/setup.sh "$KS_DIR" "$KS_PORT" up >/dev/null
   # shellcheck disable=SC1091
@@ -129,6 +140,27 @@ else
     { tail -30 "$ROOT/target/nova-setup.log" >&2; echo "Nova harness failed (log: target/nova-setup.log)" >&2; exit 1; }
   export FEDGATE_E2E_NOVA_ENV=$NOVA_DIR/env.sh FEDGATE_REQUIRE_NOVA=1
   echo "Nova ready in $((SECONDS - t)) s (log: target/nova-setup.log)" >&2
+fi
+
+# ------------------------------------------------------------ Horizon
+# The real dashboard (Horizon 27, tests/harness/horizon) on 19080, against
+# the Keystone above through the fedgate that tests/horizon_e2e.rs starts
+# (19081, IdP 19082). Compute: the Nova harness's when it runs, else a
+# stand-in on 19083 registered in the catalog.
+unset FEDGATE_E2E_HORIZON_URL
+if [ "${FEDGATE_SKIP_HORIZON:-0}" = 1 ] || [ -z "${FEDGATE_E2E_KEYSTONE_URL:-}" ]; then
+  say "no Horizon (FEDGATE_SKIP_HORIZON=1 or no Keystone): tests/horizon_e2e.rs will be skipped"
+else
+  say "Horizon (tests/harness/horizon) on https://localhost:19080/dashboard/"
+  t=$SECONDS
+  HZ_STARTED=1
+  mkdir -p "$ROOT/target"
+  KEYSTONE_ENV=$KS_DIR/env.sh tests/harness/horizon/setup.sh "$HZ_DIR" up >"$ROOT/target/horizon-setup.log" 2>&1 ||
+    { tail -30 "$ROOT/target/horizon-setup.log" >&2; echo "Horizon harness failed (log: target/horizon-setup.log)" >&2; exit 1; }
+  # shellcheck disable=SC1091
+  . "$HZ_DIR/env.sh"
+  export FEDGATE_REQUIRE_HORIZON=1
+  echo "Horizon ready in $((SECONDS - t)) s (compute: $FEDGATE_E2E_HORIZON_COMPUTE; log: target/horizon-setup.log)" >&2
 fi
 
 # ------------------------------------------------------------ tests
@@ -183,6 +215,11 @@ if [ -n "${FEDGATE_E2E_NOVA_ENV:-}" ]; then
   echo "Nova end-to-end + cASO differential: ran against $NOVA_DIR"
 else
   echo "Nova end-to-end: SKIPPED"
+fi
+if [ -n "${FEDGATE_E2E_HORIZON_URL:-}" ]; then
+  echo "Horizon end-to-end: ran against $FEDGATE_E2E_HORIZON_URL"
+else
+  echo "Horizon end-to-end: SKIPPED"
 fi
 grep -a -E '^test .* FAILED$|^    [a-z_:]+$' "$LOG" | sed 's/^/  /' || true
 echo "full output (with fedgate logs): $LOG"

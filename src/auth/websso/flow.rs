@@ -544,8 +544,13 @@ impl WebSso {
         let session_id = cookies::get(&parts.headers, &self.cfg.session.cookie_name)
             .and_then(|c| self.keys.open(&self.cfg.session.cookie_name, c).ok());
         let Some(id) = session_id else {
-            // Nothing to end; a stale cookie is cleared all the same.
-            let mut r = pages::logged_out(after.as_deref());
+            // Nothing to end: straight on to where a signed-out user goes
+            // (Horizon sends every anonymous visitor to its LOGIN_URL, which
+            // a site may point here); a stale cookie is cleared all the same.
+            let mut r = match after.as_deref() {
+                Some(to) => redirect(to),
+                None => pages::logged_out(None),
+            };
             r.headers_mut()
                 .append(SET_COOKIE, cookies::clear(&self.cfg.session.cookie_name));
             return r;
@@ -710,6 +715,60 @@ mod tests {
             "oidc.post_logout_url wins"
         );
         assert_eq!(after_logout(None, None), None);
+    }
+
+    /// Nothing to end: the browser goes straight on to where a signed-out
+    /// user belongs. Horizon sends every anonymous visitor to its LOGIN_URL,
+    /// which a site points at this path (docs/horizon.md); a page with a
+    /// link there would cost each of them a click.
+    #[tokio::test]
+    async fn without_a_session_logout_sends_the_browser_on() {
+        let logout = |cfg: &str, uri: &str| {
+            let cfg: OidcConfig = toml::from_str(cfg).unwrap();
+            let uri = uri.to_string();
+            // boxed: clippy::large_futures
+            Box::pin(async move {
+                let w = WebSso::build(
+                    cfg,
+                    PublicNames::default(),
+                    Arc::new(Registry::default()),
+                    None,
+                )
+                .await
+                .unwrap();
+                let (parts, _) = http::Request::get(uri)
+                    .header("cookie", "fedgate_session=stale")
+                    .body(())
+                    .unwrap()
+                    .into_parts();
+                w.logout(&parts, empty()).await
+            })
+        };
+        let login_page = "https://h.example/dashboard/auth/login/";
+        let r = logout(
+            &format!("post_logout_url = \"{login_page}\""),
+            "/v3/auth/OS-FEDERATION/websso/logout?next=%2Fdashboard%2F",
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()[LOCATION], login_page);
+        assert!(
+            r.headers()[SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .starts_with("fedgate_session=;"),
+            "the stale cookie is cleared"
+        );
+        let r = logout(
+            "trusted_dashboards = [\"https://h.example/dashboard/auth/websso/\"]",
+            "/v3/auth/OS-FEDERATION/websso/logout?origin=https://h.example/dashboard/auth/websso/",
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()[LOCATION], "https://h.example/dashboard/");
+        // Nowhere to go: the "signed out" page.
+        let r = logout("", "/v3/auth/OS-FEDERATION/websso/logout").await;
+        assert_eq!(r.status(), StatusCode::OK);
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //   * GET /_harness/stats -> {"counts":{"introspection":N,...}}; DELETE resets
 //   * POST /_harness/fault?down=1|0 -> while down every protocol endpoint
 //     answers 503 (the "IdP is down" switch)
-// Env: IDP_TLS_CERT + IDP_TLS_KEY serve https; IDP_STATE_DIR (keys,
+// Env: IDP_REDIRECT_URIS and IDP_POST_LOGOUT_REDIRECT_URIS (comma lists:
+// client "gateway"'s redirect URIs and the post_logout_redirect_uri values
+// RP-initiated logout may return to); IDP_TLS_CERT + IDP_TLS_KEY serve https; IDP_STATE_DIR (keys,
 // default /tmp/fedgate-test-idp); IDP_QUIET=1 turns off the request log.
 
 import * as crypto from 'node:crypto';
@@ -112,7 +114,7 @@ function start(name, port, setName) {
     scopes: SCOPES,
     claims: { openid: ['sub'], ...BY_SCOPE },
     clients: [
-      { client_id: 'gateway', client_secret: 'gateway-secret', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: (env.IDP_REDIRECT_URIS ?? 'https://127.0.0.1:18770/redirect_uri').split(',') },
+      { client_id: 'gateway', client_secret: 'gateway-secret', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: (env.IDP_REDIRECT_URIS ?? 'https://127.0.0.1:18770/redirect_uri').split(','), post_logout_redirect_uris: (env.IDP_POST_LOGOUT_REDIRECT_URIS ?? '').split(',').filter(Boolean) },
       { client_id: 'cli', client_secret: 'cli-secret', grant_types: ['password', 'client_credentials'], response_types: [], redirect_uris: [] },
     ],
     findAccount: async (ctx, sub) => (bySub.has(sub) ? { accountId: sub, claims: async () => ({ sub, ...claimsFor(sub, SCOPES.join(' ')) }) } : undefined),

@@ -16,7 +16,9 @@
 #   FEDGATE_KEYSTONE_VENV  venv dir (default ~/.cache/fedgate/keystone-venv),
 #                          created from constraints.txt when missing/incomplete
 #   KEYSTONE_OIDC_ISSUERS  comma list: remote_ids of IdP egi.eu
-#   KEYSTONE_TRUSTED_DASHBOARD  [federation] trusted_dashboard
+#   KEYSTONE_TRUSTED_DASHBOARDS comma list: [federation] trusted_dashboard
+#                               (one line each; KEYSTONE_TRUSTED_DASHBOARD,
+#                               a single URL, is still read)
 #   KEYSTONE_ADMIN_PASSWORD     (admin-pw)
 set -euo pipefail
 
@@ -30,7 +32,7 @@ UPORT=$((PORT + 1))
 
 VENV=${FEDGATE_KEYSTONE_VENV:-$HOME/.cache/fedgate/keystone-venv}
 ISSUERS=${KEYSTONE_OIDC_ISSUERS:-http://127.0.0.1:18500,https://127.0.0.1:18500,https://aai.egi.test/auth/realms/egi}
-DASHBOARD=${KEYSTONE_TRUSTED_DASHBOARD:-https://horizon.test/dashboard/auth/websso/}
+DASHBOARDS=${KEYSTONE_TRUSTED_DASHBOARDS:-${KEYSTONE_TRUSTED_DASHBOARD:-https://horizon.test/dashboard/auth/websso/}}
 ADMIN_PW=${KEYSTONE_ADMIN_PASSWORD:-admin-pw}
 URL="http://127.0.0.1:$PORT"
 PIDFILE="$WORKDIR/run/uwsgi.pid"
@@ -121,7 +123,7 @@ remote_id_attribute = HTTP_OIDC_ISS
 
 [federation]
 # No global remote_id_attribute: protocol 'mapped' (VOMS) carries no issuer.
-trusted_dashboard = $DASHBOARD
+$(tr ',' '\n' <<<"$DASHBOARDS" | sed '/^$/d; s/^/trusted_dashboard = /')
 sso_callback_template = $WORKDIR/etc/sso_callback_template.html
 
 [oslo_middleware]
