@@ -439,15 +439,15 @@ mod tests {
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let cert = ca.self_signed(&key).unwrap();
         let issuer = rcgen::Issuer::new(ca, key);
-        let now = time::OffsetDateTime::now_utc();
+        let now = ::time::OffsetDateTime::now_utc();
         let crl = rcgen::CertificateRevocationListParams {
-            this_update: now - time::Duration::minutes(5),
-            next_update: now + time::Duration::days(7),
+            this_update: now - ::time::Duration::minutes(5),
+            next_update: now + ::time::Duration::days(7),
             crl_number: rcgen::SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: vec![rcgen::RevokedCertParams {
                 serial_number: rcgen::SerialNumber::from(7u64),
-                revocation_time: now - time::Duration::minutes(10),
+                revocation_time: now - ::time::Duration::minutes(10),
                 reason_code: None,
                 invalidity_date: None,
             }],
