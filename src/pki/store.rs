@@ -59,7 +59,7 @@ pub struct TrustStore {
     namespaces: HashMap<String, Vec<NamespaceRule>>,
     /// The content of every file that loaded cleanly, by file name: what a
     /// reload falls back to when the file turns out broken.
-    good: HashMap<String, Arc<Vec<u8>>>,
+    good: HashMap<String, Arc<[u8]>>,
 }
 
 /// What a store file is, from its name.
@@ -189,7 +189,7 @@ impl TrustStore {
                 .and_then(|d| store.parse(*kind, &file, &d).map(|p| (p, d)))
             {
                 Ok((p, d)) => {
-                    store.good.insert(n.clone(), Arc::new(d));
+                    store.good.insert(n.clone(), Arc::from(d));
                     p
                 }
                 Err(bad) => {
