@@ -28,6 +28,44 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExpiryLabels {
+    kind: String,
+    subject: String,
+}
+
+/// When one certificate or CRL stops being usable: `kind` is `host`, `ca`
+/// or `crl`, `at` the Unix time of its notAfter (nextUpdate for a CRL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    pub kind: &'static str,
+    pub subject: String,
+    pub at: i64,
+}
+
+/// `fedgate_certificate_expiry_seconds{kind, subject}`: seconds from `now`
+/// to each end date (negative when past). Built per scrape from the
+/// running trust store, so it counts down between reloads and a CA gone
+/// from the store is gone from the metric.
+pub fn expiry_registry(list: &[Expiry], now: i64) -> Registry {
+    let mut reg = Registry::with_prefix("fedgate");
+    let family = Family::<ExpiryLabels, Gauge>::default();
+    reg.register(
+        "certificate_expiry_seconds",
+        "Seconds until the host certificate or a CA certificate expires (notAfter) or a CRL is due (nextUpdate); negative when past",
+        family.clone(),
+    );
+    for e in list {
+        family
+            .get_or_create(&ExpiryLabels {
+                kind: e.kind.into(),
+                subject: e.subject.clone(),
+            })
+            .set(e.at.saturating_sub(now));
+    }
+    reg
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,

@@ -61,13 +61,19 @@ async fn route(
                 ),
             }
         }
-        "/metrics" => text(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared
-                .metrics
-                .encode_with(&[&crate::services::schedule::metrics_registry()]),
-        ),
+        "/metrics" => {
+            let expiry = crate::metrics::expiry_registry(
+                &shared.runtime.load().expiries,
+                crate::pki::unix_now(),
+            );
+            text(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                shared
+                    .metrics
+                    .encode_with(&[&crate::services::schedule::metrics_registry(), &expiry]),
+            )
+        }
         "/plugins" => json(StatusCode::OK, &crate::services::schedule::statuses()),
         p if p.starts_with("/plugins/") => {
             match crate::services::schedule::status(&p["/plugins/".len()..]) {

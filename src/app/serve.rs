@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::problem::Problems;
@@ -109,10 +108,7 @@ pub async fn serve_config(
         shared.clone(),
         shutdown.clone(),
     ));
-    tokio::spawn(crate::server::watch_files(
-        shared.clone(),
-        Duration::from_secs(30),
-    ));
+    tokio::spawn(crate::server::watch_files(shared.clone(), shutdown.clone()));
     let services = tokio::spawn(run_services(shared.clone(), services, shutdown.clone()));
     // Every listener is bound (the kernel already queues connections) and
     // the first configuration is built: tell systemd (Type=notify).

@@ -400,6 +400,7 @@ impl Config {
         for r in &self.routes {
             r.validate(src, &ctx, &mut p);
         }
+        self.tls.validate(src, &mut p);
         self.x509.validate(src, &mut p);
         self.voms.validate(src, &mut p);
         crate::oidc::idp::validate_all(&self.idps, src, &mut p);

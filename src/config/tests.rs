@@ -183,3 +183,34 @@ mod routes {
         assert!(e.0[0].message.contains("kerberos"), "{e}");
     }
 }
+
+/// `[tls] watch`, `watch_interval_secs`, `watch_debounce_ms` and
+/// `expiry_warning_days`: defaults, values, and refusals with their line.
+#[test]
+fn tls_watch_settings() {
+    use crate::tls::WatchMode;
+    use std::time::Duration;
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.tls.watch, WatchMode::Inotify);
+    assert_eq!(c.tls.watch_interval(), Duration::from_secs(30));
+    assert_eq!(c.tls.watch_debounce(), Duration::from_secs(2));
+    assert_eq!(c.tls.expiry_warning_secs(), 14 * 86_400);
+    let c = parse(&format!(
+        "{MINIMAL}[tls]\nwatch = \"poll\"\nwatch_interval_secs = 5\nwatch_debounce_ms = 250\nexpiry_warning_days = 30\n"
+    ))
+    .unwrap();
+    assert_eq!(c.tls.watch, WatchMode::Poll);
+    assert_eq!(c.tls.watch_interval(), Duration::from_secs(5));
+    assert_eq!(c.tls.watch_debounce(), Duration::from_millis(250));
+    assert_eq!(c.tls.expiry_warning_secs(), 30 * 86_400);
+    assert!(c.validate().is_empty(), "{}", c.validate());
+    let c = parse(&format!("{MINIMAL}[tls]\nwatch = \"off\"\n")).unwrap();
+    assert_eq!(c.tls.watch, WatchMode::Off);
+    assert!(parse(&format!("{MINIMAL}[tls]\nwatch = \"fanotify\"\n")).is_err());
+    let text = format!("{MINIMAL}[tls]\nwatch_interval_secs = 0\nwatch_debounce_ms = 7200000\n");
+    let first = MINIMAL.lines().count() + 2;
+    let p = parse(&text).unwrap().validate();
+    assert_eq!(p.0.len(), 2, "{p}");
+    assert_eq!(p.0[0].line, Some(first), "{p}");
+    assert_eq!(p.0[1].line, Some(first + 1), "{p}");
+}

@@ -57,6 +57,9 @@ pub struct TrustStore {
     /// Keyed by lower-cased, label-normalised issuer DN.
     signing: HashMap<String, Vec<SigningPolicy>>,
     namespaces: HashMap<String, Vec<NamespaceRule>>,
+    /// The content of every file that loaded cleanly, by file name: what a
+    /// reload falls back to when the file turns out broken.
+    good: HashMap<String, Arc<[u8]>>,
 }
 
 /// What a store file is, from its name.
@@ -99,26 +102,127 @@ pub fn dn_key(dn: &str) -> String {
     super::dn::normalize_labels(dn).to_ascii_lowercase()
 }
 
+/// The reason logged for a broken file that keeps its last good content.
+pub const KEPT: &str = "kept its last good version";
+
+/// Why a file's content cannot be used as is.
+struct Unusable {
+    reason: String,
+    /// What the file would still give without a good past (a CRL whose
+    /// signature fails: used, so that the validator refuses its CA's users).
+    as_is: Option<Parsed>,
+}
+
+impl Unusable {
+    fn or_use(mut self, p: Parsed) -> Self {
+        self.as_is = Some(p);
+        self
+    }
+}
+
+impl From<String> for Unusable {
+    fn from(reason: String) -> Self {
+        Unusable {
+            reason,
+            as_is: None,
+        }
+    }
+}
+
+/// One file's parsed content, before it joins the store.
+enum Parsed {
+    Ca(Vec<CaCert>),
+    Crl(Vec<Crl>),
+    Signing(Vec<SigningPolicy>),
+    Namespaces(Vec<NamespaceRule>),
+}
+
 impl TrustStore {
     /// Loads `dir`. Fails only when the directory itself cannot be read;
     /// bad files come back as problems.
     pub fn load(dir: &Path) -> std::io::Result<(TrustStore, Vec<FileProblem>)> {
+        Self::load_after(dir, None)
+    }
+
+    /// Loads `dir` for a reload of `previous` (the running store).
+    ///
+    /// The rule for a file that was good in `previous` and is broken now
+    /// (truncated by a full disk, half-written by a tool that does not
+    /// rename, garbage, a CRL that no CA of its issuer's name verifies) is:
+    /// **that file keeps its last good content**, logged as a problem,
+    /// while every other file is taken as it now is. So a broken CRL never
+    /// drops its CA's revocation list (which would accept revoked users
+    /// under `crl = "if_valid"` and refuse every user of the CA under
+    /// `require`), a broken `.namespaces` never lifts its restrictions,
+    /// and one bad file never holds back the new CRLs of the other CAs
+    /// (refusing the whole new store would). A file that was removed is
+    /// gone: removing is what IGTF updates do with withdrawn CAs. A broken
+    /// file with no good past is skipped as at start.
+    pub fn load_after(
+        dir: &Path,
+        previous: Option<&TrustStore>,
+    ) -> std::io::Result<(TrustStore, Vec<FileProblem>)> {
+        // Another directory (a changed `tls.ca_dir`) has no past here.
+        let previous = previous.filter(|p| p.dir == dir);
         let mut names: Vec<(String, u32, Kind)> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().into_string().ok())
             .filter_map(|n| classify(&n).map(|(h, k)| (n, h, k)))
             .collect();
-        names.sort();
+        // CA certificates first: namespaces resolve SELF and CRLs are
+        // checked against them.
+        names.sort_by(|a, b| (a.2 != Kind::Ca, &a.0).cmp(&(b.2 != Kind::Ca, &b.0)));
         let mut store = TrustStore {
             dir: dir.to_path_buf(),
             ..TrustStore::default()
         };
         let mut problems = Vec::new();
         let mut seen = HashSet::new();
-        for (n, _, _) in names.iter().filter(|(_, _, k)| *k == Kind::Ca) {
+        let mut seen_crl = HashSet::new();
+        let mut seen_rules = HashSet::new();
+        for (n, hash, kind) in &names {
             let file = dir.join(n);
-            match load_ca_file(&file) {
-                Ok(certs) => {
+            let fresh = std::fs::read(&file).map_err(|e| format!("cannot read: {e}"));
+            let last_good = previous.and_then(|p| p.good.get(n));
+            let parsed = match fresh
+                .map_err(Unusable::from)
+                .and_then(|d| store.parse(*kind, &file, &d).map(|p| (p, d)))
+            {
+                Ok((p, d)) => {
+                    store.good.insert(n.clone(), Arc::from(d));
+                    p
+                }
+                Err(bad) => {
+                    let kept = last_good.and_then(|d| {
+                        let p = store.parse(*kind, &file, d).ok()?;
+                        Some((p, d.clone()))
+                    });
+                    match (kept, bad.as_is) {
+                        (Some((p, d)), _) => {
+                            problems.push(FileProblem {
+                                file,
+                                reason: format!("{}; {KEPT}", bad.reason),
+                            });
+                            store.good.insert(n.clone(), d);
+                            p
+                        }
+                        // A CRL that parses but verifies under no CA of
+                        // its issuer's name, with no good past, is used:
+                        // the validator then refuses that CA's users (it
+                        // may be the CA's newest CRL), never ignores it.
+                        (None, Some(p)) => p,
+                        (None, None) => {
+                            problems.push(FileProblem {
+                                file,
+                                reason: bad.reason,
+                            });
+                            continue;
+                        }
+                    }
+                }
+            };
+            match parsed {
+                Parsed::Ca(certs) => {
                     for ca in certs {
                         if seen.insert(ca.der.as_ref().to_vec()) {
                             store
@@ -130,33 +234,53 @@ impl TrustStore {
                         }
                     }
                 }
-                Err(reason) => problems.push(FileProblem { file, reason }),
-            }
-        }
-        let mut seen_crl = HashSet::new();
-        let mut seen_rules = HashSet::new();
-        for (n, hash, kind) in &names {
-            let file = dir.join(n);
-            let res = match kind {
-                Kind::Ca => continue,
-                Kind::Crl => store.add_crls(&file, &mut seen_crl),
-                Kind::SigningPolicy => store.add_signing(&file, &mut seen_rules),
-                Kind::Namespaces => store.add_namespaces(&file, *hash, &mut seen_rules),
-            };
-            if let Err(reason) = res {
-                problems.push(FileProblem { file, reason });
+                Parsed::Crl(crls) => store.add_crls(crls, &mut seen_crl),
+                Parsed::Signing(rules) => store.add_signing(rules, &mut seen_rules),
+                Parsed::Namespaces(rules) => store.add_namespaces(rules, *hash, &mut seen_rules),
             }
         }
         Ok((store, problems))
+    }
+
+    /// Parses one file's content; an error is the reason it is unusable.
+    /// CRLs must verify under a CA of their issuer's name when the store
+    /// has one (a flipped byte in a signature parses fine).
+    fn parse(&self, kind: Kind, file: &Path, data: &[u8]) -> Result<Parsed, Unusable> {
+        let text = || std::str::from_utf8(data).map_err(|_| "not UTF-8 text".to_string());
+        Ok(match kind {
+            Kind::Ca => Parsed::Ca(load_ca_pem(data, file)?),
+            Kind::Crl => {
+                let crls = Crl::load(data).map_err(|e| e.to_string())?;
+                let forged = crls.iter().find(|crl| {
+                    let mut cas = self.by_subject(&crl.issuer_key).peekable();
+                    cas.peek().is_some() && !cas.any(|ca| crl.verify(&ca.cert.key).is_ok())
+                });
+                if let Some(crl) = forged {
+                    return Err(Unusable {
+                        reason: format!(
+                            "the CRL of {} verifies under no CA of that name",
+                            crl.issuer
+                        ),
+                        as_is: None,
+                    }
+                    .or_use(Parsed::Crl(crls)));
+                }
+                Parsed::Crl(crls)
+            }
+            Kind::SigningPolicy => {
+                Parsed::Signing(super::policy::parse(text()?).map_err(|e| e.to_string())?)
+            }
+            Kind::Namespaces => {
+                Parsed::Namespaces(super::namespaces::parse(text()?).map_err(|e| e.to_string())?)
+            }
+        })
     }
 
     /// Adds the CRLs of a `.rN` file. Only a byte-identical CRL is a
     /// duplicate (IGTF installs each under both hash names): two CRLs with
     /// the same issuer DN and thisUpdate are those of a re-keyed CA's two
     /// keys, and each is needed for the users of its own key.
-    fn add_crls(&mut self, file: &Path, seen: &mut HashSet<[u8; 32]>) -> Result<(), String> {
-        let data = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
-        let crls = Crl::load(&data).map_err(|e| e.to_string())?;
+    fn add_crls(&mut self, crls: Vec<Crl>, seen: &mut HashSet<[u8; 32]>) {
         for crl in crls {
             if seen.insert(crl.fingerprint) {
                 self.crls
@@ -165,28 +289,18 @@ impl TrustStore {
                     .push(Arc::new(crl));
             }
         }
-        Ok(())
     }
 
-    fn add_signing(&mut self, file: &Path, seen: &mut HashSet<String>) -> Result<(), String> {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
-        for p in super::policy::parse(&text).map_err(|e| e.to_string())? {
+    fn add_signing(&mut self, policies: Vec<SigningPolicy>, seen: &mut HashSet<String>) {
+        for p in policies {
             let key = dn_key(&p.ca);
             if seen.insert(format!("sp\0{key}\0{}", p.subjects.join("\0"))) {
                 self.signing.entry(key).or_default().push(p);
             }
         }
-        Ok(())
     }
 
-    fn add_namespaces(
-        &mut self,
-        file: &Path,
-        hash: u32,
-        seen: &mut HashSet<String>,
-    ) -> Result<(), String> {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
-        let rules = super::namespaces::parse(&text).map_err(|e| e.to_string())?;
+    fn add_namespaces(&mut self, rules: Vec<NamespaceRule>, hash: u32, seen: &mut HashSet<String>) {
         // SELF is the CA the file is named after; under the old-hash alias
         // it does not resolve, and the same rules arrive via the new hash.
         let selves: Vec<String> = self
@@ -207,7 +321,6 @@ impl TrustStore {
                 }
             }
         }
-        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -241,6 +354,11 @@ impl TrustStore {
     /// DN signed it: see [`super::validate`] for how one CA's are picked.
     pub fn crls(&self, issuer_key: &[u8]) -> &[Arc<Crl>] {
         self.crls.get(issuer_key).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Every CRL of the store, each once.
+    pub fn all_crls(&self) -> impl Iterator<Item = &Arc<Crl>> {
+        self.crls.values().flatten()
     }
 
     pub fn crl_count(&self) -> usize {
@@ -280,10 +398,9 @@ impl TrustStore {
     }
 }
 
-fn load_ca_file(file: &Path) -> Result<Vec<CaCert>, String> {
-    let pem = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
+fn load_ca_pem(pem: &[u8], file: &Path) -> Result<Vec<CaCert>, String> {
     let mut out = Vec::new();
-    for item in CertificateDer::pem_slice_iter(&pem) {
+    for item in CertificateDer::pem_slice_iter(pem) {
         let der = item.map_err(|e| format!("not a PEM certificate: {e}"))?;
         let (_, x) = X509Certificate::from_der(der.as_ref())
             .map_err(|e| format!("unparsable certificate: {e}"))?;
@@ -311,6 +428,136 @@ use rustls_pki_types::pem::PemObject;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CA in `dir` (`<hash>.0`) and a CRL of it revoking serial 7
+    /// (`<hash>.r0`); returns the CRL file and its PEM.
+    fn ca_with_crl(dir: &Path) -> (PathBuf, String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ca = rcgen::CertificateParams::default();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "store test CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = ca.self_signed(&key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, key);
+        let now = ::time::OffsetDateTime::now_utc();
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: now - ::time::Duration::minutes(5),
+            next_update: now + ::time::Duration::days(7),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: vec![rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(7u64),
+                revocation_time: now - ::time::Duration::minutes(10),
+                reason_code: None,
+                invalidity_date: None,
+            }],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer)
+        .unwrap();
+        let hash = super::super::hash::subject_hash(cert.der()).unwrap();
+        std::fs::write(dir.join(format!("{hash:08x}.0")), cert.pem()).unwrap();
+        let file = dir.join(format!("{hash:08x}.r0"));
+        let pem = crl.pem().unwrap();
+        std::fs::write(&file, &pem).unwrap();
+        (file, pem)
+    }
+
+    fn revokes_7(s: &TrustStore) -> bool {
+        s.all_crls().any(|c| c.lists(&[7]))
+    }
+
+    #[test]
+    fn a_broken_crl_keeps_its_last_good_version_on_reload() {
+        let t = tempfile::tempdir().unwrap();
+        let (crl, pem) = ca_with_crl(t.path());
+        let (good, problems) = TrustStore::load(t.path()).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(revokes_7(&good));
+        // Truncated, as a full disk or a non-atomic writer leaves it.
+        std::fs::write(&crl, &pem[..pem.len() / 2]).unwrap();
+        let (cold, _) = TrustStore::load(t.path()).unwrap();
+        assert_eq!(cold.crl_count(), 0, "at start there is no good past");
+        let (next, problems) = TrustStore::load_after(t.path(), Some(&good)).unwrap();
+        assert!(revokes_7(&next), "a broken CRL must not un-revoke");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].reason.ends_with(KEPT), "{problems:?}");
+        // And again on the reload after that: the last good content is
+        // carried along, not the broken one.
+        let (third, _) = TrustStore::load_after(t.path(), Some(&next)).unwrap();
+        assert!(revokes_7(&third));
+        // A store of another directory has no say.
+        let other = tempfile::tempdir().unwrap();
+        let (moved, _) = TrustStore::load_after(
+            t.path(),
+            Some(&{
+                let mut g = good.clone();
+                g.dir = other.path().to_path_buf();
+                g
+            }),
+        )
+        .unwrap();
+        assert!(!revokes_7(&moved));
+        // A good new CRL replaces it; a removed one is gone.
+        std::fs::write(&crl, &pem).unwrap();
+        let (fixed, problems) = TrustStore::load_after(t.path(), Some(&third)).unwrap();
+        assert!(problems.is_empty() && revokes_7(&fixed));
+        std::fs::remove_file(&crl).unwrap();
+        let (gone, problems) = TrustStore::load_after(t.path(), Some(&fixed)).unwrap();
+        assert!(problems.is_empty() && gone.crl_count() == 0);
+    }
+
+    #[test]
+    fn a_crl_whose_signature_fails_keeps_the_last_good_one() {
+        let t = tempfile::tempdir().unwrap();
+        let (crl, pem) = ca_with_crl(t.path());
+        let (good, _) = TrustStore::load(t.path()).unwrap();
+        let mut der =
+            rustls_pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
+                .unwrap()
+                .as_ref()
+                .to_vec();
+        let n = der.len();
+        der[n - 3] ^= 1; // inside the signature
+        std::fs::write(&crl, &der).unwrap();
+        // Without a past it is used, so the validator refuses the CA's users.
+        let (cold, problems) = TrustStore::load(t.path()).unwrap();
+        assert!(problems.is_empty() && cold.crl_count() == 1);
+        let (next, problems) = TrustStore::load_after(t.path(), Some(&good)).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].reason.contains("verifies under no CA"));
+        let kept: Vec<_> = next.all_crls().collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].fingerprint,
+            good.all_crls().next().unwrap().fingerprint
+        );
+    }
+
+    #[test]
+    fn broken_ca_and_policy_files_keep_their_last_good_version() {
+        let t = tempfile::tempdir().unwrap();
+        let (crl, _) = ca_with_crl(t.path());
+        let ca = crl.with_extension("0");
+        let ns = crl.with_extension("namespaces");
+        std::fs::write(
+            &ns,
+            "TO Issuer \"/CN=store test CA\" PERMIT Subject \"/CN=ok/*\"\n",
+        )
+        .unwrap();
+        let (good, problems) = TrustStore::load(t.path()).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((good.len(), good.policy_counts().1), (1, 1));
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\ngarbage").unwrap();
+        std::fs::write(&ns, "TO Issuer \"/CN=store test CA\" PERMIT Sub").unwrap();
+        let (next, problems) = TrustStore::load_after(t.path(), Some(&good)).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(
+            (next.len(), next.policy_counts().1, next.crl_count()),
+            (1, 1, 1),
+            "the CA, its namespace rule and its CRL all stay"
+        );
+    }
 
     #[test]
     fn file_names() {

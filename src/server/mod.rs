@@ -3,6 +3,7 @@
 
 mod admission;
 mod connection;
+mod expiry;
 #[cfg(feature = "accounting")]
 mod identities;
 pub mod notify;

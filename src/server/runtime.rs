@@ -35,6 +35,8 @@ pub struct Runtime {
     /// mod_ssl's `SSL_SERVER_*` values of the host certificate.
     pub server_modssl: Arc<[(String, String)]>,
     pub trust: Arc<TrustStore>,
+    /// End dates of the host certificate, CAs and CRLs, for the metric.
+    pub expiries: Vec<crate::metrics::Expiry>,
 }
 
 impl Runtime {
@@ -52,17 +54,25 @@ impl Runtime {
     ) -> Result<Runtime, Problems> {
         config.validate().into_result()?;
         let src = &config.source;
-        let (trust, bad) = TrustStore::load(config.tls.ca_dir.get_ref()).map_err(|e| {
-            Problems::one(src.problem(
-                &config.tls.ca_dir,
-                format!(
-                    "tls.ca_dir {} cannot be read: {e}",
-                    config.tls.ca_dir.get_ref().display()
-                ),
-            ))
-        })?;
+        // A broken file that was good in the running store keeps its last
+        // good content (see `TrustStore::load_after`).
+        let (trust, bad) =
+            TrustStore::load_after(config.tls.ca_dir.get_ref(), previous.map(|p| &*p.trust))
+                .map_err(|e| {
+                    Problems::one(src.problem(
+                        &config.tls.ca_dir,
+                        format!(
+                            "tls.ca_dir {} cannot be read: {e}",
+                            config.tls.ca_dir.get_ref().display()
+                        ),
+                    ))
+                })?;
         for b in &bad {
-            tracing::warn!(file = %b.file.display(), reason = %b.reason, "skipped a CA directory entry");
+            if b.reason.ends_with(crate::pki::store::KEPT) {
+                tracing::warn!(file = %b.file.display(), reason = %b.reason, "broken CA directory entry: its last good version stays in use");
+            } else {
+                tracing::warn!(file = %b.file.display(), reason = %b.reason, "skipped a CA directory entry");
+            }
         }
         if let Some(p) = config.check_ca_count(trust.len()) {
             return Err(Problems::one(p));
@@ -86,6 +96,13 @@ impl Runtime {
             .collect();
         let public_names = config.server.public_names();
         let auth = build_authenticators(&config, &routes, &trust, previous).await?;
+        let host = crate::tls::host_leaf(config.tls.certificate.get_ref()).ok();
+        let expiries = super::expiry::collect(host.as_ref(), &trust);
+        super::expiry::warn(
+            &expiries,
+            crate::pki::unix_now(),
+            config.tls.expiry_warning_secs(),
+        );
         Ok(Runtime {
             config,
             routes,
@@ -97,6 +114,7 @@ impl Runtime {
             tls,
             server_modssl,
             trust,
+            expiries,
         })
     }
 }

@@ -4,7 +4,7 @@
 mod config;
 mod verifier;
 
-pub use config::{ClientAuth, TlsConfig};
+pub use config::{ClientAuth, TlsConfig, WatchMode};
 
 pub use verifier::GridClientVerifier;
 
@@ -123,6 +123,14 @@ pub fn host_names(path: &Path) -> Result<Vec<String>, TlsSetupError> {
         }
     }
     Ok(names)
+}
+
+/// The host certificate (the first of the file), parsed: its subject and
+/// end date feed the expiry warnings and metric.
+pub fn host_leaf(path: &Path) -> Result<crate::pki::cert::Cert, TlsSetupError> {
+    let leaf = read_leaf(path)?;
+    crate::pki::cert::Cert::parse(leaf.as_ref())
+        .map_err(|e| TlsSetupError::ReadCert(path.display().to_string(), e.to_string()))
 }
 
 /// mod_ssl's `SSL_SERVER_*` values of the host certificate (the first of
