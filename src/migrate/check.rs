@@ -462,7 +462,7 @@ fn gridsite_finds_server(
         };
         for e in rd.flatten() {
             let p = e.path();
-            if !p.extension().is_some_and(|x| x == "pem") {
+            if p.extension().is_none_or(|x| x != "pem") {
                 continue;
             }
             let Ok(data) = std::fs::read(&p) else {

@@ -558,7 +558,10 @@ mod tests {
         assert_eq!(format("{0}-{1}", &[s("x"), s("y")]).unwrap(), "x-y");
         assert_eq!(format("{}{}", &[s("x"), s("y")]).unwrap(), "xy");
         assert_eq!(format("{{{0}}}", &[s("x")]).unwrap(), "{x}");
-        assert_eq!(format("{0}", &[l.clone()]).unwrap(), r#"['a', "b'c"]"#);
+        assert_eq!(
+            format("{0}", std::slice::from_ref(&l)).unwrap(),
+            r#"['a', "b'c"]"#
+        );
         assert_eq!(format("{0[1]}", &[l]).unwrap(), "b'c");
         assert_eq!(format("{0!r}", &[s("x")]).unwrap(), "'x'");
         assert!(matches!(
