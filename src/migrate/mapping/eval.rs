@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::py::{self, Arg, FormatError};
-use super::{
-    Assertion, Domain, EvalError, GroupTpl, Local, Mapped, Mapping, SchemaVersion, Test, pyre,
+use super::model::{
+    Assertion, Domain, EvalError, GroupTpl, Local, Mapped, Mapping, Remote, SchemaVersion, Test,
 };
+use super::py::{self, Arg, FormatError};
+use super::pyre;
 
 /// Regexes compiled once per evaluation (Python's `re` caches them too).
 #[derive(Default)]
@@ -83,7 +84,7 @@ fn arg(values: Vec<String>) -> Arg {
 
 /// `_verify_all_requirements`: `None` when the rule does not apply.
 fn verify(
-    remote: &[super::Remote],
+    remote: &[Remote],
     assertion: &BTreeMap<&str, Vec<&str>>,
     pats: &mut Patterns,
 ) -> Result<Option<Vec<Arg>>, EvalError> {
@@ -289,7 +290,14 @@ fn push_unique(set: &mut Vec<Value>, v: Value) {
     }
 }
 
-pub(super) fn process(m: &Mapping, assertion: &Assertion) -> Result<Mapped, EvalError> {
+impl Mapping {
+    /// `RuleProcessor.process(assertion)`.
+    pub fn evaluate(&self, assertion: &Assertion) -> Result<Mapped, EvalError> {
+        process(self, assertion)
+    }
+}
+
+fn process(m: &Mapping, assertion: &Assertion) -> Result<Mapped, EvalError> {
     let split: BTreeMap<&str, Vec<&str>> = assertion
         .iter()
         .map(|(k, v)| (k.as_str(), v.split(';').collect()))

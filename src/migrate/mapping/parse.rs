@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{
+use super::model::{
     Domain, GroupTpl, Local, Mapping, MappingError, ProjectTpl, Remote, Rule, SchemaVersion, Test,
     UserTpl,
 };
