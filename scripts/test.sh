@@ -39,9 +39,11 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (ru
 # plugin) and the small images the Glance sync uploads; docker-registry: the
 # real OCI registry the image plugin reads artifacts from (pushed by oras
 # from tests/harness/registry); rabbitmq-server: the message bus of the
-# Nova harness (tests/harness/nova).
+# Nova harness (tests/harness/nova); haproxy: the load balancer in front of
+# fedgate with the PROXY protocol (tests/proxy_protocol.rs).
 APT_PKGS=(curl openssl ca-certificates python3 python3-venv voms-clients globus-proxy-utils
-  apache2 gridsite redis-server chromium python3-dirq qemu-utils docker-registry rabbitmq-server)
+  apache2 gridsite redis-server chromium python3-dirq qemu-utils docker-registry rabbitmq-server
+  haproxy)
 if [ "${FEDGATE_NO_INSTALL:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -87,6 +87,7 @@ pub mod internal {
     pub use crate::crypto::provider as crypto_provider;
     pub use crate::http::client as http_client;
     pub use crate::route::RouteTable;
+    pub use crate::server::proxy_header;
     pub use crate::upstream::uwsgi;
 
     /// Grid PKI primitives and the gridsite values built from a verdict.

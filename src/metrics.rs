@@ -141,7 +141,7 @@ impl Metrics {
         let refused_connections = Family::<KindLabel, Counter>::default();
         registry.register(
             "connections_refused",
-            "Client connections closed at accept, by the limit reached",
+            "Client connections closed before being served, by the limit reached or the PROXY header refusal",
             refused_connections.clone(),
         );
         let denials = Family::<KindLabel, Counter>::default();

@@ -89,6 +89,11 @@ pub struct ServerConfig {
     /// (a load balancer in front of fedgate). Addresses or CIDRs.
     #[serde(default, deserialize_with = "one_or_many")]
     pub trusted_proxies: Vec<Spanned<String>>,
+    /// Every TLS connection starts with a PROXY protocol header (v1 or
+    /// v2), accepted only from `trusted_proxies`: a load balancer in TCP
+    /// mode passes the client's address this way.
+    #[serde(default = "default_proxy_protocol")]
+    pub proxy_protocol: Spanned<bool>,
     /// Names (`host` or `host:port`) this service answers to. When set, a
     /// request for any other host gets 421, and URLs fedgate builds about
     /// itself use the first one. Empty: any valid Host is served.
@@ -155,6 +160,9 @@ fn default_max_connections() -> Spanned<usize> {
 fn default_max_connections_per_ip() -> Spanned<usize> {
     Spanned::new(0..0, 256)
 }
+fn default_proxy_protocol() -> Spanned<bool> {
+    Spanned::new(0..0, false)
+}
 fn default_shutdown_timeout() -> u64 {
     30
 }
@@ -170,6 +178,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: default_max_connections_per_ip(),
             shutdown_timeout_secs: default_shutdown_timeout(),
             trusted_proxies: Vec::new(),
+            proxy_protocol: default_proxy_protocol(),
             public_names: Vec::new(),
         }
     }
@@ -187,6 +196,9 @@ impl ServerConfig {
     }
     pub fn max_connections_per_ip(&self) -> usize {
         *self.max_connections_per_ip.get_ref()
+    }
+    pub fn proxy_protocol(&self) -> bool {
+        *self.proxy_protocol.get_ref()
     }
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
@@ -367,6 +379,12 @@ impl Config {
             if crate::http::forwarded::Cidr::parse(t.get_ref()).is_none() {
                 p.push(src.problem(t, format!("`{}` is not an IP address or CIDR", t.get_ref())));
             }
+        }
+        if self.server.proxy_protocol() && self.server.trusted_proxies.is_empty() {
+            p.push(src.problem(
+                &self.server.proxy_protocol,
+                "server.proxy_protocol = true needs server.trusted_proxies: a PROXY header is accepted only from them, so every connection would be refused",
+            ));
         }
         for n in &self.server.public_names {
             if let Err(e) = crate::http::host::Authority::parse(n.get_ref()) {

@@ -70,6 +70,25 @@ fn bad_values_name_their_line() {
 }
 
 #[test]
+fn proxy_protocol_needs_trusted_proxies() {
+    let c = parse(&format!("[server]\nproxy_protocol = true\n{MINIMAL}")).unwrap();
+    let p = c.validate();
+    assert_eq!(p.0.len(), 1, "{p}");
+    assert_eq!(p.0[0].line, Some(2), "{p}");
+    assert!(p.0[0].message.contains("trusted_proxies"), "{p}");
+    let c = parse(&format!(
+        "[server]\nproxy_protocol = true\ntrusted_proxies = \"10.0.0.5\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert!(c.server.proxy_protocol());
+    assert!(c.validate().0.is_empty());
+    assert!(
+        !parse(MINIMAL).unwrap().server.proxy_protocol(),
+        "off by default"
+    );
+}
+
+#[test]
 fn public_names_are_authorities_with_their_line() {
     let c = parse(&format!(
         "[server]\npublic_names = [\n  \"keystone.example.org:5000\",\n  \"evil.example/x\",\n]\n{MINIMAL}"

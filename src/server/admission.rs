@@ -112,6 +112,40 @@ impl Admission {
     }
 }
 
+impl Slot {
+    /// Counts this connection as `ip`'s from now on, if fewer than
+    /// `max_per_ip` (`None`: no limit) are open from it: with the PROXY
+    /// protocol, a connection is admitted at accept as the balancer's
+    /// (which is exempt), and its real client is known only once the header
+    /// is read. Refused, the slot is given back when it is dropped.
+    pub fn rekey(&mut self, ip: IpAddr, max_per_ip: Option<usize>) -> Result<(), Refusal> {
+        let client = ClientKey::of(ip);
+        if client == self.client {
+            return Ok(());
+        }
+        let mut c = self
+            .admission
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mine = c.per_client.get(&client).copied().unwrap_or(0);
+        if let Some(max) = max_per_ip
+            && mine >= max
+        {
+            return Err(Refusal::PerIp(mine));
+        }
+        c.per_client.insert(client, mine + 1);
+        if let Some(n) = c.per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_client.remove(&self.client);
+            }
+        }
+        self.client = client;
+        Ok(())
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self
@@ -173,6 +207,35 @@ mod tests {
         let _proxied = a.admit(ip(IP), 10, None).unwrap();
         drop(mine);
         assert!(a.admit(ip(IP), 10, Some(2)).is_ok());
+    }
+
+    fn open_from(a: &Admission, ip: IpAddr) -> usize {
+        let c = a.counts.lock().unwrap();
+        c.per_client.get(&ClientKey::of(ip)).copied().unwrap_or(0)
+    }
+
+    #[test]
+    fn a_proxied_connection_counts_against_its_real_client() {
+        let a = Arc::new(Admission::default());
+        let lb = ip("10.0.0.5");
+        // Admitted as the balancer's, exempt; then the header names the
+        // client, which is held to its own limit.
+        let mut s1 = a.admit(lb, 10, None).unwrap();
+        s1.rekey(ip(IP), Some(1)).unwrap();
+        let mut s2 = a.admit(lb, 10, None).unwrap();
+        assert_eq!(s2.rekey(ip(IP), Some(1)).unwrap_err(), Refusal::PerIp(1));
+        assert_eq!(open_from(&a, lb), 1, "s2 is still the balancer's");
+        drop(s2);
+        assert_eq!(
+            (a.open(), open_from(&a, lb), open_from(&a, ip(IP))),
+            (1, 0, 1)
+        );
+        drop(s1);
+        assert_eq!((a.open(), open_from(&a, ip(IP))), (0, 0));
+        // A health check (LOCAL) stays the balancer's.
+        let mut hc = a.admit(lb, 10, None).unwrap();
+        hc.rekey(lb, None).unwrap();
+        assert_eq!(open_from(&a, lb), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod identities;
 pub mod notify;
 mod parse_errors;
 mod pipeline;
+pub mod proxy_header;
 mod runtime;
 mod scrub;
 mod watch;
@@ -92,25 +93,31 @@ async fn accept_loop(
                 continue;
             }
         };
-        // The running configuration's limits, so that a reload applies.
-        let permit = {
+        // The running configuration's limits and PROXY protocol setting,
+        // so that a reload applies to the next connection.
+        let (permit, proxied) = {
             let rt = shared.runtime.load();
             let s = &rt.config.server;
             let ip = peer.ip();
-            let per_ip = (!crate::http::forwarded::is_trusted(ip, &rt.trusted_proxies))
-                .then_some(s.max_connections_per_ip());
-            shared.admission.admit(ip, s.max_connections(), per_ip)
+            let trusted = crate::http::forwarded::is_trusted(ip, &rt.trusted_proxies);
+            let proxied = s.proxy_protocol();
+            if proxied && !trusted {
+                // Only a balancer may say who the client is; anyone else
+                // could claim any address. Closed before any byte is read.
+                refused(&shared, "untrusted_proxy");
+                tracing::warn!(peer = %peer, "connection refused at accept: server.proxy_protocol is on and the peer is not in server.trusted_proxies");
+                continue;
+            }
+            let per_ip = (!trusted).then_some(s.max_connections_per_ip());
+            (
+                shared.admission.admit(ip, s.max_connections(), per_ip),
+                proxied,
+            )
         };
-        let permit = match permit {
+        let mut permit = match permit {
             Ok(slot) => slot,
             Err(refusal) => {
-                shared
-                    .metrics
-                    .refused_connections
-                    .get_or_create(&crate::metrics::KindLabel {
-                        kind: refusal.kind().into(),
-                    })
-                    .inc();
+                refused(&shared, refusal.kind());
                 tracing::warn!(peer = %peer, reason = %refusal, "connection refused at accept");
                 continue;
             }
@@ -125,14 +132,46 @@ async fn accept_loop(
         let serving = drain.enter();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let _permit = permit;
             let _serving = serving;
+            let mut tcp = tcp;
             let rt = shared.runtime.load_full();
             let acceptor = TlsAcceptor::from(rt.tls.clone());
-            let timeout = rt.config.server.handshake_timeout();
+            // One deadline for the PROXY header and the TLS handshake.
+            let deadline = tokio::time::Instant::now() + rt.config.server.handshake_timeout();
             let server_modssl = rt.server_modssl.clone();
+            let peer = if proxied {
+                let read = tokio::time::timeout_at(deadline, proxy_header::read(&mut tcp));
+                let client = match read.await {
+                    Ok(Ok(h)) => h.client(peer),
+                    Ok(Err(e)) => {
+                        refused(&shared, "proxy_header");
+                        tracing::info!(peer = %peer, error = %e, "PROXY header refused");
+                        return;
+                    }
+                    Err(_) => {
+                        shared.metrics.handshake("timeout");
+                        tracing::info!(peer = %peer, "PROXY header timed out");
+                        return;
+                    }
+                };
+                // The per-IP limit applies to the client behind the
+                // balancer (the balancer itself, on a LOCAL health check,
+                // stays exempt).
+                let per_ip =
+                    (!crate::http::forwarded::is_trusted(client.ip(), &rt.trusted_proxies))
+                        .then_some(rt.config.server.max_connections_per_ip());
+                if let Err(refusal) = permit.rekey(client.ip(), per_ip) {
+                    refused(&shared, refusal.kind());
+                    tracing::warn!(peer = %client, via = %peer, reason = %refusal, "connection refused after its PROXY header");
+                    return;
+                }
+                client
+            } else {
+                peer
+            };
             drop(rt);
-            let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+            let _permit = permit;
+            let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     shared.metrics.handshake("failed");
@@ -171,6 +210,15 @@ async fn accept_loop(
             connection::serve(shared, conn, tls, shutdown).await;
         });
     }
+}
+
+/// Counts a connection closed before it was served, by `kind`.
+fn refused(shared: &Shared, kind: &str) {
+    shared
+        .metrics
+        .refused_connections
+        .get_or_create(&crate::metrics::KindLabel { kind: kind.into() })
+        .inc();
 }
 
 /// Reloads on SIGHUP and stops on SIGTERM or SIGINT.
