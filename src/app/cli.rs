@@ -127,53 +127,7 @@ pub enum Command {
     /// stack (mod_gridsite, mod_auth_openidc) and under fedgate; flags every
     /// user whose result changes, with why. Exits 0 when nobody changes, 1
     /// when someone does, 2 on bad input.
-    MigrateCheck {
-        /// The mapping, as `openstack mapping show -f json` prints it (or a
-        /// bare rules list).
-        #[arg(long, value_name = "FILE")]
-        mapping: PathBuf,
-        /// fedgate's configuration: CA directory, vomsdir, [x509] checks,
-        /// the [[idp]] claim exports.
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Default: the configuration's tls.ca_dir, else
-        /// /etc/grid-security/certificates.
-        #[arg(long)]
-        ca_dir: Option<PathBuf>,
-        /// Default: the configuration's voms.dir.
-        #[arg(long)]
-        voms_dir: Option<PathBuf>,
-        /// The Keystone identity provider and protocol of the login URL
-        /// whose environ is built.
-        #[arg(long, default_value = "egi.eu")]
-        idp: String,
-        #[arg(long, default_value = "mapped")]
-        protocol: String,
-        /// The replaced mod_auth_openidc's OIDCClaimPrefix.
-        #[arg(long, default_value = "OIDC-")]
-        old_claim_prefix: String,
-        /// Its OIDCClaimDelimiter.
-        #[arg(long, default_value = ";")]
-        old_claim_delimiter: String,
-        /// Its OIDCPassClaimsAs: both, environment or headers.
-        #[arg(long, default_value = "both")]
-        old_pass_claims_as: String,
-        /// Its claim value encoding: none (2.4.12), latin1 (2.4.15+
-        /// default) or base64url.
-        #[arg(long, default_value = "none")]
-        old_claim_encoding: String,
-        /// Its REMOTE_USER claim: sub, sub@ (sub@issuer-host) or none.
-        #[arg(long, default_value = "sub")]
-        old_remote_user_claim: String,
-        /// Print JSON (fields: credentials[{credential, kind, identity,
-        /// fedgate, old_stack, changed, why}], changed, total).
-        #[arg(long)]
-        json: bool,
-        /// PEM proxies or chains (leaf first), JSON claim sets
-        /// (userinfo/introspection), or JWTs (payload only, not verified).
-        #[arg(required = true)]
-        credentials: Vec<PathBuf>,
-    },
+    MigrateCheck(super::migrate_check::Args),
     /// Accounting: APEL usage records.
     #[cfg(feature = "accounting")]
     Accounting {

@@ -16,19 +16,52 @@ use crate::oidc::idp::RemoteUser;
 use crate::pki::{TrustStore, Validator, X509Config, unix_now};
 
 /// The command's arguments (see `Command::MigrateCheck`).
+#[derive(clap::Args, Debug)]
 pub struct Args {
+    /// The mapping, as `openstack mapping show -f json` prints it (or a
+    /// bare rules list).
+    #[arg(long, value_name = "FILE")]
     pub mapping: PathBuf,
+    /// fedgate's configuration: CA directory, vomsdir, [x509] checks,
+    /// the [[idp]] claim exports.
+    #[arg(short, long)]
     pub config: Option<PathBuf>,
+    /// Default: the configuration's tls.ca_dir, else
+    /// /etc/grid-security/certificates.
+    #[arg(long)]
     pub ca_dir: Option<PathBuf>,
+    /// Default: the configuration's voms.dir.
+    #[arg(long)]
     pub voms_dir: Option<PathBuf>,
+    /// The Keystone identity provider and protocol of the login URL
+    /// whose environ is built.
+    #[arg(long, default_value = "egi.eu")]
     pub idp: String,
+    #[arg(long, default_value = "mapped")]
     pub protocol: String,
+    /// The replaced mod_auth_openidc's OIDCClaimPrefix.
+    #[arg(long, default_value = "OIDC-")]
     pub old_claim_prefix: String,
+    /// Its OIDCClaimDelimiter.
+    #[arg(long, default_value = ";")]
     pub old_claim_delimiter: String,
+    /// Its OIDCPassClaimsAs: both, environment or headers.
+    #[arg(long, default_value = "both")]
     pub old_pass_claims_as: String,
+    /// Its claim value encoding: none (2.4.12), latin1 (2.4.15+
+    /// default) or base64url.
+    #[arg(long, default_value = "none")]
     pub old_claim_encoding: String,
+    /// Its REMOTE_USER claim: sub, sub@ (sub@issuer-host) or none.
+    #[arg(long, default_value = "sub")]
     pub old_remote_user_claim: String,
+    /// Print JSON (fields: credentials[{credential, kind, identity,
+    /// fedgate, old_stack, changed, why}], changed, total).
+    #[arg(long)]
     pub json: bool,
+    /// PEM proxies or chains (leaf first), JSON claim sets
+    /// (userinfo/introspection), or JWTs (payload only, not verified).
+    #[arg(required = true)]
     pub credentials: Vec<PathBuf>,
 }
 

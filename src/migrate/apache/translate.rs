@@ -171,6 +171,12 @@ fn note(d: &Directive, reason: impl Into<String>) -> Note {
     }
 }
 
+/// One translated key: `key = value  # from file:line (Directive)`, so
+/// every value in the output names the directive it came from.
+fn set(t: &mut String, key: &str, value: impl std::fmt::Display, from: impl std::fmt::Display) {
+    t.push_str(&format!("{key} = {value}  # from {from}\n"));
+}
+
 /// A TOML basic string.
 fn q(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -1497,7 +1503,7 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
         } else {
             v
         };
-        t.push_str(&format!("client_auth = {}  # from {}\n", q(v), c.from()));
+        set(&mut t, "client_auth", q(v), c.from());
     } else if dr.routes.iter().any(|r| r.auth == Auth::X509) {
         t.push_str("# an x509 route exists: the handshake asks for a client certificate\nclient_auth = \"optional\"\n");
     }
@@ -1543,7 +1549,7 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
                         reason: why.into(),
                     });
                 }
-                t.push_str(&format!("crl = {}  # from {}\n", q(mode), c.from()));
+                set(&mut t, "crl", q(mode), c.from());
             }
             None if x509_routes => {
                 t.push_str("# Apache's default (SSLCARevocationCheck none) accepted revoked users;\n# fedgate requires a valid CRL per CA (run fetch-crl).\ncrl = \"require\"\n");
@@ -1551,7 +1557,7 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
             None => {}
         }
         if let Some(p) = &dr.proxy_limit {
-            t.push_str(&format!("max_proxy_depth = {}  # from {}\n", p.v, p.from()));
+            set(&mut t, "max_proxy_depth", p.v, p.from());
         }
         t.push('\n');
     }
@@ -1560,7 +1566,7 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
     t.push_str("[upstream]\n");
     match &dr.upstream {
         Some(u) => {
-            t.push_str(&format!("url = {}  # from {}\n", q(&u.v), u.from()));
+            set(&mut t, "url", q(&u.v), u.from());
             if u.v.starts_with("http://") {
                 dr.notes.push(Note {
                     at: u.at.clone(),
@@ -1652,21 +1658,13 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
         if let Some(m) = &dr.provider_metadata_url
             && issuer_of_discovery(&m.v) == m.v
         {
-            t.push_str(&format!(
-                "discovery_url = {}  # from {}\n",
-                q(&m.v),
-                m.from()
-            ));
+            set(&mut t, "discovery_url", q(&m.v), m.from());
         }
         if let Some(m) = &dr.oauth_metadata_url
             && dr.provider_metadata_url.is_none()
             && issuer_of_discovery(&m.v) == m.v
         {
-            t.push_str(&format!(
-                "discovery_url = {}  # from {}\n",
-                q(&m.v),
-                m.from()
-            ));
+            set(&mut t, "discovery_url", q(&m.v), m.from());
         }
         // One client per IdP in fedgate: the RP's, else the resource server's.
         let (cid, secret) = match (&dr.client_id, &dr.oauth_client_id) {
@@ -1692,7 +1690,7 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
             (None, None) => (None, None),
         };
         if let Some(c) = &cid {
-            t.push_str(&format!("client_id = {}  # from {}\n", q(&c.v), c.from()));
+            set(&mut t, "client_id", q(&c.v), c.from());
         }
         if let Some(s) = &secret {
             t.push_str(&format!(
@@ -1703,14 +1701,10 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
             t.push_str(&format!("client_secret = {}\n", q(&s.v)));
         }
         let validation = if let Some(i) = &dr.introspection {
-            t.push_str(&format!(
-                "introspection_endpoint = {}  # from {}\n",
-                q(&i.v),
-                i.from()
-            ));
+            set(&mut t, "introspection_endpoint", q(&i.v), i.from());
             Some(("introspection", i.from()))
         } else if let Some(j) = &dr.jwks_uri {
-            t.push_str(&format!("jwks_uri = {}  # from {}\n", q(&j.v), j.from()));
+            set(&mut t, "jwks_uri", q(&j.v), j.from());
             Some(("jwt", j.from()))
         } else {
             None
@@ -1782,7 +1776,7 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
             }
         }
         if let Some(c) = &dr.ca_bundle {
-            t.push_str(&format!("ca_file = {}  # from {}\n", q(&c.v), c.from()));
+            set(&mut t, "ca_file", q(&c.v), c.from());
         }
         if let Some(c) = &dr.claims {
             t.push_str(&format!(
@@ -1792,18 +1786,10 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
             ));
         }
         if let Some(v) = &dr.jwks_refresh {
-            t.push_str(&format!(
-                "jwks_refresh_secs = {}  # from {}\n",
-                v.v,
-                v.from()
-            ));
+            set(&mut t, "jwks_refresh_secs", v.v, v.from());
         }
         if let Some(v) = &dr.metadata_refresh {
-            t.push_str(&format!(
-                "metadata_refresh_secs = {}  # from {}\n",
-                v.v,
-                v.from()
-            ));
+            set(&mut t, "metadata_refresh_secs", v.v, v.from());
         }
         t.push('\n');
     } else if needs_idp && dr.metadata_dir.is_none() && opts.metadata_dir.is_none() {
@@ -1828,20 +1814,12 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
         t.push_str("[oidc]\n");
         if let Some(r) = &dr.redirect_uri {
             if r.v.starts_with("https://") {
-                t.push_str(&format!(
-                    "redirect_uri = {}  # from {}\n",
-                    q(&r.v),
-                    r.from()
-                ));
+                set(&mut t, "redirect_uri", q(&r.v), r.from());
                 if let Ok(u) = url::Url::parse(&r.v) {
                     t.push_str(&format!("redirect_path = {}\n", q(u.path())));
                 }
             } else if r.v.starts_with('/') {
-                t.push_str(&format!(
-                    "redirect_path = {}  # from {}\n",
-                    q(&r.v),
-                    r.from()
-                ));
+                set(&mut t, "redirect_path", q(&r.v), r.from());
             } else {
                 dr.notes.push(Note {
                     at: r.at.clone(),
@@ -1876,31 +1854,19 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
             ));
         }
         if let Some(s) = &dr.scope {
-            t.push_str(&format!("scopes = {}  # from {}\n", q(&s.v), s.from()));
+            set(&mut t, "scopes", q(&s.v), s.from());
         }
         if let Some(u) = &dr.logged_out_url {
-            t.push_str(&format!(
-                "post_logout_url = {}  # from {}\n",
-                q(&u.v),
-                u.from()
-            ));
+            set(&mut t, "post_logout_url", q(&u.v), u.from());
         }
         if let Some(v) = &dr.state_timeout {
-            t.push_str(&format!(
-                "state_timeout_secs = {}  # from {}\n",
-                v.v,
-                v.from()
-            ));
+            set(&mut t, "state_timeout_secs", v.v, v.from());
         }
         if let Some(v) = &dr.max_state_cookies {
-            t.push_str(&format!(
-                "max_pending_logins = {}  # from {}\n",
-                v.v.max(1),
-                v.from()
-            ));
+            set(&mut t, "max_pending_logins", v.v.max(1), v.from());
         }
         if let Some(v) = &dr.iat_slack {
-            t.push_str(&format!("iat_slack_secs = {}  # from {}\n", v.v, v.from()));
+            set(&mut t, "iat_slack_secs", v.v, v.from());
         }
         t.push_str("\n[oidc.session]\n");
         if let Some(p) = &dr.passphrase {
@@ -1923,25 +1889,18 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
             });
         }
         if let Some(v) = &dr.inactivity {
-            t.push_str(&format!(
-                "inactivity_timeout_secs = {}  # from {}\n",
-                v.v,
-                v.from()
-            ));
+            set(&mut t, "inactivity_timeout_secs", v.v, v.from());
         }
         if let Some(v) = &dr.max_duration {
-            t.push_str(&format!(
-                "max_duration_secs = {}  # from {}\n",
-                v.v,
-                v.from()
-            ));
+            set(&mut t, "max_duration_secs", v.v, v.from());
         }
         if let Some(r) = &dr.redis {
-            t.push_str(&format!(
-                "redis_url = {}  # from {}\n",
+            set(
+                &mut t,
+                "redis_url",
                 q(&format!("redis://{}", r.v)),
-                r.from()
-            ));
+                r.from(),
+            );
         }
         t.push('\n');
     }
@@ -1962,11 +1921,12 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
             ));
         }
         if let Some(r) = &dr.redis {
-            t.push_str(&format!(
-                "redis_url = {}  # from {}\n",
+            set(
+                &mut t,
+                "redis_url",
                 q(&format!("redis://{}", r.v)),
-                r.from()
-            ));
+                r.from(),
+            );
         }
         t.push('\n');
     }
