@@ -550,3 +550,40 @@ fn route_order_gives_apaches_winner() {
         "{err}"
     );
 }
+
+/// mod_proxy's unix-socket backend (`unix:/path|uwsgi://host/`) becomes
+/// `uwsgi:///path`; an HTTP backend on a socket is reported, not guessed.
+#[test]
+fn a_uwsgi_unix_socket_backend_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.conf");
+    std::fs::write(
+        &f,
+        "<VirtualHost *:5000>\n\
+         ProxyPass / \"unix:/run/uwsgi/keystone.sock|uwsgi://localhost/\"\n\
+         </VirtualHost>\n",
+    )
+    .unwrap();
+    let (code, out, err) = import(&[f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("url = \"uwsgi:///run/uwsgi/keystone.sock\""),
+        "{out}"
+    );
+    let cfg = fedgate::Config::parse(Path::new("t.toml"), out.clone()).unwrap();
+    assert!(cfg.validate().is_empty(), "{:?}\n{out}", cfg.validate());
+
+    std::fs::write(
+        &f,
+        "<VirtualHost *:5000>\n\
+         ProxyPass / \"unix:/run/keystone.sock|http://localhost/\"\n\
+         </VirtualHost>\n",
+    )
+    .unwrap();
+    let (_, out, err) = import(&[f.to_str().unwrap()]);
+    assert!(!out.contains("/run/keystone.sock"), "{out}");
+    assert!(
+        err.contains(&format!("{}:2: ProxyPass: unix socket", f.display())),
+        "{err}"
+    );
+}

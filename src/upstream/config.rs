@@ -8,8 +8,9 @@ use toml::Spanned;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `uwsgi://host:port` (Keystone under uWSGI, exact mod_wsgi environ) or
-    /// `http://host:port` (any server; identity as headers).
+    /// `uwsgi://host:port` or `uwsgi:///path/to/uwsgi.sock` (Keystone under
+    /// uWSGI, exact mod_wsgi environ), or `http://host:port` (any server;
+    /// identity as headers).
     pub url: Spanned<String>,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,

@@ -30,7 +30,7 @@ pub enum Upstream {
 impl Upstream {
     pub fn new(cfg: &UpstreamConfig, max_body: u64) -> Result<Upstream, TargetError> {
         Ok(match Target::parse(cfg.url.get_ref())? {
-            t @ Target::Uwsgi { .. } => {
+            t @ (Target::Uwsgi { .. } | Target::UwsgiUnix { .. }) => {
                 Upstream::Uwsgi(uwsgi::UwsgiUpstream::new(t, cfg, max_body))
             }
             t @ Target::Http { .. } => {
@@ -88,6 +88,30 @@ mod tests {
         assert!(matches!(
             Target::parse("uwsgi://127.0.0.1"),
             Err(TargetError::HostPort(_))
+        ));
+        assert_eq!(
+            Target::parse("uwsgi:///run/keystone/uwsgi.sock").unwrap(),
+            Target::UwsgiUnix {
+                path: "/run/keystone/uwsgi.sock".into()
+            }
+        );
+        assert_eq!(
+            Target::parse("uwsgi:///run/key%20stone.sock")
+                .unwrap()
+                .authority(),
+            "unix:/run/key stone.sock"
+        );
+        for bad in [
+            "uwsgi:///",
+            "uwsgi://:5001/run/k.sock",
+            "uwsgi:///run/k.sock?x=1",
+            "uwsgi:///run/k.sock#f",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            Target::parse("uwsgi://host:5001/run/k.sock"),
+            Err(TargetError::Extra(_))
         ));
         assert!(matches!(
             Target::parse("https://k:5000"),

@@ -231,6 +231,10 @@ fn serves_keystone(dirs: &[Directive]) -> bool {
     dirs.iter().any(|d| {
         (d.is("ProxyPass")
             && d.arg(1).is_some_and(|t| {
+                let t = t
+                    .strip_prefix("unix:")
+                    .and_then(|t| t.split_once('|'))
+                    .map_or(t, |(_, url)| url);
                 t.starts_with("uwsgi://") || t.starts_with("http://") || t.starts_with("https://")
             }))
             || d.is("WSGIScriptAlias")
@@ -590,6 +594,11 @@ impl Draft {
             );
             return;
         }
+        // mod_proxy's unix-socket form: `unix:/run/uwsgi.sock|uwsgi://localhost/`.
+        let (socket, target) = match target.strip_prefix("unix:").and_then(|t| t.split_once('|')) {
+            Some((sock, url)) => (Some(sock), url),
+            None => (None, target),
+        };
         let Ok(u) = url::Url::parse(target) else {
             self.n(d, format!("`{target}` is not a URL"));
             return;
@@ -610,7 +619,20 @@ impl Draft {
             return;
         };
         let port = u.port_or_known_default().unwrap_or(80);
-        let base = format!("{scheme}://{host}:{port}");
+        let base = match socket {
+            Some(sock) if scheme == "uwsgi" && sock.starts_with('/') => format!("uwsgi://{sock}"),
+            Some(sock) => {
+                self.n(
+                    d,
+                    format!(
+                        "unix socket `{sock}`: fedgate reaches a unix socket with uwsgi:///path \
+                         only (an absolute path, uwsgi protocol)"
+                    ),
+                );
+                return;
+            }
+            None => format!("{scheme}://{host}:{port}"),
+        };
         let back_path = u.path().trim_end_matches('/');
         let front = path.trim_end_matches('/');
         if back_path != front && !back_path.is_empty() {

@@ -14,13 +14,12 @@ use futures_util::StreamExt;
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use self::response::{Chunk, ChunkedDecoder, Framing};
 use super::environ;
 use super::outbound::{Outbound, UpstreamError};
-use super::target::{Target, connect};
+use super::target::{Stream, Target, connect, connect_unix};
 use crate::http::body::{Body, BoxError};
 use crate::upstream::UpstreamConfig;
 
@@ -69,11 +68,11 @@ impl UwsgiUpstream {
         }
         // uwsgi needs CONTENT_LENGTH up front: a body of unknown length
         // (chunked, or HTTP/2 without the header) is buffered first.
-        let (length, buffered, mut streaming) = match declared {
-            Some(n) => (n, None, Some(body)),
+        let (length, payload) = match declared {
+            Some(n) => (n, Payload::Streaming(body, n)),
             None => {
                 let bytes = collect_limited(body, self.max_body).await?;
-                (bytes.len() as u64, Some(bytes), None)
+                (bytes.len() as u64, Payload::Buffered(bytes))
             }
         };
         let cl = if length > 0 || declared.is_some() {
@@ -87,20 +86,38 @@ impl UwsgiUpstream {
             other => UpstreamError::BadRequest(other.to_string()),
         })?;
 
-        let mut sock = connect(&self.authority, self.connect_timeout).await?;
-        sock.write_all(&packet).await.map_err(UpstreamError::Io)?;
-        if let Some(b) = buffered {
-            sock.write_all(&b).await.map_err(UpstreamError::Io)?;
-        } else if let Some(body) = streaming.take() {
-            copy_exact(body, &mut sock, length).await?;
+        match &self.target {
+            Target::UwsgiUnix { path } => {
+                let sock = connect_unix(path, self.connect_timeout).await?;
+                self.exchange(sock, &packet, payload).await
+            }
+            _ => {
+                let sock = connect(&self.authority, self.connect_timeout).await?;
+                self.exchange(sock, &packet, payload).await
+            }
+        }
+    }
+
+    /// One request on a fresh connection: the packet, the body, then the
+    /// response as it arrives.
+    async fn exchange<S: Stream>(
+        &self,
+        mut sock: S,
+        packet: &[u8],
+        body: Payload,
+    ) -> Result<http::Response<Body>, UpstreamError> {
+        sock.write_all(packet).await.map_err(UpstreamError::Io)?;
+        match body {
+            Payload::Buffered(b) => sock.write_all(&b).await.map_err(UpstreamError::Io)?,
+            Payload::Streaming(body, length) => copy_exact(body, &mut sock, length).await?,
         }
         sock.flush().await.map_err(UpstreamError::Io)?;
         self.read_response(sock).await
     }
 
-    async fn read_response(
+    async fn read_response<S: Stream>(
         &self,
-        mut sock: TcpStream,
+        mut sock: S,
     ) -> Result<http::Response<Body>, UpstreamError> {
         let mut buf = BytesMut::with_capacity(8192);
         let head = tokio::time::timeout(self.response_timeout, async {
@@ -147,6 +164,13 @@ impl UwsgiUpstream {
     }
 }
 
+/// The request body: read already (its length was unknown), or to be
+/// streamed with its declared length.
+enum Payload {
+    Buffered(Bytes),
+    Streaming(Body, u64),
+}
+
 async fn collect_limited(mut body: Body, max: u64) -> Result<Bytes, UpstreamError> {
     let mut out = BytesMut::new();
     while let Some(frame) = body.frame().await {
@@ -162,9 +186,9 @@ async fn collect_limited(mut body: Body, max: u64) -> Result<Bytes, UpstreamErro
 }
 
 /// Streams exactly `length` bytes of `body` to `sock`.
-async fn copy_exact(
+async fn copy_exact<W: AsyncWrite + Unpin>(
     mut body: Body,
-    sock: &mut TcpStream,
+    sock: &mut W,
     length: u64,
 ) -> Result<(), UpstreamError> {
     let mut sent = 0u64;
@@ -188,8 +212,8 @@ async fn copy_exact(
     Ok(())
 }
 
-struct BodyState {
-    sock: TcpStream,
+struct BodyState<S> {
+    sock: S,
     buf: BytesMut,
     framing: Framing,
     chunked: ChunkedDecoder,
@@ -199,7 +223,7 @@ struct BodyState {
 }
 
 /// Streams the response body as it arrives.
-fn response_body(sock: TcpStream, buf: BytesMut, framing: Framing, idle: Duration) -> Body {
+fn response_body<S: Stream>(sock: S, buf: BytesMut, framing: Framing, idle: Duration) -> Body {
     let left = if let Framing::Length(n) = framing {
         n
     } else {
@@ -230,14 +254,14 @@ fn response_body(sock: TcpStream, buf: BytesMut, framing: Framing, idle: Duratio
     BodyExt::boxed_unsync(StreamBody::new(stream.boxed()))
 }
 
-async fn fill(st: &mut BodyState) -> Result<usize, BoxError> {
+async fn fill<S: Stream>(st: &mut BodyState<S>) -> Result<usize, BoxError> {
     match tokio::time::timeout(st.idle, st.sock.read_buf(&mut st.buf)).await {
         Ok(r) => Ok(r?),
         Err(_) => Err("Keystone stopped sending the response body".into()),
     }
 }
 
-async fn next_data(st: &mut BodyState) -> Result<Option<Bytes>, BoxError> {
+async fn next_data<S: Stream>(st: &mut BodyState<S>) -> Result<Option<Bytes>, BoxError> {
     loop {
         match st.framing {
             Framing::Length(_) => {

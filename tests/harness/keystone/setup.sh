@@ -139,6 +139,9 @@ cat >"$WORKDIR/etc/uwsgi.ini" <<EOF
 module = keystone.wsgi.api:application
 http-socket = 127.0.0.1:$PORT
 uwsgi-socket = 127.0.0.1:$UPORT
+; the same protocol on a unix socket (fedgate's uwsgi:///path upstream)
+uwsgi-socket = $WORKDIR/run/uwsgi.sock
+chmod-socket = 660
 ; uWSGI's http-socket has no keep-alive yet answers HTTP/1.1 without saying
 ; so, then closes: a pooling HTTP client (fedgate's http:// upstream) can
 ; send its next request into the closing socket. Say it explicitly.
@@ -170,6 +173,7 @@ export OS_PROJECT_NAME=admin
 export OS_PROJECT_DOMAIN_ID=default
 export FEDGATE_E2E_KEYSTONE_URL=$URL
 export FEDGATE_E2E_KEYSTONE_UWSGI=127.0.0.1:$UPORT
+export FEDGATE_E2E_KEYSTONE_UWSGI_UNIX=$WORKDIR/run/uwsgi.sock
 export FEDGATE_E2E_KEYSTONE_VENV=$VENV
 export FEDGATE_E2E_OIDC_ISSUER=${ISSUERS%%,*}
 EOF
