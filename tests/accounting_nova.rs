@@ -9,6 +9,8 @@
 //! an m1.small one (benchmark specs, image with an AppDB mpuri) that is
 //! stopped; in acct-b a g1.gpu server (accelerator specs) left running.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -29,31 +31,8 @@ use serde_json::{Value, json};
 const CASO_CLOUD_TYPE: &str = "caso/5.2.2 (OpenStack)";
 
 /// `export K=V` lines of the harness's env.sh.
-fn read_env(path: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("FEDGATE_E2E_NOVA_ENV={}: {e}", path.display()));
-    text.lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect()
-}
-
 fn harness() -> Option<BTreeMap<String, String>> {
-    match std::env::var("FEDGATE_E2E_NOVA_ENV") {
-        Ok(p) if !p.is_empty() => Some(read_env(Path::new(&p))),
-        _ => {
-            assert!(
-                std::env::var("FEDGATE_REQUIRE_NOVA").as_deref() != Ok("1"),
-                "FEDGATE_REQUIRE_NOVA=1 but FEDGATE_E2E_NOVA_ENV is not set"
-            );
-            eprintln!(
-                "SKIPPED: FEDGATE_E2E_NOVA_ENV is not set; run scripts/test.sh, or \
-                 tests/harness/nova/setup.sh DIR up and export FEDGATE_E2E_NOVA_ENV=DIR/env.sh"
-            );
-            None
-        }
-    }
+    common::nova_env()
 }
 
 fn now() -> i64 {

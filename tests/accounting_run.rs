@@ -439,16 +439,6 @@ fn status_shows_lastrun_and_pending_per_queue() {
 // Kill test against the real Nova harness.
 // ---------------------------------------------------------------------
 
-fn read_env(path: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("FEDGATE_E2E_NOVA_ENV={}: {e}", path.display()))
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect()
-}
-
 /// Every cloud record's VMUUID in a queue, with how often it appears,
 /// read by Python dirq.
 fn vm_counts(py: &str, root: &Path) -> (BTreeMap<String, usize>, usize) {
@@ -466,19 +456,8 @@ fn vm_counts(py: &str, root: &Path) -> (BTreeMap<String, usize>, usize) {
 
 #[test]
 fn sigkill_at_any_point_loses_nothing_and_repeats_at_most_one_window() {
-    let env = match std::env::var("FEDGATE_E2E_NOVA_ENV") {
-        Ok(p) if !p.is_empty() => read_env(Path::new(&p)),
-        _ => {
-            assert!(
-                std::env::var("FEDGATE_REQUIRE_NOVA").as_deref() != Ok("1"),
-                "FEDGATE_REQUIRE_NOVA=1 but FEDGATE_E2E_NOVA_ENV is not set"
-            );
-            eprintln!(
-                "SKIPPED: FEDGATE_E2E_NOVA_ENV is not set (tests/harness/nova/setup.sh DIR up; \
-                 export FEDGATE_E2E_NOVA_ENV=DIR/env.sh)"
-            );
-            return;
-        }
+    let Some(env) = common::nova_env() else {
+        return;
     };
     let Some(py) = python_or_skip() else { return };
     let pki = pki();

@@ -26,19 +26,12 @@ use common::idp::{Proc, wait_port};
 const ALICE: &str = "a11ce0000000000000000000000000001@egi.test";
 const PROJECT: &str = "fedcloud.egi.eu";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Skips (or, with FEDGATE_REQUIRE_HORIZON=1, fails) when a part is missing.
 fn require(ok: bool, what: &str) -> bool {
-    if !ok {
-        if std::env::var("FEDGATE_REQUIRE_HORIZON").is_ok_and(|v| v == "1") {
-            panic!("horizon e2e: FEDGATE_REQUIRE_HORIZON=1 but {what}");
-        }
-        eprintln!("SKIPPED horizon e2e: {what}");
-    }
-    ok
+    common::require(
+        ok,
+        "FEDGATE_REQUIRE_HORIZON",
+        &format!("horizon e2e: {what}"),
+    )
 }
 
 struct Site {
@@ -66,7 +59,7 @@ impl Site {
 
 fn start_idp(site: &Site, state: &Path) -> Proc {
     let child = Command::new("node")
-        .arg(root().join("tests/harness/idp/idp.js"))
+        .arg(common::root().join("tests/harness/idp/idp.js"))
         .arg(format!("egi={}", site.idp_port))
         .env(
             "IDP_REDIRECT_URIS",
@@ -130,7 +123,7 @@ auth = "none"
 /// One run of the browser script; its JSON.
 fn browser(site: &Site, choice: &str, extra: &[&str], screens: &Path) -> serde_json::Value {
     let out = Command::new("node")
-        .arg(root().join("tests/harness/horizon/login.mjs"))
+        .arg(common::root().join("tests/harness/horizon/login.mjs"))
         .args(["--horizon", &site.horizon, "--fedgate", &site.fedgate()])
         .args(["--choice", choice, "--screens"])
         .arg(screens.join(choice))
@@ -202,12 +195,12 @@ fn horizon_login_and_sign_out() {
         Command::new("node").arg("--version").output().is_ok(),
         "node is not installed",
     ) || !require(
-        root()
+        common::root()
             .join("tests/harness/websso/node_modules/playwright-core")
             .exists(),
         "npm packages of tests/harness/websso are not installed",
     ) || !require(
-        root()
+        common::root()
             .join("tests/harness/idp/node_modules/oidc-provider")
             .exists(),
         "npm packages of tests/harness/idp are not installed",

@@ -697,21 +697,9 @@ async fn a_server_of_a_voms_login_is_accounted_with_its_dn_and_fqan() {
     let Some((uwsgi, keystone, grid)) = prerequisites() else {
         return;
     };
-    let Ok(nova_env) = std::env::var("FEDGATE_E2E_NOVA_ENV") else {
-        assert!(
-            std::env::var("FEDGATE_REQUIRE_NOVA").as_deref() != Ok("1"),
-            "FEDGATE_REQUIRE_NOVA=1 but FEDGATE_E2E_NOVA_ENV is not set"
-        );
-        eprintln!("SKIP: FEDGATE_E2E_NOVA_ENV is not set (run scripts/test.sh)");
+    let Some(env) = common::nova_env() else {
         return;
     };
-    let env: std::collections::BTreeMap<String, String> = std::fs::read_to_string(&nova_env)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect();
     let cloud: Value = serde_json::from_slice(
         &std::fs::read(Path::new(&env["FEDGATE_E2E_NOVA_DIR"]).join("objects-cloud.json")).unwrap(),
     )

@@ -311,3 +311,46 @@ pub fn run_fedgate(args: &[&str], cfg: &Path) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The repository's root.
+pub fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether a test's prerequisite is there. When it is not, the test skips
+/// with `what` printed, unless the environment variable `strict` is `1`
+/// (scripts/test.sh sets such FEDGATE_REQUIRE_* flags where it provides
+/// the part): then it fails.
+pub fn require(ok: bool, strict: &str, what: &str) -> bool {
+    if !ok {
+        if std::env::var(strict).is_ok_and(|v| v == "1") {
+            panic!("{strict}=1 but {what}");
+        }
+        eprintln!("SKIPPED: {what}");
+    }
+    ok
+}
+
+/// The variables of the Nova harness's env.sh (tests/harness/nova),
+/// named by FEDGATE_E2E_NOVA_ENV; `None` (skip) without it, a failure
+/// with FEDGATE_REQUIRE_NOVA=1.
+pub fn nova_env() -> Option<std::collections::BTreeMap<String, String>> {
+    let path = std::env::var("FEDGATE_E2E_NOVA_ENV").unwrap_or_default();
+    if !require(
+        !path.is_empty(),
+        "FEDGATE_REQUIRE_NOVA",
+        "FEDGATE_E2E_NOVA_ENV is not set (run scripts/test.sh, or tests/harness/nova/setup.sh \
+         DIR up and export FEDGATE_E2E_NOVA_ENV=DIR/env.sh)",
+    ) {
+        return None;
+    }
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("FEDGATE_E2E_NOVA_ENV={path}: {e}"));
+    Some(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect(),
+    )
+}
