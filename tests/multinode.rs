@@ -559,6 +559,44 @@ fn dn_user(cert: &Path) -> String {
     )
 }
 
+/// How many values the shared store holds under the test's prefix: the
+/// items of both memcached servers (each printed), or Redis keys matching
+/// `multinode:*`.
+fn stored(backend: Backend) -> u64 {
+    match backend {
+        Backend::Memcached => MEMCACHED
+            .iter()
+            .map(|port| {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", *port)).unwrap();
+                s.write_all(b"stats\r\nquit\r\n").unwrap();
+                let mut text = String::new();
+                s.read_to_string(&mut text).unwrap();
+                let n = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("STAT total_items "))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                eprintln!("multinode: memcached {port} stored {n} items");
+                n
+            })
+            .sum(),
+        Backend::Redis => {
+            let out = Command::new("redis-cli")
+                .args([
+                    "-p",
+                    &REDIS.to_string(),
+                    "--scan",
+                    "--pattern",
+                    "multinode:*",
+                ])
+                .output()
+                .expect("redis-cli");
+            String::from_utf8_lossy(&out.stdout).lines().count() as u64
+        }
+    }
+}
+
 /// Seconds from `killed` to `at`, negative before.
 fn offset(at: Instant, killed: Instant) -> f64 {
     if at >= killed {
@@ -757,6 +795,26 @@ fn scenarios(env: &Env, backend: Backend, state: &str, shared_states: bool) {
         "{tag}: B did not use A's validation"
     );
 
+    // What the nodes shared went through the store (under the prefix),
+    // and the nodes say the store is up.
+    assert!(stored(backend) > 0, "{tag}: nothing in the shared store");
+    if shared_states {
+        let name = format!("{backend:?}").to_lowercase();
+        for (node, gw) in [("A", &a), ("B", &b)] {
+            let m = String::from_utf8_lossy(&gw.admin_get("/metrics").body).into_owned();
+            assert!(
+                m.lines().any(|l| l.starts_with("fedgate_shared_state_up{")
+                    && l.contains(&format!("backend=\"{name}\""))
+                    && l.ends_with(" 1")),
+                "{tag}: node {node} does not report the store up:\n{}",
+                m.lines()
+                    .filter(|l| l.contains("shared_state"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+
     // 3. A VOMS proxy through either node: its own Keystone user.
     let alice_dn = dn_user(&env.grid.dir.join("users/alice.pem"));
     let dave_dn = dn_user(&env.grid.dir.join("users/dave.pem"));
@@ -802,7 +860,6 @@ fn scenarios(env: &Env, backend: Backend, state: &str, shared_states: bool) {
     }
     let introspections = idp_count("introspection");
     let stop = Arc::new(AtomicBool::new(false));
-    let killed_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
     let workers: Vec<_> = creds
         .iter()
         .cloned()
@@ -821,11 +878,10 @@ fn scenarios(env: &Env, backend: Backend, state: &str, shared_states: bool) {
     std::thread::sleep(Duration::from_secs(3));
     let before_kill = b.logs.count("status=201");
     a.signal(SIGKILL);
-    *killed_at.lock().unwrap() = Some(Instant::now());
+    let killed = Instant::now();
     assert!(a.wait_exit(Duration::from_secs(5)).is_some());
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::Relaxed);
-    let killed = killed_at.lock().unwrap().unwrap();
     let mut results = Vec::new();
     for w in workers {
         results.extend(w.join().unwrap());
@@ -842,7 +898,7 @@ fn scenarios(env: &Env, backend: Backend, state: &str, shared_states: bool) {
                     after_n += 1;
                 }
             }
-            Err(e) => errors.push(format!("{:+.2} s: {e}", offset(*at, killed))),
+            Err(e) => errors.push((offset(*at, killed), e.clone())),
         }
     }
     eprintln!(
@@ -851,8 +907,16 @@ fn scenarios(env: &Env, backend: Backend, state: &str, shared_states: bool) {
         errors.len()
     );
     assert!(before_n >= 4 && after_n >= 8, "{tag}: too few answers");
-    // Only requests in flight on A when it died may fail: one per thread.
-    assert!(errors.len() <= creds.len(), "{tag}: {errors:#?}");
+    // Only requests that met A dying may fail: the ones in flight, and a
+    // connection A's listen queue took just before the process ended (at
+    // most two per client); haproxy's checks take A out within 400 ms, and
+    // until then a refused connect is retried on B, so nothing sent a
+    // second after the kill fails.
+    assert!(errors.len() <= 2 * creds.len(), "{tag}: {errors:#?}");
+    assert!(
+        errors.iter().all(|(t, _)| *t < 1.0),
+        "{tag}: errors after the switch: {errors:#?}"
+    );
     assert!(b.logs.count("status=201") >= before_kill + after_n, "{tag}");
     assert_eq!(
         idp_count("introspection"),
