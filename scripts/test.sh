@@ -40,10 +40,12 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (ru
 # real OCI registry the image plugin reads artifacts from (pushed by oras
 # from tests/harness/registry); rabbitmq-server: the message bus of the
 # Nova harness (tests/harness/nova); haproxy: the load balancer in front of
-# fedgate with the PROXY protocol (tests/proxy_protocol.rs).
+# fedgate with the PROXY protocol (tests/proxy_protocol.rs); memcached: the
+# shared-state backend ([state], tests/shared_state.rs; redis-server also runs
+# as Sentinel there).
 APT_PKGS=(curl openssl ca-certificates python3 python3-venv voms-clients globus-proxy-utils
   apache2 gridsite redis-server chromium python3-dirq qemu-utils docker-registry rabbitmq-server
-  haproxy)
+  haproxy memcached)
 if [ "${FEDGATE_NO_INSTALL:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
