@@ -41,7 +41,9 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (ru
 # from tests/harness/registry); rabbitmq-server: the message bus of the
 # Nova harness (tests/harness/nova); haproxy: the load balancer in front of
 # fedgate with the PROXY protocol (tests/proxy_protocol.rs) and in front of
-# two nodes (tests/multinode.rs); memcached: the nodes' shared state there.
+# two nodes (tests/multinode.rs); memcached: the shared-state backend
+# ([state], tests/shared_state.rs and tests/multinode.rs; redis-server also
+# runs as Sentinel there).
 APT_PKGS=(curl openssl ca-certificates python3 python3-venv voms-clients globus-proxy-utils
   apache2 gridsite redis-server chromium python3-dirq qemu-utils docker-registry rabbitmq-server
   haproxy memcached)

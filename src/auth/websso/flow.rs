@@ -28,13 +28,41 @@ use crate::session::{KeyRing, Lifetimes, SessionData, SessionStore};
 pub enum WebSsoError {
     #[error("oidc.session.keys: {0}")]
     Keys(crate::session::SealError),
-    #[error("oidc.session.redis_url: {0}")]
-    Store(String),
 }
 
-/// Deadline of each session-store call to Redis: a login or a session
-/// check waits at most this long before failing closed.
-const SESSION_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Seconds a browser is asked to wait when the session store is down.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// The session store failed (or was too slow): 503, never a cleared
+/// cookie, which would turn an outage into a silent logout loop. A page
+/// for people, Keystone's JSON for scripts; one log line.
+fn store_unavailable(h: &HeaderMap, what: &str, e: &dyn std::fmt::Display) -> Response<Body> {
+    tracing::warn!(error = %e, during = what, "session store unavailable: answered 503, cookie kept");
+    let mut r = if is_browser(h) {
+        pages::unavailable(RETRY_AFTER_SECS)
+    } else {
+        crate::http::reply::json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sign-in is temporarily unavailable (session store unreachable); retry later",
+        )
+    };
+    r.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from(RETRY_AFTER_SECS),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// The storage key marking a login state as used: a hash, so the store
+/// never holds the state value itself.
+fn used_state_key(store: &crate::kv::Store, state: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, state.as_bytes());
+    store.key("login", &hex::encode(d.as_ref()))
+}
 
 /// The browser-flow authenticator, one per process configuration.
 pub struct WebSso {
@@ -148,17 +176,20 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
 }
 
 impl WebSso {
-    /// Builds the flow from `[oidc]`. On a reload, `previous` is the
-    /// running flow: when `[oidc.session]` is unchanged its keys and
-    /// session store are kept, so a reload neither logs anybody out nor
-    /// breaks a login in progress (whose state cookie is sealed with the
-    /// same keys), even with a generated key.
+    /// Builds the flow from `[oidc]`, with sessions in `store` (`[state]`;
+    /// the caller keeps the running store across reloads when `[state]`
+    /// is unchanged). On a reload, `previous` is the running flow: when
+    /// `[oidc.session]` is unchanged its keys are kept, so a reload neither
+    /// logs anybody out nor breaks a login in progress (whose state cookie
+    /// is sealed with the same keys), even with a generated key.
     pub async fn build(
         cfg: OidcConfig,
         public: PublicNames,
         registry: Arc<Registry>,
+        store: crate::kv::Store,
         previous: Option<&WebSso>,
     ) -> Result<WebSso, WebSsoError> {
+        let store = SessionStore::new(store);
         let s = &cfg.session;
         let lifetimes = Lifetimes {
             inactivity: std::time::Duration::from_secs(s.inactivity_timeout_secs),
@@ -170,7 +201,7 @@ impl WebSso {
             );
             return Ok(WebSso {
                 keys: p.keys.clone(),
-                store: p.store.clone(),
+                store,
                 cfg,
                 public,
                 registry,
@@ -184,11 +215,6 @@ impl WebSso {
             KeyRing::ephemeral().map_err(WebSsoError::Keys)?
         } else {
             KeyRing::from_base64(s.keys.iter().map(|k| k.expose())).map_err(WebSsoError::Keys)?
-        };
-        let store = match &s.redis_url {
-            Some(u) => SessionStore::redis(u.expose(), SESSION_REDIS_TIMEOUT)
-                .map_err(|e| WebSsoError::Store(e.to_string()))?,
-            None => SessionStore::memory(s.max_sessions, lifetimes),
         };
         Ok(WebSso {
             cfg,
@@ -243,8 +269,19 @@ impl WebSso {
         let ro = Some(ro);
         let allowed = self.allowed(ro);
 
-        // 2. An existing session for an IdP allowed here.
-        if let Some(s) = self.session(parts).await {
+        // 2. An existing session for an IdP allowed here. A store that
+        //    cannot say fails closed (503), and the cookie stays.
+        let session = match self.session(parts).await {
+            Ok(s) => s,
+            Err(e) => {
+                return AuthOutcome::Respond(store_unavailable(
+                    &parts.headers,
+                    "session lookup",
+                    &e,
+                ));
+            }
+        };
+        if let Some(s) = session {
             if let Some(idp) = allowed.iter().find(|i| i.name() == s.idp) {
                 return match to_identity(
                     AuthMethod::OidcSession,
@@ -312,22 +349,23 @@ impl WebSso {
         pages::chooser(&choices)
     }
 
-    async fn session(&self, parts: &http::request::Parts) -> Option<std::sync::Arc<SessionData>> {
-        let c = cookies::get(&parts.headers, &self.cfg.session.cookie_name)?;
+    /// The live session the cookie names: `Ok(None)` without a (valid)
+    /// cookie or session, `Err` when the store cannot say.
+    async fn session(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Option<Arc<SessionData>>, crate::session::store::StoreError> {
+        let Some(c) = cookies::get(&parts.headers, &self.cfg.session.cookie_name) else {
+            return Ok(None);
+        };
         let id = match self.keys.open(&self.cfg.session.cookie_name, c) {
             Ok(id) => id,
             Err(e) => {
                 tracing::info!(reason = %e, "ignored an invalid session cookie");
-                return None;
+                return Ok(None);
             }
         };
-        match self.store.touch(&id, self.lifetimes, now()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "session store unavailable");
-                None
-            }
-        }
+        self.store.touch(&id, self.lifetimes, now()).await
     }
 
     async fn start_login(&self, parts: &http::request::Parts, idp: &Idp) -> AuthOutcome {
@@ -469,6 +507,37 @@ impl WebSso {
         let Some(code) = query_param(&parts.uri, "code") else {
             return deny(StatusCode::BAD_REQUEST, "the login response has no code");
         };
+        // One callback completes a login once across all nodes: the
+        // state cookie can be replayed to another node (or this one after
+        // a reload), the used-state mark cannot. Marked before the code is
+        // redeemed, so a replay never reaches the IdP.
+        let mark = used_state_key(self.store.store(), &login.state);
+        match self
+            .store
+            .store()
+            .add(
+                &mark,
+                b"1",
+                std::time::Duration::from_secs(timeout.max(1) as u64),
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(idp = idp.name(), "refused a replayed login response");
+                return deny(
+                    StatusCode::BAD_REQUEST,
+                    "this login response was already used; start again from the dashboard",
+                );
+            }
+            Err(e) => {
+                return AuthOutcome::Respond(store_unavailable(
+                    &parts.headers,
+                    "login completion",
+                    &e,
+                ));
+            }
+        }
         let claims = match super::exchange::code_for_claims(
             &idp,
             &code,
@@ -505,7 +574,7 @@ impl WebSso {
             last_seen: t,
         };
         if let Err(e) = self.store.insert(&sid, &data, self.lifetimes, t).await {
-            return deny(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            return AuthOutcome::Respond(store_unavailable(&parts.headers, "session creation", &e));
         }
         let Ok(sealed) = self.keys.seal(&self.cfg.session.cookie_name, &sid) else {
             return deny(
@@ -594,14 +663,18 @@ impl WebSso {
             };
             return pages::confirm_logout(&action, &token);
         }
-        self.end_session(&id, after).await
+        self.end_session(&parts.headers, &id, after).await
     }
 
     /// Ends the session, and the IdP session where the IdP offers
     /// RP-initiated logout.
-    async fn end_session(&self, id: &[u8], after: Option<String>) -> Response<Body> {
+    async fn end_session(&self, h: &HeaderMap, id: &[u8], after: Option<String>) -> Response<Body> {
         let mut end_session = None;
-        if let Ok(Some(s)) = self.store.touch(id, self.lifetimes, now()).await {
+        let session = match self.store.touch(id, self.lifetimes, now()).await {
+            Ok(s) => s,
+            Err(e) => return store_unavailable(h, "logout", &e),
+        };
+        if let Some(s) = session {
             if let Some(idp) = self.registry.by_name(&s.idp) {
                 if let Ok(m) = idp.discovery.get().await {
                     end_session = m
@@ -611,7 +684,9 @@ impl WebSso {
                 }
             }
         }
-        let _ = self.store.remove(id).await;
+        if let Err(e) = self.store.remove(id).await {
+            return store_unavailable(h, "logout", &e);
+        }
         let mut r = match end_session.and_then(|(e, hint, client)| {
             let mut u = url::Url::parse(&e).ok()?;
             {
@@ -672,9 +747,15 @@ mod tests {
                 .0
         };
         let public = PublicNames::parse(["keystone.example.org:5000", "localhost:8443"]).unwrap();
-        let w = WebSso::build(OidcConfig::default(), public, registry.clone(), None)
-            .await
-            .unwrap();
+        let w = WebSso::build(
+            OidcConfig::default(),
+            public,
+            registry.clone(),
+            crate::kv::Store::memory(10),
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             w.redirect_uri(&req("localhost:8443")),
             "https://keystone.example.org:5000/v3/auth/OS-FEDERATION/websso/openid/redirect"
@@ -684,6 +765,7 @@ mod tests {
             OidcConfig::default(),
             PublicNames::default(),
             registry,
+            crate::kv::Store::memory(10),
             None,
         )
         .await
@@ -732,6 +814,7 @@ mod tests {
                     cfg,
                     PublicNames::default(),
                     Arc::new(Registry::default()),
+                    crate::kv::Store::memory(10),
                     None,
                 )
                 .await

@@ -39,7 +39,7 @@ fn ttl_is_min_of_exp_and_cap() {
 
 #[tokio::test]
 async fn single_flight_and_positive_hits() {
-    let c = TokenCache::new(&cfg(300, 10)).unwrap();
+    let c = TokenCache::new(&cfg(300, 10), None);
     let calls = AtomicUsize::new(0);
     let k = key(&[b"tok"]);
     let run = || async {
@@ -63,7 +63,7 @@ async fn single_flight_and_positive_hits() {
 
 #[tokio::test]
 async fn expired_results_are_not_kept() {
-    let c = TokenCache::new(&cfg(300, 10)).unwrap();
+    let c = TokenCache::new(&cfg(300, 10), None);
     let calls = AtomicUsize::new(0);
     let k = key(&[b"short"]);
     for _ in 0..2 {
@@ -89,7 +89,7 @@ async fn expired_results_are_not_kept() {
 
 #[tokio::test]
 async fn negative_cache_remembers_refusals_briefly() {
-    let c = TokenCache::new(&cfg(300, 1)).unwrap();
+    let c = TokenCache::new(&cfg(300, 1), None);
     let calls = AtomicUsize::new(0);
     let k = key(&[b"junk"]);
     let run = |e: TokenError| {
