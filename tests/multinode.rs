@@ -111,15 +111,6 @@ fn state_toml(b: Backend) -> String {
     }
 }
 
-/// Redis through the keys that predate `[state]`: `[oidc.session]
-/// redis_url` (this text follows the session keys) and `[cache] redis_url`.
-fn legacy_redis() -> String {
-    format!(
-        "redis_url = \"redis://127.0.0.1:{REDIS}/0\"\n[cache]\nredis_url = \"redis://127.0.0.1:{REDIS}/0\"\n\
-         redis_prefix = \"multinode:token:\"\n"
-    )
-}
-
 /// One node's configuration: PROXY protocol from haproxy only, the grid
 /// PKI's CAs and vomsdir, the harness IdP, the shared keys and state.
 fn node_toml(
@@ -606,7 +597,8 @@ fn offset(at: Instant, killed: Instant) -> f64 {
     }
 }
 
-/// Whether this fedgate reads the `[state]` table (helper A's branch).
+/// `check-config --offline` on a node's configuration: a refused `[state]`
+/// table fails the test with fedgate's own message.
 fn state_supported(cfg: &str) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("probe.toml");
@@ -671,29 +663,15 @@ fn two_nodes_behind_haproxy_share_state() {
     for backend in [Backend::Memcached, Backend::Redis] {
         let state = state_toml(backend);
         let probe = node_toml(NODE_A, &env.host, &env.grid.dir, &env.uwsgi, &state);
-        let (state, shared_states) = match (state_supported(&probe), backend) {
-            (Ok(()), _) => (state, true),
-            (Err(e), _) if !e.contains("state") => {
-                panic!("fedgate refuses the configuration for {backend:?}: {e}")
-            }
-            // Until the [state] table is there: Redis through the legacy
-            // keys; memcached has no legacy form.
-            (Err(_), Backend::Redis) => (legacy_redis(), false),
-            (Err(e), Backend::Memcached) => {
-                eprintln!(
-                    "SKIPPED multinode memcached: this fedgate has no [state] table (backend = \"memcached\"), \
-                     so two memcached servers cannot be shared yet: {}",
-                    e.lines().next().unwrap_or_default()
-                );
-                continue;
-            }
-        };
+        if let Err(e) = state_supported(&probe) {
+            panic!("fedgate refuses the [state] table for {backend:?}: {e}");
+        }
         let _servers: Vec<Proc> = match backend {
             Backend::Memcached => MEMCACHED.iter().map(|p| start_memcached(*p)).collect(),
             Backend::Redis => vec![start_redis(REDIS)],
         };
         let t = Instant::now();
-        scenarios(&env, backend, &state, shared_states);
+        scenarios(&env, backend, &state);
         eprintln!("multinode {backend:?}: {:.1} s", t.elapsed().as_secs_f64());
     }
     eprintln!(
@@ -702,9 +680,7 @@ fn two_nodes_behind_haproxy_share_state() {
     );
 }
 
-/// `shared_states`: the nodes share used login states (`[state]`), so a
-/// replayed login answer is refused by any node.
-fn scenarios(env: &Env, backend: Backend, state: &str, shared_states: bool) {
+fn scenarios(env: &Env, backend: Backend, state: &str) {
     let node = |port| node_toml(port, &env.host, &env.grid.dir, &env.uwsgi, state);
     let mut a = Gateway::start_text(&node(NODE_A));
     let b = Gateway::start_text(&node(NODE_B));
@@ -766,15 +742,11 @@ fn scenarios(env: &Env, backend: Backend, state: &str, shared_states: bool) {
         (400..500).contains(&r.status),
         "{tag}: a replayed login response: {r:?}"
     );
-    if shared_states {
-        assert_eq!(
-            idp_count("token"),
-            tokens,
-            "{tag}: the replay reached the IdP's token endpoint"
-        );
-    } else {
-        eprintln!("NOT CHECKED ({tag}, legacy keys): that a replay is refused before the IdP");
-    }
+    assert_eq!(
+        idp_count("token"),
+        tokens,
+        "{tag}: the replay reached the IdP's token endpoint"
+    );
 
     // 2. A bearer token on A then on B: one introspection.
     let alice = mint("alice");
@@ -798,21 +770,19 @@ fn scenarios(env: &Env, backend: Backend, state: &str, shared_states: bool) {
     // What the nodes shared went through the store (under the prefix),
     // and the nodes say the store is up.
     assert!(stored(backend) > 0, "{tag}: nothing in the shared store");
-    if shared_states {
-        let name = format!("{backend:?}").to_lowercase();
-        for (node, gw) in [("A", &a), ("B", &b)] {
-            let m = String::from_utf8_lossy(&gw.admin_get("/metrics").body).into_owned();
-            assert!(
-                m.lines().any(|l| l.starts_with("fedgate_shared_state_up{")
-                    && l.contains(&format!("backend=\"{name}\""))
-                    && l.ends_with(" 1")),
-                "{tag}: node {node} does not report the store up:\n{}",
-                m.lines()
-                    .filter(|l| l.contains("shared_state"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
+    let name = format!("{backend:?}").to_lowercase();
+    for (node, gw) in [("A", &a), ("B", &b)] {
+        let m = String::from_utf8_lossy(&gw.admin_get("/metrics").body).into_owned();
+        assert!(
+            m.lines().any(|l| l.starts_with("fedgate_shared_state_up{")
+                && l.contains(&format!("backend=\"{name}\""))
+                && l.ends_with(" 1")),
+            "{tag}: node {node} does not report the store up:\n{}",
+            m.lines()
+                .filter(|l| l.contains("shared_state"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 
     // 3. A VOMS proxy through either node: its own Keystone user.
