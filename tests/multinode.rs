@@ -10,7 +10,7 @@
 //!    login cookie is sealed with the shared `[oidc.session] keys`), the
 //!    session cookie then works on A and on B without the IdP, and the same
 //!    IdP answer replayed on A is refused without reaching the IdP (used
-//!    login states are shared);
+//!    login states are shared), and signing out on B ends the session on A;
 //! 2. a bearer token used on A then on B is introspected once;
 //! 3. a VOMS proxy gets the Keystone token of its own user through either
 //!    node;
@@ -746,6 +746,41 @@ fn scenarios(env: &Env, backend: Backend, state: &str) {
         idp_count("token"),
         tokens,
         "{tag}: the replay reached the IdP's token endpoint"
+    );
+
+    // Signing out on B ends the session on A too: A sends the browser back
+    // to the IdP, though the cookie (kept from before the logout, which
+    // clears it) is still sent.
+    let signed_in = jars.path().join("signed-in");
+    std::fs::copy(&jar, &signed_in).unwrap();
+    let out = format!(
+        "{}?origin={ORIGIN}",
+        url("/v3/auth/OS-FEDERATION/websso/logout")
+    );
+    let r = curl(
+        &out,
+        VIA_B,
+        Some(&jar),
+        &[
+            "-H",
+            "Accept: text/html",
+            "-H",
+            "Sec-Fetch-Site: none",
+            "-H",
+            "Sec-Fetch-Mode: navigate",
+        ],
+    )
+    .unwrap();
+    assert!(matches!(r.status, 302 | 303), "{tag}: logout on B: {r:?}");
+    let r = curl(&start, VIA_A, Some(&jar), &["-H", "Accept: text/html"]).unwrap();
+    assert_eq!(
+        r.status, 302,
+        "{tag}: the session outlived its logout on A: {r:?}"
+    );
+    assert!(
+        r.header("location")
+            .is_some_and(|l| l.starts_with(&format!("http://127.0.0.1:{IDP}/"))),
+        "{tag}: {r:?}"
     );
 
     // 2. A bearer token on A then on B: one introspection.
