@@ -241,3 +241,30 @@ impl Metrics {
             .inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_state_metrics_are_exposed() {
+        let m = Metrics::new();
+        let reg = shared_state_registry(
+            &[("redis", "get", 3), ("redis", "set", 1)],
+            &[("redis", false), ("memcached", true)],
+        );
+        let out = m.encode_with(&[&reg]);
+        assert!(
+            out.contains("fedgate_shared_state_errors_total{backend=\"redis\",op=\"get\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("fedgate_shared_state_up{backend=\"redis\"} 0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("fedgate_shared_state_up{backend=\"memcached\"} 1"),
+            "{out}"
+        );
+    }
+}

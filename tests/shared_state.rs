@@ -513,3 +513,62 @@ fn a_backend_has_the_name_the_metrics_use() {
     assert_eq!(m.name(), "memcached");
     assert!(Memcached::new(&[], Duration::from_millis(10)).is_err());
 }
+
+/// `check-config` connects to the configured backend like its other
+/// probes: a live one is a note, a dead one a failed probe on the
+/// `backend` line; the legacy keys are noted as deprecated.
+#[tokio::test]
+async fn check_config_probes_the_backend() {
+    use fedgate::internal::{Probes, check};
+    let _r = start_redis(19124, &[]);
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let cfg = |state: &str| {
+        let text = format!(
+            "[upstream]\nurl = \"uwsgi://127.0.0.1:1\"\n[[route]]\npath = \"^/\"\nauth = \"none\"\n{state}"
+        );
+        fedgate::Config::parse(std::path::Path::new("f.toml"), text).unwrap()
+    };
+    let live = cfg(&format!(
+        "[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:19124/0\"\nkeys = [\"{key}\"]\n"
+    ));
+    let r = Box::pin(check(&live, Probes::Run)).await;
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.starts_with("state: redis reachable")),
+        "{:?}",
+        r.notes
+    );
+    assert!(
+        r.probes.0.iter().all(|p| !p.message.contains("[state]")),
+        "{:?}",
+        r.probes
+    );
+    let dead = cfg(&format!(
+        "[state]\nbackend = \"memcached\"\nservers = [\"127.0.0.1:19125\"]\nkeys = [\"{key}\"]\n"
+    ));
+    let r = Box::pin(check(&dead, Probes::Run)).await;
+    let p = r
+        .probes
+        .0
+        .iter()
+        .find(|p| p.message.contains("[state]"))
+        .unwrap_or_else(|| panic!("{:?}", r.probes));
+    assert_eq!(p.line, Some(7), "{p}");
+    assert!(p.message.contains("127.0.0.1:19125"), "{p}");
+    // Offline: not probed.
+    let r = Box::pin(check(&dead, Probes::Skip)).await;
+    assert!(r.probes.0.iter().all(|p| !p.message.contains("[state]")));
+    // Legacy keys: noted.
+    let legacy = cfg(&format!(
+        "[oidc.session]\nkeys = [\"{key}\"]\nredis_url = \"redis://127.0.0.1:19124/0\"\n"
+    ));
+    let r = Box::pin(check(&legacy, Probes::Skip)).await;
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("f.toml:8: oidc.session.redis_url is deprecated")),
+        "{:?}",
+        r.notes
+    );
+}

@@ -31,6 +31,8 @@ pub use seal::KeyRing;
 pub use stats::{Snapshot, snapshot};
 
 #[cfg(test)]
+pub mod testing;
+#[cfg(test)]
 mod tests;
 
 /// A boxed future, so that [`Backend`] stays object-safe without a macro

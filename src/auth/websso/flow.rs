@@ -900,4 +900,189 @@ mod tests {
             ("sec-fetch-dest", "empty")
         ])));
     }
+
+    /// Sessions and login completion with a real Redis as the shared
+    /// store (`redis-server` on this crate's test ports 19119-19120).
+    mod shared_state {
+        use super::*;
+        use crate::kv::testing::Redis;
+        use crate::kv::{BackendKind, Settings, Store};
+        use std::time::Duration;
+
+        const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        const ORIGIN: &str = "https://horizon.test/dashboard/auth/websso/";
+
+        async fn node(port: u16) -> WebSso {
+            let cfg: OidcConfig = toml::from_str(&format!(
+                "trusted_dashboards = [\"{ORIGIN}\"]\n[session]\nkeys = [\"{KEY}\"]\n"
+            ))
+            .unwrap();
+            let idp: crate::oidc::IdpConfig = toml::from_str(
+                "name = \"egi\"\nissuer = \"http://127.0.0.1:19121\"\nclient_id = \"c\"\n",
+            )
+            .unwrap();
+            let registry = Arc::new(crate::oidc::registry(&[idp], None).unwrap());
+            let settings = Settings {
+                backend: BackendKind::Redis,
+                servers: vec![],
+                url: Some(format!("redis://127.0.0.1:{port}/0")),
+                sentinels: vec![],
+                master_name: None,
+                db: None,
+                username: None,
+                password: None,
+                tls: false,
+                tls_ca_pem: None,
+                timeout: Duration::from_millis(300),
+                prefix: "t:".into(),
+                max_entries: 100,
+            };
+            let store = Store::from_settings(&settings, Some(KeyRing::from_base64([KEY]).unwrap()))
+                .unwrap();
+            WebSso::build(cfg, PublicNames::default(), registry, store, None)
+                .await
+                .unwrap()
+        }
+
+        fn websso(cookie: &str, accept: &str) -> http::request::Parts {
+            http::Request::get(format!(
+                "/v3/auth/OS-FEDERATION/websso/openid?origin={ORIGIN}"
+            ))
+            .header("cookie", cookie)
+            .header("accept", accept)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+        }
+
+        /// A logged-in browser while the store does not answer: 503 with
+        /// Retry-After, a page (JSON for scripts), the cookie untouched;
+        /// the same cookie works again once the store is back.
+        #[tokio::test]
+        async fn a_session_while_the_store_is_down_is_503_and_survives() {
+            let redis = Redis::start(19119);
+            let w = Box::pin(node(19119)).await;
+            let sid = [7u8; 32];
+            let mut claims = serde_json::Map::new();
+            claims.insert("sub".into(), "alice".into());
+            let data = SessionData {
+                idp: "egi".into(),
+                claims,
+                id_token: None,
+                created: now(),
+                last_seen: now(),
+            };
+            w.store
+                .insert(&sid, &data, w.lifetimes, now())
+                .await
+                .unwrap();
+            let cookie = format!(
+                "fedgate_session={}",
+                w.keys.seal("fedgate_session", &sid).unwrap()
+            );
+            let html = websso(&cookie, "text/html");
+            assert!(matches!(
+                w.authenticate(&RouteOidc::default(), &html).await,
+                AuthOutcome::Forward(Some(_))
+            ));
+
+            redis.pause(true);
+            let t0 = std::time::Instant::now();
+            let AuthOutcome::Respond(r) = w.authenticate(&RouteOidc::default(), &html).await else {
+                panic!("expected a 503 page");
+            };
+            assert!(
+                t0.elapsed() < Duration::from_millis(600),
+                "bounded by timeout_ms"
+            );
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(r.headers()[http::header::RETRY_AFTER], "5");
+            assert!(r.headers().get(SET_COOKIE).is_none(), "the cookie is kept");
+            assert!(
+                r.headers()[http::header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html")
+            );
+            use http_body_util::BodyExt;
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            assert!(String::from_utf8_lossy(&body).contains("temporarily unavailable"));
+            // A script gets Keystone's JSON.
+            let AuthOutcome::Respond(r) = w
+                .authenticate(&RouteOidc::default(), &websso(&cookie, "application/json"))
+                .await
+            else {
+                panic!("expected a 503");
+            };
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
+            // Logout while down: 503 too, the cookie kept.
+            let (parts, _) = http::Request::get("/v3/auth/OS-FEDERATION/websso/logout")
+                .header("cookie", &cookie)
+                .header("sec-fetch-site", "same-origin")
+                .header("sec-fetch-mode", "navigate")
+                .body(())
+                .unwrap()
+                .into_parts();
+            let r = w.logout(&parts, empty()).await;
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(r.headers().get(SET_COOKIE).is_none());
+
+            redis.pause(false);
+            assert!(
+                matches!(
+                    w.authenticate(&RouteOidc::default(), &html).await,
+                    AuthOutcome::Forward(Some(_))
+                ),
+                "the same cookie works once the store is back"
+            );
+        }
+
+        /// One callback completes a login once across all nodes.
+        #[tokio::test]
+        async fn a_replayed_callback_is_refused_on_another_node() {
+            let redis = Redis::start(19120);
+            let (one, two) = (Box::pin(node(19120)).await, Box::pin(node(19120)).await);
+            let callback = |st: &str, cookie: &str| {
+                http::Request::get(format!(
+                    "/v3/auth/OS-FEDERATION/websso/openid/redirect?state={st}&code=abc"
+                ))
+                .header("cookie", format!("{}={cookie}", state::COOKIE))
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+            };
+            let login =
+                PendingLogin::new("egi", "/v3/auth/OS-FEDERATION/websso/openid", now()).unwrap();
+            let st = login.state.clone();
+            let sealed = Pending(vec![login]).seal(&one.keys).unwrap().unwrap();
+            let parts = callback(&st, &sealed);
+            // Node one takes it (the code exchange then fails: no IdP
+            // listens; what matters is that the state is now used).
+            match one.finish_login(&parts).await {
+                AuthOutcome::Deny(d) => assert!(!d.reason.contains("already used"), "{}", d.reason),
+                _ => panic!("no IdP: the exchange cannot succeed"),
+            }
+            // The same callback on node two: refused.
+            match two.finish_login(&parts).await {
+                AuthOutcome::Deny(d) => {
+                    assert_eq!(d.status, StatusCode::BAD_REQUEST);
+                    assert!(d.reason.contains("already used"), "{}", d.reason);
+                }
+                _ => panic!("a replay must be refused"),
+            }
+            // The store down at a callback: 503, not a login.
+            let login = PendingLogin::new("egi", "/x", now()).unwrap();
+            let st = login.state.clone();
+            let sealed = Pending(vec![login]).seal(&one.keys).unwrap().unwrap();
+            redis.pause(true);
+            match two.finish_login(&callback(&st, &sealed)).await {
+                AuthOutcome::Respond(r) => assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE),
+                _ => panic!("expected 503"),
+            }
+            redis.pause(false);
+        }
+    }
 }
