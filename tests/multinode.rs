@@ -8,14 +8,14 @@
 //!
 //! 1. a WebSSO login started on node A completes on node B (the pending
 //!    login cookie is sealed with the shared `[oidc.session] keys`), the
-//!    session cookie then works on A and on B without the IdP, and the same
+//!    session cookie then works on A and on B without the IdP; the same
 //!    IdP answer replayed on A is refused without reaching the IdP (used
-//!    login states are shared), and signing out on B ends the session on A;
+//!    login states are shared); signing out on B ends the session on A;
+//!    the store holds the values and both nodes report it up;
 //! 2. a bearer token used on A then on B is introspected once;
 //! 3. a VOMS proxy gets the Keystone token of its own user through either
 //!    node;
-//! 4. Keystone's answers and fedgate's logs show the client's address, not
-//!    haproxy's;
+//! 4. fedgate's request log shows the client's address, not haproxy's;
 //! 5. node A is SIGKILLed while four threads send requests with four
 //!    different credentials through haproxy: every answer carries the
 //!    Keystone user of the credential that was sent, the errors during the
@@ -23,9 +23,11 @@
 //!    introspections.
 //!
 //! Addresses: haproxy binds and connects from 127.0.0.2 (the trusted
-//! proxy), the client is 127.0.0.3. Fixed ports 19130-19136: IdP 19130,
+//! proxy), the client is 127.0.0.3. Fixed ports 19130-19138: IdP 19130,
 //! haproxy 19131 (balanced), 19132 (node A only), 19133 (node B only),
-//! memcached 19134/19135, Redis 19136. The nodes listen on ephemeral ports.
+//! memcached 19134/19135, Redis 19136, the nodes 19137 (A) and 19138 (B):
+//! fixed, so that docs/operations.md can show the haproxy configuration
+//! verbatim (checked by the second test).
 //!
 //! Needs FEDGATE_E2E_KEYSTONE_URL and FEDGATE_E2E_KEYSTONE_UWSGI (set by
 //! scripts/test.sh; without them the test prints SKIPPED and passes), whose
@@ -495,14 +497,16 @@ fn keystone_user(ks: &str, token: &str) -> String {
     v["token"]["user"]["name"].as_str().unwrap().to_string()
 }
 
-/// A federated login through haproxy's `port`: the user name in Keystone's
-/// answer, or why there is none.
+/// A credential: an access token, or a VOMS proxy file (certificate, key
+/// and chain in one PEM).
 #[derive(Clone)]
 enum Cred {
     Bearer(String),
     Proxy(PathBuf),
 }
 
+/// A federated login through haproxy's `port`: the user name in Keystone's
+/// answer, or why there is none.
 fn login(cred: &Cred, port: u16) -> Result<String, String> {
     let a = match cred {
         Cred::Bearer(t) => curl(
