@@ -40,10 +40,13 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust >= 1.85 (ru
 # real OCI registry the image plugin reads artifacts from (pushed by oras
 # from tests/harness/registry); rabbitmq-server: the message bus of the
 # Nova harness (tests/harness/nova); haproxy: the load balancer in front of
-# fedgate with the PROXY protocol (tests/proxy_protocol.rs).
+# fedgate with the PROXY protocol (tests/proxy_protocol.rs) and in front of
+# two nodes (tests/multinode.rs); memcached: the shared-state backend
+# ([state], tests/shared_state.rs and tests/multinode.rs; redis-server also
+# runs as Sentinel there).
 APT_PKGS=(curl openssl ca-certificates python3 python3-venv voms-clients globus-proxy-utils
   apache2 gridsite redis-server chromium python3-dirq qemu-utils docker-registry rabbitmq-server
-  haproxy)
+  haproxy memcached)
 if [ "${FEDGATE_NO_INSTALL:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -97,10 +100,11 @@ else
   t=$SECONDS
   KS_STARTED=1
   # The issuers of the test IdPs (bearer tests: 18760/18761; WebSSO tests:
-  # 18850/18851; Horizon: 19082) are remote ids of Keystone's IdP egi.eu.
+  # 18850/18851; Horizon: 19082; two nodes behind haproxy: 19130) are
+  # remote ids of Keystone's IdP egi.eu.
   # Trusted dashboards: the WebSSO tests' stand-in origin and the real
   # Horizon of tests/harness/horizon.
-  KEYSTONE_OIDC_ISSUERS=${KEYSTONE_OIDC_ISSUERS:-http://127.0.0.1:18760,http://127.0.0.1:18761,http://127.0.0.1:18850,http://127.0.0.1:18851,http://127.0.0.1:18771,http://127.0.0.1:18772,http://127.0.0.1:19082} \
+  KEYSTONE_OIDC_ISSUERS=${KEYSTONE_OIDC_ISSUERS:-http://127.0.0.1:18760,http://127.0.0.1:18761,http://127.0.0.1:18850,http://127.0.0.1:18851,http://127.0.0.1:18771,http://127.0.0.1:18772,http://127.0.0.1:19082,http://127.0.0.1:19130} \
   KEYSTONE_TRUSTED_DASHBOARDS=${KEYSTONE_TRUSTED_DASHBOARDS:-https://horizon.test/dashboard/auth/websso/,https://localhost:19080/dashboard/auth/websso/} \
   FEDGATE_KEYSTONE_VENV=${FEDGATE_KEYSTONE_VENV:-$HOME/.cache/fedgate/keystone-venv} \
     tests/harness/keystone/setup.sh "$KS_DIR" "$KS_PORT" up >/dev/null
@@ -168,6 +172,9 @@ fi
 # ------------------------------------------------------------ tests
 # tests/accounting.rs fails, rather than skips, when dirq cannot be imported.
 export FEDGATE_REQUIRE_DIRQ=1
+# tests/multinode.rs fails, rather than skips, when haproxy, memcached,
+# redis-server, the IdP harness or the grid tools are missing.
+export FEDGATE_REQUIRE_MULTINODE=1
 # tests/ams.rs compares its AMS envelope with argo-ams-library's: a venv
 # (~/.cache/fedgate/ams-venv, ~10 s once); the test fails when it is missing.
 if sh tests/harness/ams/venv.sh >/dev/null; then

@@ -126,6 +126,10 @@ pub mod internal {
     pub mod bearer {
         pub use crate::auth::bearer::extract;
     }
+    /// The shared-state store and its backends (`[state]`).
+    pub mod kv {
+        pub use crate::kv::*;
+    }
     /// Parsers of the request line and headers.
     pub mod http {
         pub use crate::http::{host, path};

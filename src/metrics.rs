@@ -66,6 +66,52 @@ pub fn expiry_registry(list: &[Expiry], now: i64) -> Registry {
     reg
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    backend: String,
+    op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabel {
+    backend: String,
+}
+
+/// `fedgate_shared_state_errors_total{backend, op}` (calls to the
+/// shared-state store that failed or timed out; `op="open"`: values that
+/// did not open) and `fedgate_shared_state_up{backend}` (1 when its last
+/// call succeeded). Built per scrape from the store's process-wide
+/// counters, which live beside the store (a leaf cannot import another).
+pub fn shared_state_registry(errors: &[(&str, &str, u64)], up: &[(&str, bool)]) -> Registry {
+    let mut reg = Registry::with_prefix("fedgate");
+    let errs = Family::<StateLabels, Counter>::default();
+    reg.register(
+        "shared_state_errors",
+        "Shared-state store calls that failed or timed out, by backend and operation (op=open: values that did not open)",
+        errs.clone(),
+    );
+    for (b, op, n) in errors {
+        errs.get_or_create(&StateLabels {
+            backend: (*b).into(),
+            op: (*op).into(),
+        })
+        .inc_by(*n);
+    }
+    let ups = Family::<BackendLabel, Gauge>::default();
+    reg.register(
+        "shared_state_up",
+        "1 when the last call to the shared-state store succeeded, else 0",
+        ups.clone(),
+    );
+    for (b, u) in up {
+        ups.get_or_create(&BackendLabel {
+            backend: (*b).into(),
+        })
+        .set(i64::from(*u));
+    }
+    reg
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -193,5 +239,32 @@ impl Metrics {
                 result: result.into(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_state_metrics_are_exposed() {
+        let m = Metrics::new();
+        let reg = shared_state_registry(
+            &[("redis", "get", 3), ("redis", "set", 1)],
+            &[("redis", false), ("memcached", true)],
+        );
+        let out = m.encode_with(&[&reg]);
+        assert!(
+            out.contains("fedgate_shared_state_errors_total{backend=\"redis\",op=\"get\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("fedgate_shared_state_up{backend=\"redis\"} 0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("fedgate_shared_state_up{backend=\"memcached\"} 1"),
+            "{out}"
+        );
     }
 }

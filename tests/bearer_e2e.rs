@@ -290,7 +290,8 @@ async fn two_instances_share_the_cache_through_redis() {
     let _idps = start_idps(&[("a", 18768, "a")]);
     let _redis = start_redis(18790);
     let conf = format!(
-        "{}[cache]\nredis_url = \"redis://127.0.0.1:18790/0\"\nredis_prefix = \"fgtest:\"\n{ROUTE}",
+        "{}[cache]\nredis_url = \"redis://127.0.0.1:18790/0\"\nredis_prefix = \"fgtest:\"\n\
+         [state]\nkeys = [\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]\n{ROUTE}",
         idp_toml("a", 18768, "")
     );
     let one = Gate::start(&conf).await;
@@ -315,7 +316,8 @@ async fn two_instances_share_the_cache_through_redis() {
             assert_eq!(e1[k], e2[k]);
         }
     }
-    // keys are hashes with a TTL, values never contain the token
+    // keys are hashes with a TTL, values are sealed and never contain the
+    // token (the legacy keys still work as a shorthand for [state])
     let client = redis::Client::open("redis://127.0.0.1:18790/0").unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -325,7 +327,7 @@ async fn two_instances_share_the_cache_through_redis() {
         .unwrap();
     assert_eq!(keys.len(), 2, "{keys:?}");
     for k in &keys {
-        assert_eq!(k.len(), "fgtest:".len() + 64);
+        assert_eq!(k.len(), "fgtest:token:".len() + 64, "{k}");
         let ttl: i64 = redis::cmd("TTL").arg(k).query_async(&mut c).await.unwrap();
         assert!(ttl > 0 && ttl <= 300, "{ttl}");
     }

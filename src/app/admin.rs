@@ -66,12 +66,16 @@ async fn route(
                 &shared.runtime.load().expiries,
                 crate::pki::unix_now(),
             );
+            let kv = crate::kv::snapshot();
+            let state = crate::metrics::shared_state_registry(&kv.errors, &kv.up);
             text(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                shared
-                    .metrics
-                    .encode_with(&[&crate::services::schedule::metrics_registry(), &expiry]),
+                shared.metrics.encode_with(&[
+                    &crate::services::schedule::metrics_registry(),
+                    &expiry,
+                    &state,
+                ]),
             )
         }
         "/plugins" => json(StatusCode::OK, &crate::services::schedule::statuses()),

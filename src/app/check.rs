@@ -111,8 +111,32 @@ pub async fn check(cfg: &Config, probes: Probes) -> Report {
         )),
         Err(e) => problems.push(src.problem(e.config_key(&cfg.tls), e.to_string())),
     }
+    for d in cfg.state_deprecations() {
+        notes.push(format!("warning: {d}"));
+    }
     let mut failed = Problems::default();
     if probes == Probes::Run {
+        // The shared-state backend: connected like the upstream (under
+        // Sentinel, the master is looked up first), so a wrong address,
+        // password or CA shows up before the first login.
+        if let Ok(state) = cfg.state()
+            && state.settings.backend != crate::kv::BackendKind::Memory
+        {
+            let at = |m: String| match &cfg.state.backend {
+                Some(b) => src.problem(b, m),
+                None => src.file_problem(m),
+            };
+            match state.store() {
+                Ok(store) => match store.probe().await {
+                    Ok(a) => notes.push(format!(
+                        "state: {} reachable: {a}",
+                        state.settings.backend.as_str()
+                    )),
+                    Err(e) => failed.push(at(format!("[state]: {e}"))),
+                },
+                Err(e) => failed.push(at(format!("[state]: {e}"))),
+            }
+        }
         if let Ok(t) = crate::upstream::Target::parse(cfg.upstream.url.get_ref()) {
             match t.probe(cfg.upstream.connect_timeout()).await {
                 Ok(a) => notes.push(format!("upstream {} reachable at {a}", t.authority())),

@@ -49,9 +49,12 @@ pub struct Config {
     /// The browser login (Horizon WebSSO) and its sessions.
     #[serde(default)]
     pub oidc: crate::auth::websso::OidcConfig,
-    /// Token validation cache (memory, optionally Redis).
+    /// Token validation cache (in memory; shared through `[state]`).
     #[serde(default)]
     pub cache: crate::auth::bearer::CacheConfig,
+    /// Where several nodes share state (`memory`, `memcached`, `redis`).
+    #[serde(default)]
+    pub state: state::StateConfig,
     /// Background services, one section each (`[plugins.<name>]`).
     #[serde(default)]
     pub plugins: crate::services::PluginsConfig,
@@ -424,6 +427,9 @@ impl Config {
         crate::oidc::idp::validate_all(&self.idps, src, &mut p);
         self.oidc.validate(src, &mut p);
         self.plugins.validate(src, &mut p);
+        if let Err(e) = self.state() {
+            p.extend(e);
+        }
         if let Some(d) = &self.metadata_dir
             && !d.get_ref().is_dir()
         {
@@ -433,6 +439,31 @@ impl Config {
             ));
         }
         p
+    }
+}
+
+mod state;
+pub use state::Resolved as StateResolved;
+
+impl Config {
+    fn state_sections(&self) -> state::Sections<'_> {
+        state::Sections {
+            state: &self.state,
+            cache: &self.cache,
+            session: &self.oidc.session,
+            source: &self.source,
+        }
+    }
+
+    /// `[state]` with its defaults and the legacy keys applied (see
+    /// `state.rs`), or every problem with its line.
+    pub fn state(&self) -> Result<StateResolved, Problems> {
+        self.state_sections().resolve()
+    }
+
+    /// `check-config`'s notes about the legacy Redis keys still in use.
+    pub fn state_deprecations(&self) -> Vec<String> {
+        self.state_sections().deprecations()
     }
 }
 

@@ -233,3 +233,189 @@ fn tls_watch_settings() {
     assert_eq!(p.0[0].line, Some(first), "{p}");
     assert_eq!(p.0[1].line, Some(first + 1), "{p}");
 }
+
+mod state {
+    use super::*;
+    use crate::kv::BackendKind;
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn state(extra: &str) -> Result<crate::config::StateResolved, Problems> {
+        let c = parse(&format!("{MINIMAL}{extra}"))?;
+        c.state()
+    }
+
+    fn err(extra: &str) -> Problems {
+        state(extra).err().expect("a problem")
+    }
+
+    #[test]
+    fn default_is_memory_with_its_defaults() {
+        let r = state("").unwrap();
+        assert_eq!(r.settings.backend, BackendKind::Memory);
+        assert_eq!(r.settings.prefix, "fedgate:");
+        assert_eq!(r.settings.timeout, Duration::from_millis(500));
+        assert!(r.key_ring().is_none());
+    }
+
+    /// Each key reaches the settings the store is built from.
+    #[test]
+    fn every_key_is_read() {
+        let r = state(&format!(
+            "[state]\nbackend = \"memcached\"\nservers = [\"127.0.0.1:1\", \"h:2\"]\n\
+             timeout_ms = 123\nprefix = \"c1:\"\nkeys = [\"{KEY}\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(r.settings.backend, BackendKind::Memcached);
+        assert_eq!(r.settings.servers, ["127.0.0.1:1", "h:2"]);
+        assert_eq!(r.settings.timeout, Duration::from_millis(123));
+        assert_eq!(r.settings.prefix, "c1:");
+        assert!(r.key_ring().is_some());
+        let r = state(&format!(
+            "[state]\nbackend = \"redis\"\nsentinels = [\"127.0.0.1:26379\"]\nmaster_name = \"m\"\n\
+             db = 3\nusername = \"u\"\npassword = \"pw\"\ntls = true\nkeys = [\"{KEY}\"]\n"
+        ))
+        .unwrap();
+        let s = &r.settings;
+        assert_eq!(s.sentinels, ["127.0.0.1:26379"]);
+        assert_eq!(s.master_name.as_deref(), Some("m"));
+        assert_eq!(s.db, Some(3));
+        assert_eq!(s.username.as_deref(), Some("u"));
+        assert_eq!(s.password.as_deref(), Some("pw"));
+        assert!(s.tls);
+        assert!(
+            !format!("{r:?}").contains("pw\""),
+            "password redacted: {r:?}"
+        );
+        let r = state(&format!(
+            "[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/1\"\nkeys = [\"{KEY}\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(r.settings.url.as_deref(), Some("redis://127.0.0.1:6379/1"));
+        // Keys default to [oidc.session] keys.
+        let r = state(&format!(
+            "[oidc.session]\nkeys = [\"{KEY}\"]\n[state]\nbackend = \"memcached\"\nservers = [\"h:1\"]\n"
+        ))
+        .unwrap();
+        assert!(r.key_ring().is_some());
+    }
+
+    #[test]
+    fn tls_ca_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ca.pem");
+        std::fs::write(
+            &f,
+            "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let r = state(&format!(
+            "[state]\nbackend = \"redis\"\nurl = \"rediss://h:1/0\"\ntls = true\ntls_ca_file = \"{}\"\nkeys = [\"{KEY}\"]\n",
+            f.display()
+        ))
+        .unwrap();
+        assert!(r.settings.tls_ca_pem.is_some());
+        let e = err(&format!(
+            "[state]\nbackend = \"redis\"\nurl = \"rediss://h:1/0\"\ntls_ca_file = \"{}/none.pem\"\nkeys = [\"{KEY}\"]\n",
+            dir.path().display()
+        ));
+        assert_eq!(e.0[0].line, Some(9), "{e}");
+    }
+
+    #[test]
+    fn mistakes_name_their_line() {
+        // line 6 is [state], 7 the first key.
+        let e = err("[state]\nbackend = \"memcached\"\n");
+        assert_eq!(e.0[0].line, Some(7), "{e}");
+        assert!(e.to_string().contains("servers"), "{e}");
+        let e = err(&format!(
+            "[state]\nbackend = \"redis\"\nkeys = [\"{KEY}\"]\n"
+        ));
+        assert!(e.to_string().contains("url"), "{e}");
+        let e = err("[state]\nbackend = \"redis\"\nurl = \"redis://h:1/0\"\n");
+        assert!(e.to_string().contains("sealing keys"), "{e}");
+        let e = err(&format!(
+            "[state]\nbackend = \"memcached\"\nservers = [\"h:1\"]\nurl = \"redis://h:1\"\nkeys = [\"{KEY}\"]\n"
+        ));
+        assert_eq!(e.0[0].line, Some(9), "{e}");
+        assert!(
+            e.to_string()
+                .contains("state.url is read only with backend = \"redis\""),
+            "{e}"
+        );
+        let e = err("[state]\nservers = [\"h:1\"]\n");
+        assert!(e.to_string().contains("memcached"), "{e}");
+        let e = err(&format!("[state]\nkeys = [\"{KEY}\"]\n"));
+        assert!(e.to_string().contains("state.keys is read only"), "{e}");
+        let e = err("[state]\nprefix = \"a b\"\n");
+        assert_eq!(e.0[0].line, Some(7), "{e}");
+        let e = err("[state]\ntimeout_ms = 0\n");
+        assert_eq!(e.0[0].line, Some(7), "{e}");
+        let e = err(&format!(
+            "[state]\nbackend = \"redis\"\nurl = \"redis://h:1\"\ntls = true\nkeys = [\"{KEY}\"]\n"
+        ));
+        assert!(e.to_string().contains("rediss://"), "{e}");
+        let e = err(&format!(
+            "[state]\nbackend = \"memcached\"\nservers = [\"nope\"]\nkeys = [\"{KEY}\"]\n"
+        ));
+        assert_eq!(e.0[0].line, Some(8), "{e}");
+        let e = err("[state]\nbackend = \"memcached\"\nservers = [\"h:1\"]\nkeys = [\"short\"]\n");
+        assert_eq!(e.0[0].line, Some(9), "{e}");
+        // deny_unknown_fields
+        let e = parse(&format!("{MINIMAL}[state]\nserver = [\"h:1\"]\n"))
+            .err()
+            .unwrap();
+        assert_eq!(e.0[0].line, Some(7), "{e}");
+        let e = parse(&format!("{MINIMAL}[state]\nbackend = \"etcd\"\n"))
+            .err()
+            .unwrap();
+        assert_eq!(e.0[0].line, Some(7), "{e}");
+    }
+
+    #[test]
+    fn the_legacy_keys_are_a_shorthand_for_redis() {
+        let legacy = format!(
+            "[oidc.session]\nkeys = [\"{KEY}\"]\nredis_url = \"redis://h:1/0\"\n\
+             [cache]\nredis_url = \"redis://h:1/0\"\nredis_prefix = \"old:\"\nredis_timeout_ms = 77\n"
+        );
+        let r = state(&legacy).unwrap();
+        assert_eq!(r.settings.backend, BackendKind::Redis);
+        assert_eq!(r.settings.url.as_deref(), Some("redis://h:1/0"));
+        assert_eq!(r.settings.prefix, "old:");
+        assert_eq!(r.settings.timeout, Duration::from_millis(77));
+        let c = parse(&format!("{MINIMAL}{legacy}")).unwrap();
+        let d = c.state_deprecations();
+        assert_eq!(d.len(), 4, "{d:?}");
+        assert!(
+            d[0].starts_with("fedgate.toml:10: cache.redis_url is deprecated"),
+            "{d:?}"
+        );
+        // Equal in both places: fine.
+        state(&format!(
+            "{legacy}[state]\nurl = \"redis://h:1/0\"\nprefix = \"old:\"\n"
+        ))
+        .unwrap();
+        // Different: an error at the legacy key's line.
+        let e = err(&format!(
+            "[oidc.session]\nkeys = [\"{KEY}\"]\nredis_url = \"redis://h:1/0\"\n\
+             [cache]\nredis_url = \"redis://h:2/0\"\n"
+        ));
+        assert_eq!(e.0[0].line, Some(8), "{e}");
+        let e = err(&format!(
+            "[cache]\nredis_url = \"redis://h:1/0\"\n[state]\nurl = \"redis://other:1/0\"\nkeys = [\"{KEY}\"]\n"
+        ));
+        assert_eq!(e.0[0].line, Some(7), "{e}");
+        let e = err(&format!(
+            "[cache]\nredis_url = \"redis://h:1/0\"\n[state]\nbackend = \"memcached\"\nservers = [\"h:1\"]\nkeys = [\"{KEY}\"]\n"
+        ));
+        assert_eq!(e.0[0].line, Some(7), "{e}");
+        let e = err(&format!(
+            "[cache]\nredis_url = \"redis://h:1/0\"\nredis_timeout_ms = 100\n[state]\ntimeout_ms = 200\nkeys = [\"{KEY}\"]\n"
+        ));
+        assert_eq!(e.0[0].line, Some(8), "{e}");
+        let e = err(&format!(
+            "[cache]\nredis_url = \"redis://h:1/0\"\nredis_prefix = \"a:\"\n[state]\nprefix = \"b:\"\nkeys = [\"{KEY}\"]\n"
+        ));
+        assert_eq!(e.0[0].line, Some(8), "{e}");
+    }
+}

@@ -37,6 +37,10 @@ pub struct Runtime {
     pub trust: Arc<TrustStore>,
     /// End dates of the host certificate, CAs and CRLs, for the metric.
     pub expiries: Vec<crate::metrics::Expiry>,
+    /// The shared-state store of the token cache and the sessions, with
+    /// the `[state]` it was built from: a reload with equal settings keeps
+    /// it (the memory backend's sessions live in it).
+    pub state: (crate::config::StateResolved, crate::kv::Store),
 }
 
 impl Runtime {
@@ -95,7 +99,14 @@ impl Runtime {
             .filter_map(|t| Cidr::parse(t.get_ref()))
             .collect();
         let public_names = config.server.public_names();
-        let auth = build_authenticators(&config, &routes, &trust, previous).await?;
+        let resolved = config.state()?;
+        let store = match previous.filter(|p| p.state.0 == resolved) {
+            Some(p) => p.state.1.clone(),
+            None => resolved
+                .store()
+                .map_err(|e| Problems::one(Problem::file(&src.path, format!("[state]: {e}"))))?,
+        };
+        let auth = build_authenticators(&config, &routes, &trust, &store, previous).await?;
         let host = crate::tls::host_leaf(config.tls.certificate.get_ref()).ok();
         let expiries = super::expiry::collect(host.as_ref(), &trust);
         super::expiry::warn(
@@ -115,6 +126,7 @@ impl Runtime {
             server_modssl,
             trust,
             expiries,
+            state: (resolved, store),
         })
     }
 }
@@ -125,6 +137,7 @@ async fn build_authenticators(
     config: &Config,
     routes: &RouteTable,
     trust: &Arc<TrustStore>,
+    store: &crate::kv::Store,
     previous: Option<&Runtime>,
 ) -> Result<Authenticators, Problems> {
     let src = &config.source;
@@ -148,6 +161,7 @@ async fn build_authenticators(
                 .bearer
                 .as_ref()
                 .filter(|_| bearer_survives(&p.config, config))
+                .filter(|_| p.state.1.same(store))
         });
         let bearer = match kept {
             Some(b) => {
@@ -159,6 +173,7 @@ async fn build_authenticators(
                     &config.idps,
                     config.metadata_dir.as_ref().map(|d| d.get_ref().as_path()),
                     &config.cache,
+                    Some(store),
                 )
                 .map_err(|e| bearer_problem(config, e))?,
             ),
@@ -190,6 +205,7 @@ async fn build_authenticators(
             config.oidc.clone(),
             config.server.public_names(),
             registry,
+            store.clone(),
             running,
         )
         .await

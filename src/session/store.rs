@@ -1,12 +1,16 @@
-//! Server-side session storage: in process (moka) for one node, or Redis
-//! so that several fedgate nodes behind a load balancer share sessions.
-//! The cookie only carries a random session id, sealed.
+//! Server-side session storage, in the shared-state [`Store`] (`[state]`):
+//! in process for one node, memcached or Redis so that several fedgate
+//! nodes behind a load balancer share sessions. The cookie only carries a
+//! random session id, sealed; the store holds the session under a hash of
+//! that id, sealed again by the store with its key as associated data.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::kv::Store;
 
 /// What fedgate remembers about a logged-in browser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,13 +28,13 @@ pub struct SessionData {
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("session store (Redis) failed: {0}")]
-    Redis(String),
+    /// The store did not answer (in time): callers fail closed with 503.
+    #[error("session store unavailable: {0}")]
+    Unavailable(#[from] crate::kv::KvError),
     #[error("stored session is unreadable: {0}")]
     Corrupt(String),
 }
 
-/// Lifetime rules shared by both backends.
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
     pub inactivity: Duration,
@@ -59,36 +63,37 @@ impl Lifetimes {
     }
 }
 
-/// Storage key for a session id: a hash, so the store never holds the
+/// The hash a session id is stored under, so the store never holds the
 /// bearer value of the cookie itself.
-pub fn storage_key(id: &[u8]) -> String {
+pub fn id_hash(id: &[u8]) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id);
-    format!("fedgate:session:{}", hex::encode(d.as_ref()))
+    hex::encode(d.as_ref())
 }
 
-#[derive(Clone)]
-pub enum SessionStore {
-    Memory(moka::future::Cache<String, Arc<SessionData>>),
-    Redis(crate::kv::Redis),
+/// Sessions in the shared-state store.
+#[derive(Clone, Debug)]
+pub struct SessionStore {
+    store: Store,
 }
 
 impl SessionStore {
-    pub fn memory(max_entries: u64, lifetimes: Lifetimes) -> Self {
-        SessionStore::Memory(
-            moka::future::Cache::builder()
-                .max_capacity(max_entries)
-                .time_to_live(lifetimes.max_duration)
-                .build(),
-        )
+    pub fn new(store: Store) -> Self {
+        SessionStore { store }
     }
 
-    /// Sessions in Redis, shared by several nodes. Connecting is lazy:
-    /// while Redis is down, session lookups fail (closed) rather than the
-    /// gateway refusing to start.
-    pub fn redis(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        crate::kv::Redis::new(url, timeout)
-            .map(SessionStore::Redis)
-            .map_err(|e| StoreError::Redis(e.to_string()))
+    /// Sessions in this process only.
+    #[cfg(test)]
+    pub fn memory(max_entries: u64) -> Self {
+        SessionStore::new(Store::memory(max_entries))
+    }
+
+    /// The store, for the used-login-state marks of the flow.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn key(&self, id: &[u8]) -> String {
+        self.store.key("session", &id_hash(id))
     }
 
     /// Fetches a live session and records the visit (see
@@ -99,12 +104,12 @@ impl SessionStore {
         lifetimes: Lifetimes,
         now: i64,
     ) -> Result<Option<Arc<SessionData>>, StoreError> {
-        let key = storage_key(id);
+        let key = self.key(id);
         let Some(s) = self.get(&key).await? else {
             return Ok(None);
         };
         if !lifetimes.alive(&s, now) {
-            self.remove_key(&key).await?;
+            self.store.delete(&key).await?;
             return Ok(None);
         }
         if now - s.last_seen < lifetimes.touch_granularity() {
@@ -112,9 +117,8 @@ impl SessionStore {
         }
         let mut seen = (*s).clone();
         seen.last_seen = now;
-        let seen = Arc::new(seen);
         self.put(&key, &seen, lifetimes.ttl(&seen, now)).await?;
-        Ok(Some(seen))
+        Ok(Some(Arc::new(seen)))
     }
 
     pub async fn insert(
@@ -124,62 +128,25 @@ impl SessionStore {
         lifetimes: Lifetimes,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.put(
-            &storage_key(id),
-            &Arc::new(s.clone()),
-            lifetimes.ttl(s, now),
-        )
-        .await
+        self.put(&self.key(id), s, lifetimes.ttl(s, now)).await
     }
 
     pub async fn remove(&self, id: &[u8]) -> Result<(), StoreError> {
-        self.remove_key(&storage_key(id)).await
+        Ok(self.store.delete(&self.key(id)).await?)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Arc<SessionData>>, StoreError> {
-        match self {
-            SessionStore::Memory(c) => Ok(c.get(key).await),
-            SessionStore::Redis(r) => {
-                let v = r
-                    .get(key)
-                    .await
-                    .map_err(|e| StoreError::Redis(e.to_string()))?;
-                v.map(|j| {
-                    serde_json::from_slice(&j)
-                        .map(Arc::new)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))
-                })
-                .transpose()
-            }
+        match self.store.get(key).await? {
+            None => Ok(None),
+            Some(j) => serde_json::from_slice(&j)
+                .map(|s| Some(Arc::new(s)))
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
         }
     }
 
-    async fn put(&self, key: &str, s: &Arc<SessionData>, ttl: Duration) -> Result<(), StoreError> {
-        match self {
-            SessionStore::Memory(c) => {
-                c.insert(key.to_string(), s.clone()).await;
-                Ok(())
-            }
-            SessionStore::Redis(r) => {
-                let j = serde_json::to_vec(&**s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                r.set_ex(key, &j, ttl)
-                    .await
-                    .map_err(|e| StoreError::Redis(e.to_string()))
-            }
-        }
-    }
-
-    async fn remove_key(&self, key: &str) -> Result<(), StoreError> {
-        match self {
-            SessionStore::Memory(c) => {
-                c.invalidate(key).await;
-                Ok(())
-            }
-            SessionStore::Redis(r) => r
-                .del(key)
-                .await
-                .map_err(|e| StoreError::Redis(e.to_string())),
-        }
+    async fn put(&self, key: &str, s: &SessionData, ttl: Duration) -> Result<(), StoreError> {
+        let j = serde_json::to_vec(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(self.store.set(key, &j, ttl).await?)
     }
 }
 
@@ -216,7 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_store_expires_by_inactivity() {
-        let s = SessionStore::memory(100, L);
+        let s = SessionStore::memory(100);
         s.insert(b"id1", &data(1000, 1000), L, 1000).await.unwrap();
         assert!(s.touch(b"id1", L, 1200).await.unwrap().is_some());
         assert!(
@@ -229,16 +196,13 @@ mod tests {
             "removed once expired"
         );
         assert!(s.touch(b"other", L, 1000).await.unwrap().is_none());
-        assert!(
-            storage_key(b"id1").starts_with("fedgate:session:")
-                && !storage_key(b"id1").contains("id1")
-        );
+        assert!(!s.key(b"id1").contains("id1"));
     }
 
     #[tokio::test]
     async fn a_visit_rewrites_the_session_only_past_the_granularity() {
         assert_eq!(L.touch_granularity(), 30);
-        let s = SessionStore::memory(100, L);
+        let s = SessionStore::memory(100);
         s.insert(b"id", &data(1000, 1000), L, 1000).await.unwrap();
         let a = s.touch(b"id", L, 1029).await.unwrap().unwrap();
         assert_eq!(a.last_seen, 1000, "within the granularity: not rewritten");

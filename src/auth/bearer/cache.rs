@@ -1,7 +1,7 @@
 //! The validation cache: per-token results in moka, with per-entry TTL =
 //! min(exp − now, cap), a short negative cache, single-flight filling
 //! (`try_get_with`: N concurrent requests with a new token cause one
-//! validation), and an optional Redis layer shared by several nodes.
+//! validation), and an optional shared layer (`[state]`) for several nodes.
 //!
 //! Keys are SHA-256 hashes of the token (plus the IdP list it was tried
 //! against, for opaque tokens); a token itself is never stored or logged.
@@ -13,6 +13,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use toml::Spanned;
 
 use super::shared::SharedCache;
 use crate::identity::Identity;
@@ -42,12 +43,6 @@ fn default_negative_ttl() -> u64 {
 fn default_max_entries() -> u64 {
     100_000
 }
-fn default_prefix() -> String {
-    "fedgate:token:".into()
-}
-fn default_redis_timeout() -> u64 {
-    500
-}
 
 /// `[cache]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -61,14 +56,15 @@ pub struct CacheConfig {
     pub negative_ttl_secs: u64,
     #[serde(default = "default_max_entries")]
     pub max_entries: u64,
-    /// `redis://[user:password@]host:port/db`; enables the shared cache.
+    /// Deprecated shorthand for `[state] backend = "redis"` + `url`.
     #[serde(default)]
-    pub redis_url: Option<Secret>,
-    #[serde(default = "default_prefix")]
-    pub redis_prefix: String,
-    /// Redis is an optimisation: slower answers are ignored.
-    #[serde(default = "default_redis_timeout")]
-    pub redis_timeout_ms: u64,
+    pub redis_url: Option<Spanned<Secret>>,
+    /// Deprecated: `[state] prefix`.
+    #[serde(default)]
+    pub redis_prefix: Option<Spanned<String>>,
+    /// Deprecated: `[state] timeout_ms`.
+    #[serde(default)]
+    pub redis_timeout_ms: Option<Spanned<u64>>,
 }
 
 impl Default for CacheConfig {
@@ -77,7 +73,7 @@ impl Default for CacheConfig {
     }
 }
 
-/// A validation result, as stored in Redis.
+/// A validation result, as stored in the shared layer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Validated {
     /// Name of the IdP that vouched for the token.
@@ -143,17 +139,14 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    pub fn new(cfg: &CacheConfig) -> Result<TokenCache, crate::kv::KvError> {
+    /// The caches of `[cache]`; `state` adds the shared layer when it
+    /// leaves the host (a memory store would only duplicate `positive`).
+    pub fn new(cfg: &CacheConfig, state: Option<&crate::kv::Store>) -> TokenCache {
         let cap = Duration::from_secs(cfg.max_ttl_secs);
-        let shared = match &cfg.redis_url {
-            Some(url) => Some(SharedCache::new(
-                url.expose(),
-                &cfg.redis_prefix,
-                Duration::from_millis(cfg.redis_timeout_ms),
-            )?),
-            None => None,
-        };
-        Ok(TokenCache {
+        let shared = state
+            .filter(|s| s.is_shared())
+            .map(|s| SharedCache::new(s.clone()));
+        TokenCache {
             positive: Cache::builder()
                 .max_capacity(cfg.max_entries)
                 .expire_after(TtlPolicy { cap })
@@ -164,7 +157,7 @@ impl TokenCache {
                 .build(),
             shared,
             cap,
-        })
+        }
     }
 
     /// The cached result for `key`, or the result of `validate` (run once

@@ -83,8 +83,6 @@ pub struct IntrospectClient {
 pub enum BearerError {
     #[error(transparent)]
     Idp(#[from] IdpError),
-    #[error("cache.redis_url: {0}")]
-    Cache(#[from] crate::kv::KvError),
     #[error("[route.bearer] names idp `{0}`, which is not configured")]
     UnknownIdp(String),
     #[error("a route uses bearer tokens but no [[idp]] is configured")]
@@ -99,11 +97,12 @@ pub struct BearerAuthenticator {
 
 impl BearerAuthenticator {
     /// Builds the IdP registry (`[[idp]]` tables and the metadata
-    /// directory) and the token cache (`[cache]`).
+    /// directory) and the token cache (`[cache]`, shared through `state`).
     pub fn build(
         idps: &[IdpConfig],
         metadata_dir: Option<&Path>,
         cache: &CacheConfig,
+        state: Option<&crate::kv::Store>,
     ) -> Result<BearerAuthenticator, BearerError> {
         let registry = crate::oidc::registry(idps, metadata_dir)?;
         if registry.is_empty() {
@@ -111,7 +110,7 @@ impl BearerAuthenticator {
         }
         Ok(BearerAuthenticator {
             registry: Arc::new(registry),
-            cache: TokenCache::new(cache)?,
+            cache: TokenCache::new(cache, state),
         })
     }
 

@@ -97,9 +97,9 @@ pub struct SessionConfig {
     /// Sessions kept in memory at most (memory store).
     #[serde(default = "max_sessions")]
     pub max_sessions: u64,
-    /// `redis://...`: keep sessions in Redis, shared by several nodes.
+    /// Deprecated shorthand for `[state] backend = "redis"` + `url`.
     #[serde(default)]
-    pub redis_url: Option<Secret>,
+    pub redis_url: Option<toml::Spanned<Secret>>,
 }
 
 impl Default for SessionConfig {

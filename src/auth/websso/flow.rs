@@ -28,13 +28,41 @@ use crate::session::{KeyRing, Lifetimes, SessionData, SessionStore};
 pub enum WebSsoError {
     #[error("oidc.session.keys: {0}")]
     Keys(crate::session::SealError),
-    #[error("oidc.session.redis_url: {0}")]
-    Store(String),
 }
 
-/// Deadline of each session-store call to Redis: a login or a session
-/// check waits at most this long before failing closed.
-const SESSION_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Seconds a browser is asked to wait when the session store is down.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// The session store failed (or was too slow): 503, never a cleared
+/// cookie, which would turn an outage into a silent logout loop. A page
+/// for people, Keystone's JSON for scripts; one log line.
+fn store_unavailable(h: &HeaderMap, what: &str, e: &dyn std::fmt::Display) -> Response<Body> {
+    tracing::warn!(error = %e, during = what, "session store unavailable: answered 503, cookie kept");
+    let mut r = if is_browser(h) {
+        pages::unavailable(RETRY_AFTER_SECS)
+    } else {
+        crate::http::reply::json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sign-in is temporarily unavailable (session store unreachable); retry later",
+        )
+    };
+    r.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from(RETRY_AFTER_SECS),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// The storage key marking a login state as used: a hash, so the store
+/// never holds the state value itself.
+fn used_state_key(store: &crate::kv::Store, state: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, state.as_bytes());
+    store.key("login", &hex::encode(d.as_ref()))
+}
 
 /// The browser-flow authenticator, one per process configuration.
 pub struct WebSso {
@@ -148,17 +176,20 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
 }
 
 impl WebSso {
-    /// Builds the flow from `[oidc]`. On a reload, `previous` is the
-    /// running flow: when `[oidc.session]` is unchanged its keys and
-    /// session store are kept, so a reload neither logs anybody out nor
-    /// breaks a login in progress (whose state cookie is sealed with the
-    /// same keys), even with a generated key.
+    /// Builds the flow from `[oidc]`, with sessions in `store` (`[state]`;
+    /// the caller keeps the running store across reloads when `[state]`
+    /// is unchanged). On a reload, `previous` is the running flow: when
+    /// `[oidc.session]` is unchanged its keys are kept, so a reload neither
+    /// logs anybody out nor breaks a login in progress (whose state cookie
+    /// is sealed with the same keys), even with a generated key.
     pub async fn build(
         cfg: OidcConfig,
         public: PublicNames,
         registry: Arc<Registry>,
+        store: crate::kv::Store,
         previous: Option<&WebSso>,
     ) -> Result<WebSso, WebSsoError> {
+        let store = SessionStore::new(store);
         let s = &cfg.session;
         let lifetimes = Lifetimes {
             inactivity: std::time::Duration::from_secs(s.inactivity_timeout_secs),
@@ -170,7 +201,7 @@ impl WebSso {
             );
             return Ok(WebSso {
                 keys: p.keys.clone(),
-                store: p.store.clone(),
+                store,
                 cfg,
                 public,
                 registry,
@@ -184,11 +215,6 @@ impl WebSso {
             KeyRing::ephemeral().map_err(WebSsoError::Keys)?
         } else {
             KeyRing::from_base64(s.keys.iter().map(|k| k.expose())).map_err(WebSsoError::Keys)?
-        };
-        let store = match &s.redis_url {
-            Some(u) => SessionStore::redis(u.expose(), SESSION_REDIS_TIMEOUT)
-                .map_err(|e| WebSsoError::Store(e.to_string()))?,
-            None => SessionStore::memory(s.max_sessions, lifetimes),
         };
         Ok(WebSso {
             cfg,
@@ -243,8 +269,19 @@ impl WebSso {
         let ro = Some(ro);
         let allowed = self.allowed(ro);
 
-        // 2. An existing session for an IdP allowed here.
-        if let Some(s) = self.session(parts).await {
+        // 2. An existing session for an IdP allowed here. A store that
+        //    cannot say fails closed (503), and the cookie stays.
+        let session = match self.session(parts).await {
+            Ok(s) => s,
+            Err(e) => {
+                return AuthOutcome::Respond(store_unavailable(
+                    &parts.headers,
+                    "session lookup",
+                    &e,
+                ));
+            }
+        };
+        if let Some(s) = session {
             if let Some(idp) = allowed.iter().find(|i| i.name() == s.idp) {
                 return match to_identity(
                     AuthMethod::OidcSession,
@@ -312,22 +349,23 @@ impl WebSso {
         pages::chooser(&choices)
     }
 
-    async fn session(&self, parts: &http::request::Parts) -> Option<std::sync::Arc<SessionData>> {
-        let c = cookies::get(&parts.headers, &self.cfg.session.cookie_name)?;
+    /// The live session the cookie names: `Ok(None)` without a (valid)
+    /// cookie or session, `Err` when the store cannot say.
+    async fn session(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Option<Arc<SessionData>>, crate::session::store::StoreError> {
+        let Some(c) = cookies::get(&parts.headers, &self.cfg.session.cookie_name) else {
+            return Ok(None);
+        };
         let id = match self.keys.open(&self.cfg.session.cookie_name, c) {
             Ok(id) => id,
             Err(e) => {
                 tracing::info!(reason = %e, "ignored an invalid session cookie");
-                return None;
+                return Ok(None);
             }
         };
-        match self.store.touch(&id, self.lifetimes, now()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "session store unavailable");
-                None
-            }
-        }
+        self.store.touch(&id, self.lifetimes, now()).await
     }
 
     async fn start_login(&self, parts: &http::request::Parts, idp: &Idp) -> AuthOutcome {
@@ -469,6 +507,37 @@ impl WebSso {
         let Some(code) = query_param(&parts.uri, "code") else {
             return deny(StatusCode::BAD_REQUEST, "the login response has no code");
         };
+        // One callback completes a login once across all nodes: the
+        // state cookie can be replayed to another node (or this one after
+        // a reload), the used-state mark cannot. Marked before the code is
+        // redeemed, so a replay never reaches the IdP.
+        let mark = used_state_key(self.store.store(), &login.state);
+        match self
+            .store
+            .store()
+            .add(
+                &mark,
+                b"1",
+                std::time::Duration::from_secs(timeout.max(1) as u64),
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(idp = idp.name(), "refused a replayed login response");
+                return deny(
+                    StatusCode::BAD_REQUEST,
+                    "this login response was already used; start again from the dashboard",
+                );
+            }
+            Err(e) => {
+                return AuthOutcome::Respond(store_unavailable(
+                    &parts.headers,
+                    "login completion",
+                    &e,
+                ));
+            }
+        }
         let claims = match super::exchange::code_for_claims(
             &idp,
             &code,
@@ -505,7 +574,7 @@ impl WebSso {
             last_seen: t,
         };
         if let Err(e) = self.store.insert(&sid, &data, self.lifetimes, t).await {
-            return deny(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            return AuthOutcome::Respond(store_unavailable(&parts.headers, "session creation", &e));
         }
         let Ok(sealed) = self.keys.seal(&self.cfg.session.cookie_name, &sid) else {
             return deny(
@@ -594,14 +663,18 @@ impl WebSso {
             };
             return pages::confirm_logout(&action, &token);
         }
-        self.end_session(&id, after).await
+        self.end_session(&parts.headers, &id, after).await
     }
 
     /// Ends the session, and the IdP session where the IdP offers
     /// RP-initiated logout.
-    async fn end_session(&self, id: &[u8], after: Option<String>) -> Response<Body> {
+    async fn end_session(&self, h: &HeaderMap, id: &[u8], after: Option<String>) -> Response<Body> {
         let mut end_session = None;
-        if let Ok(Some(s)) = self.store.touch(id, self.lifetimes, now()).await {
+        let session = match self.store.touch(id, self.lifetimes, now()).await {
+            Ok(s) => s,
+            Err(e) => return store_unavailable(h, "logout", &e),
+        };
+        if let Some(s) = session {
             if let Some(idp) = self.registry.by_name(&s.idp) {
                 if let Ok(m) = idp.discovery.get().await {
                     end_session = m
@@ -611,7 +684,9 @@ impl WebSso {
                 }
             }
         }
-        let _ = self.store.remove(id).await;
+        if let Err(e) = self.store.remove(id).await {
+            return store_unavailable(h, "logout", &e);
+        }
         let mut r = match end_session.and_then(|(e, hint, client)| {
             let mut u = url::Url::parse(&e).ok()?;
             {
@@ -672,9 +747,15 @@ mod tests {
                 .0
         };
         let public = PublicNames::parse(["keystone.example.org:5000", "localhost:8443"]).unwrap();
-        let w = WebSso::build(OidcConfig::default(), public, registry.clone(), None)
-            .await
-            .unwrap();
+        let w = WebSso::build(
+            OidcConfig::default(),
+            public,
+            registry.clone(),
+            crate::kv::Store::memory(10),
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             w.redirect_uri(&req("localhost:8443")),
             "https://keystone.example.org:5000/v3/auth/OS-FEDERATION/websso/openid/redirect"
@@ -684,6 +765,7 @@ mod tests {
             OidcConfig::default(),
             PublicNames::default(),
             registry,
+            crate::kv::Store::memory(10),
             None,
         )
         .await
@@ -732,6 +814,7 @@ mod tests {
                     cfg,
                     PublicNames::default(),
                     Arc::new(Registry::default()),
+                    crate::kv::Store::memory(10),
                     None,
                 )
                 .await
@@ -816,5 +899,190 @@ mod tests {
             ("accept", "*/*"),
             ("sec-fetch-dest", "empty")
         ])));
+    }
+
+    /// Sessions and login completion with a real Redis as the shared
+    /// store (`redis-server` on this crate's test ports 19119-19120).
+    mod shared_state {
+        use super::*;
+        use crate::kv::testing::Redis;
+        use crate::kv::{BackendKind, Settings, Store};
+        use std::time::Duration;
+
+        const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        const ORIGIN: &str = "https://horizon.test/dashboard/auth/websso/";
+
+        async fn node(port: u16) -> WebSso {
+            let cfg: OidcConfig = toml::from_str(&format!(
+                "trusted_dashboards = [\"{ORIGIN}\"]\n[session]\nkeys = [\"{KEY}\"]\n"
+            ))
+            .unwrap();
+            let idp: crate::oidc::IdpConfig = toml::from_str(
+                "name = \"egi\"\nissuer = \"http://127.0.0.1:19121\"\nclient_id = \"c\"\n",
+            )
+            .unwrap();
+            let registry = Arc::new(crate::oidc::registry(&[idp], None).unwrap());
+            let settings = Settings {
+                backend: BackendKind::Redis,
+                servers: vec![],
+                url: Some(format!("redis://127.0.0.1:{port}/0")),
+                sentinels: vec![],
+                master_name: None,
+                db: None,
+                username: None,
+                password: None,
+                tls: false,
+                tls_ca_pem: None,
+                timeout: Duration::from_millis(300),
+                prefix: "t:".into(),
+                max_entries: 100,
+            };
+            let store = Store::from_settings(&settings, Some(KeyRing::from_base64([KEY]).unwrap()))
+                .unwrap();
+            WebSso::build(cfg, PublicNames::default(), registry, store, None)
+                .await
+                .unwrap()
+        }
+
+        fn websso(cookie: &str, accept: &str) -> http::request::Parts {
+            http::Request::get(format!(
+                "/v3/auth/OS-FEDERATION/websso/openid?origin={ORIGIN}"
+            ))
+            .header("cookie", cookie)
+            .header("accept", accept)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+        }
+
+        /// A logged-in browser while the store does not answer: 503 with
+        /// Retry-After, a page (JSON for scripts), the cookie untouched;
+        /// the same cookie works again once the store is back.
+        #[tokio::test]
+        async fn a_session_while_the_store_is_down_is_503_and_survives() {
+            let redis = Redis::start(19119);
+            let w = Box::pin(node(19119)).await;
+            let sid = [7u8; 32];
+            let mut claims = serde_json::Map::new();
+            claims.insert("sub".into(), "alice".into());
+            let data = SessionData {
+                idp: "egi".into(),
+                claims,
+                id_token: None,
+                created: now(),
+                last_seen: now(),
+            };
+            w.store
+                .insert(&sid, &data, w.lifetimes, now())
+                .await
+                .unwrap();
+            let cookie = format!(
+                "fedgate_session={}",
+                w.keys.seal("fedgate_session", &sid).unwrap()
+            );
+            let html = websso(&cookie, "text/html");
+            assert!(matches!(
+                w.authenticate(&RouteOidc::default(), &html).await,
+                AuthOutcome::Forward(Some(_))
+            ));
+
+            redis.pause(true);
+            let t0 = std::time::Instant::now();
+            let AuthOutcome::Respond(r) = w.authenticate(&RouteOidc::default(), &html).await else {
+                panic!("expected a 503 page");
+            };
+            assert!(
+                t0.elapsed() < Duration::from_millis(600),
+                "bounded by timeout_ms"
+            );
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(r.headers()[http::header::RETRY_AFTER], "5");
+            assert!(r.headers().get(SET_COOKIE).is_none(), "the cookie is kept");
+            assert!(
+                r.headers()[http::header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html")
+            );
+            use http_body_util::BodyExt;
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            assert!(String::from_utf8_lossy(&body).contains("temporarily unavailable"));
+            // A script gets Keystone's JSON.
+            let AuthOutcome::Respond(r) = w
+                .authenticate(&RouteOidc::default(), &websso(&cookie, "application/json"))
+                .await
+            else {
+                panic!("expected a 503");
+            };
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
+            // Logout while down: 503 too, the cookie kept.
+            let (parts, _) = http::Request::get("/v3/auth/OS-FEDERATION/websso/logout")
+                .header("cookie", &cookie)
+                .header("sec-fetch-site", "same-origin")
+                .header("sec-fetch-mode", "navigate")
+                .body(())
+                .unwrap()
+                .into_parts();
+            let r = w.logout(&parts, empty()).await;
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(r.headers().get(SET_COOKIE).is_none());
+
+            redis.pause(false);
+            assert!(
+                matches!(
+                    w.authenticate(&RouteOidc::default(), &html).await,
+                    AuthOutcome::Forward(Some(_))
+                ),
+                "the same cookie works once the store is back"
+            );
+        }
+
+        /// One callback completes a login once across all nodes.
+        #[tokio::test]
+        async fn a_replayed_callback_is_refused_on_another_node() {
+            let redis = Redis::start(19120);
+            let (one, two) = (Box::pin(node(19120)).await, Box::pin(node(19120)).await);
+            let callback = |st: &str, cookie: &str| {
+                http::Request::get(format!(
+                    "/v3/auth/OS-FEDERATION/websso/openid/redirect?state={st}&code=abc"
+                ))
+                .header("cookie", format!("{}={cookie}", state::COOKIE))
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+            };
+            let login =
+                PendingLogin::new("egi", "/v3/auth/OS-FEDERATION/websso/openid", now()).unwrap();
+            let st = login.state.clone();
+            let sealed = Pending(vec![login]).seal(&one.keys).unwrap().unwrap();
+            let parts = callback(&st, &sealed);
+            // Node one takes it (the code exchange then fails: no IdP
+            // listens; what matters is that the state is now used).
+            match one.finish_login(&parts).await {
+                AuthOutcome::Deny(d) => assert!(!d.reason.contains("already used"), "{}", d.reason),
+                _ => panic!("no IdP: the exchange cannot succeed"),
+            }
+            // The same callback on node two: refused.
+            match two.finish_login(&parts).await {
+                AuthOutcome::Deny(d) => {
+                    assert_eq!(d.status, StatusCode::BAD_REQUEST);
+                    assert!(d.reason.contains("already used"), "{}", d.reason);
+                }
+                _ => panic!("a replay must be refused"),
+            }
+            // The store down at a callback: 503, not a login.
+            let login = PendingLogin::new("egi", "/x", now()).unwrap();
+            let st = login.state.clone();
+            let sealed = Pending(vec![login]).seal(&one.keys).unwrap().unwrap();
+            redis.pause(true);
+            match two.finish_login(&callback(&st, &sealed)).await {
+                AuthOutcome::Respond(r) => assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE),
+                _ => panic!("expected 503"),
+            }
+            redis.pause(false);
+        }
     }
 }

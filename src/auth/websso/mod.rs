@@ -11,6 +11,6 @@ mod origin;
 mod pages;
 mod state;
 
-pub use config::{OidcConfig, RouteOidc};
+pub use config::{OidcConfig, RouteOidc, SessionConfig};
 pub use cookies::strip_own as strip_own_cookies;
 pub use flow::WebSso;

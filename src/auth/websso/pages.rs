@@ -68,6 +68,20 @@ pub fn error(status: StatusCode, reason: &str) -> Response<Body> {
     )
 }
 
+/// The session store is down: nothing is wrong with the user's login,
+/// so the page says to wait, and the browser reloads by itself.
+pub fn unavailable(retry_after: u32) -> Response<Body> {
+    let inner = format!(
+        "<p id=\"reason\">Sign-in is temporarily unavailable: the session store cannot be reached. \
+Nothing is lost: reload this page in {retry_after} seconds.</p>"
+    );
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in is temporarily unavailable",
+        &inner,
+    )
+}
+
 pub fn logged_out(back: Option<&str>) -> Response<Body> {
     let inner = match back {
         Some(b) => format!(
