@@ -587,3 +587,36 @@ fn a_uwsgi_unix_socket_backend_is_kept() {
         "{err}"
     );
 }
+
+/// mod_auth_openidc's Redis cache becomes `[state] backend = "redis"`
+/// (not the deprecated redis_url keys), and the translation validates:
+/// the sealing keys come from the passphrase.
+#[test]
+fn a_redis_cache_becomes_the_shared_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.conf");
+    std::fs::write(
+        &f,
+        "OIDCProviderMetadataURL https://idp.example.org/.well-known/openid-configuration\n\
+         OIDCClientID c\nOIDCClientSecret s\n\
+         OIDCRedirectURI https://k.example.org:5000/v3/auth/OS-FEDERATION/websso/openid/redirect\n\
+         OIDCCryptoPassphrase \"a long random passphrase\"\n\
+         OIDCCacheType redis\nOIDCRedisCacheServer 10.0.0.9:6379\n\
+         <VirtualHost *:5000>\n\
+         <Location /v3/auth/OS-FEDERATION/websso/openid>\n AuthType openid-connect\n Require valid-user\n</Location>\n\
+         ProxyPass / uwsgi://127.0.0.1:5001/\n\
+         </VirtualHost>\n",
+    )
+    .unwrap();
+    let (code, out, err) = import(&[f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("redis_url"), "{out}");
+    assert!(
+        out.contains("[state]\nbackend = \"redis\"\nurl = \"redis://10.0.0.9:6379\""),
+        "{out}"
+    );
+    let cfg = fedgate::Config::parse(Path::new("t.toml"), out.clone()).unwrap();
+    let state = cfg.state().unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(state.settings.url.as_deref(), Some("redis://10.0.0.9:6379"));
+    assert!(state.key_ring().is_some(), "{out}");
+}

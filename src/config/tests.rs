@@ -246,7 +246,7 @@ mod state {
     }
 
     fn err(extra: &str) -> Problems {
-        state(extra).err().expect("a problem")
+        state(extra).expect_err("a problem")
     }
 
     #[test]

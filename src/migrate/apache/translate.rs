@@ -819,13 +819,13 @@ impl Draft {
                 "shm" | "file" => self.n(
                     d,
                     "fedgate keeps its caches in memory ([cache] for tokens, [oidc.session] for \
-                     sessions) or in Redis (redis_url); nothing to set",
+                     sessions) or shares them through [state] (memcached or Redis); nothing to set",
                 ),
                 _ => self.n(
                     d,
                     format!(
-                        "fedgate has no {arg} cache: it keeps tokens and sessions in memory, or in \
-                         Redis with [cache] redis_url and [oidc.session] redis_url"
+                        "fedgate has no {arg} cache: it keeps tokens and sessions in memory, or \
+                         shares them through [state] (backend memcached or redis)"
                     ),
                 ),
             },
@@ -834,7 +834,7 @@ impl Draft {
             | "oidcredispassword" | "oidcredisusername" | "oidcredisdatabase" => self.n(
                 d,
                 "fedgate's caches have no such limit; [cache] max_entries bounds the token \
-                 cache, [oidc.session] max_sessions the sessions (Redis credentials go in the redis_url)",
+                 cache, [oidc.session] max_sessions the sessions (Redis credentials: [state] username, password, db)",
             ),
             "oidcsessiontype" => {
                 if !arg.starts_with("server-cache") {
@@ -1916,19 +1916,21 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
         if let Some(v) = &dr.max_duration {
             set(&mut t, "max_duration_secs", v.v, v.from());
         }
-        if let Some(r) = &dr.redis {
-            set(
-                &mut t,
-                "redis_url",
-                q(&format!("redis://{}", r.v)),
-                r.from(),
-            );
-        }
         t.push('\n');
     }
 
+    // [state]: mod_auth_openidc's Redis cache holds sessions and tokens,
+    // as fedgate's shared state does.
+    if let Some(r) = &dr.redis {
+        t.push_str(&format!(
+            "[state]\nbackend = \"redis\"\nurl = {}  # from {}\n\n",
+            q(&format!("redis://{}", r.v)),
+            r.from()
+        ));
+    }
+
     // [cache]
-    if dr.introspection_interval.is_some() || dr.redis.is_some() {
+    if dr.introspection_interval.is_some() {
         t.push_str("[cache]\n");
         if let Some(v) = &dr.introspection_interval {
             let secs = if v.v < 0 { 0 } else { v.v };
@@ -1941,14 +1943,6 @@ fn emit(mut dr: Draft, files: &[PathBuf], opts: &Options) -> Translation {
                     ""
                 }
             ));
-        }
-        if let Some(r) = &dr.redis {
-            set(
-                &mut t,
-                "redis_url",
-                q(&format!("redis://{}", r.v)),
-                r.from(),
-            );
         }
         t.push('\n');
     }
