@@ -9,7 +9,9 @@ not slow the schedule; latency counts from the scheduled time):
   bearer_jwt     POST .../protocols/openid/auth, RFC 9068 JWT access token
                  (checked locally with the JWKS), re-minted every 10 min
   bearer_opaque  same path, opaque token (introspection), a fresh token
-                 every 30 requests, so introspection and cache inserts go on
+                 every --opaque-uses requests (30), so introspection and cache
+                 inserts go on; when no fresh token is left (the IdP is down),
+                 the last one is used again
   x509           POST .../protocols/mapped/auth with a VOMS proxy
                  (voms-proxy-fake; three users, one behind an intermediate CA)
   websso         GET the WebSSO URL with a session cookie (one login per user
@@ -62,6 +64,12 @@ KINDS = ("none", "bearer_jwt", "bearer_opaque", "x509", "websso")
 
 def now():
     return time.time()
+
+
+def text(body, n=300):
+    """An answer's text for the record: HTML pages without their markup and style."""
+    body = re.sub(r"(?s)<(style|script)[^>]*>.*?</\1>", " ", body)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)).strip()[:n]
 
 
 def mild_encode(s):
@@ -137,6 +145,9 @@ class Load:
                     with self.lock:
                         old = self.jwt.get(user)
                         need_jwt = old is None or now() - old.minted > 600 or old.minted < self.idp_epoch
+                        # Tokens live 900 s: one waiting in the pool, then used for
+                        # --opaque-uses requests, must not expire in use.
+                        self.pool[user] = [t for t in self.pool[user] if now() - t.minted < 300]
                         need_pool = len(self.pool[user]) < 3
                     if need_jwt:
                         t = self.mint(user, "urn:fedgate:jwt")
@@ -161,7 +172,8 @@ class Load:
             if kind == "bearer_jwt":
                 return self.jwt.get(user)
             cur = self.opaque.get(user)
-            if (cur is None or cur.uses >= 30) and self.pool[user]:
+            worn = cur is not None and (cur.uses >= self.a.opaque_uses or now() - cur.minted > 600)
+            if (cur is None or worn) and self.pool[user]:
                 cur = self.pool[user].pop(0)
                 self.opaque[user] = cur
             if cur:
@@ -250,7 +262,7 @@ class Load:
         for c in jar:
             if c.name == "fedgate_session":
                 return c.value, status, body
-        raise RuntimeError(f"login of {user} ended with {status} and no session cookie: {body[:200]}")
+        raise RuntimeError(f"login of {user} ended with {status} and no session cookie: {text(body)}")
 
     def session(self, user, fresh=False):
         with self.session_lock[user]:
@@ -262,6 +274,7 @@ class Load:
 
     # ------------------------------------------------------------ one request
     def one(self, kind, n, scheduled):
+        sent = now()
         ident = None
         note = ""
         cls = "ok"
@@ -271,7 +284,7 @@ class Load:
             if kind == "none":
                 status, _, body = self.request("GET", "/v3", {"Accept": "application/json"})
                 if status != 200 or '"v3' not in body:
-                    cls, note = "error", body[:300]
+                    cls, note = "error", text(body)
             elif kind in ("bearer_jwt", "bearer_opaque"):
                 user = list(SUBS)[n % len(SUBS)]
                 tok = self.bearer_token(kind, user)
@@ -285,7 +298,7 @@ class Load:
                     elif status == 401 and tok.minted < self.idp_epoch:
                         cls, note = "stale", "token minted before the IdP restarted"
                     else:
-                        cls, note = "error", body[:300]
+                        cls, note = "error", text(body)
             elif kind == "x509":
                 proxy, ctx, dn = self.x509[n % len(self.x509)]
                 user = proxy
@@ -293,7 +306,7 @@ class Load:
                 if status == 201:
                     ident = self.check_identity(json.loads(body)["token"], dn, "mapped")
                 else:
-                    cls, note = "error", body[:300]
+                    cls, note = "error", text(body)
             elif kind == "websso":
                 user = list(SUBS)[n % len(SUBS)]
                 cookie = self.session(user)
@@ -313,20 +326,22 @@ class Load:
                     except Exception as e:  # Keystone went away between the two calls
                         cls, note = "unverified", f"{type(e).__name__}: {e}"[:300]
                 else:
-                    cls, note = "error", (note + " " + body[:300]).strip()
+                    cls, note = "error", (note + " " + text(body)).strip()
         except Exception as e:
             cls, note = "error", f"{type(e).__name__}: {e}"[:300]
         if ident is not None:
             cls, note = "wrong_identity", ident
-        ms = (now() - scheduled) * 1000
+        end = now()
+        ms = (end - scheduled) * 1000
         with self.lock:
-            self.samples[kind].append((ms, cls, status))
+            self.samples[kind].append((ms, cls, status, (sent - scheduled) * 1000))
             self.totals[kind][cls] = self.totals[kind].get(cls, 0) + 1
             if cls == "wrong_identity":
                 self.wrong.append({"t": scheduled, "kind": kind, "user": user, "why": note})
         if self.events:
-            self.events.write(json.dumps({"t": round(scheduled, 3), "kind": kind, "user": user, "status": status,
-                                          "ms": round(ms, 1), "class": cls, "note": note}) + "\n")
+            self.events.write(json.dumps({"t": round(scheduled, 3), "sent": round(sent, 3), "end": round(end, 3),
+                                          "kind": kind, "user": user, "status": status, "ms": round(ms, 1),
+                                          "class": cls, "note": note}) + "\n")
 
     # ------------------------------------------------------------ schedule and samples
     def schedule(self, pool, kind, rate):
@@ -354,10 +369,11 @@ class Load:
         procs = [(name, *self.proc(pid)) for name, pid in self.a.pid]
         rows = []
         for kind in KINDS:
-            lat = sorted(ms for ms, _, _ in got[kind])
+            lat = sorted(ms for ms, _, _, _ in got[kind])
+            queue = max((q for _, _, _, q in got[kind]), default=0)
             cls = {}
             codes = {}
-            for _, c, s in got[kind]:
+            for _, c, s, _ in got[kind]:
                 cls[c] = cls.get(c, 0) + 1
                 if c == "error":
                     codes[s] = codes.get(s, 0) + 1
@@ -368,7 +384,10 @@ class Load:
                    "error_statuses": " ".join(f"{k}:{v}" for k, v in sorted(codes.items())),
                    "p50_ms": round(statistics.median(lat), 1) if lat else "",
                    "p99_ms": round(lat[max(0, int(len(lat) * 0.99) - 1)], 1) if lat else "",
-                   "max_ms": round(lat[-1], 1) if lat else ""}
+                   "max_ms": round(lat[-1], 1) if lat else "",
+                   # How late the load generator sent a request (its own backlog): near 0
+                   # when it keeps its schedule.
+                   "max_queue_ms": round(queue, 1)}
             for name, rss, fds in procs:
                 row[f"rss_kb_{name}"], row[f"fds_{name}"] = rss, fds
             rows.append(row)
@@ -431,11 +450,12 @@ def main():
     p.add_argument("--idp", required=True, help="the harness IdP's issuer URL")
     p.add_argument("--pki", required=True, help="tests/fixtures/pki/mkpki.sh output")
     p.add_argument("--federation", required=True, help="federation.json written by the Keystone harness")
-    p.add_argument("--rates", default="none=17,bearer_jwt=0.75,bearer_opaque=0.75,x509=0.75,websso=0.75")
+    p.add_argument("--rates", default="none=19,bearer_jwt=0.25,bearer_opaque=0.25,x509=0.25,websso=0.25")
     p.add_argument("--duration", type=float, default=3600)
     p.add_argument("--sample-secs", type=float, default=60)
-    p.add_argument("--timeout", type=float, default=30)
+    p.add_argument("--timeout", type=float, default=35, help="longer than fedgate's response_timeout_secs (30)")
     p.add_argument("--workers", type=int, default=64)
+    p.add_argument("--opaque-uses", type=int, default=30, help="requests per opaque token")
     p.add_argument("--pid", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
                    help="NAME=PID of a process whose RSS and fds are sampled")
     p.add_argument("--csv")
