@@ -43,6 +43,7 @@ for t in node redis-server haproxy voms-proxy-fake python3 curl openssl; do
 done
 for p in $P_IDP $P_REDIS $P_N1 $P_A1 $P_N2 $P_A2 $P_HA; do port_free $p || { say "port $p is in use"; exit 1; }; done
 mkdir -p "$RUN" "$OUT"
+rm -f "$RUN"/*.log # the logs of this run only
 : >"$OUT/marks.jsonl"
 LG_PID=
 cleanup() {
