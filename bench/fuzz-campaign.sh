@@ -28,23 +28,33 @@ printf 'target\tseconds\texecs\texecs_per_s\tcov\tft\tcorpus_before\tcorpus_afte
 
 echo "== building ${#TARGETS[@]} targets (release, ASan)"
 cargo +nightly fuzz build -O >"$OUT/build.log" 2>&1
+# The binaries are run directly: `cargo fuzz run` would rebuild them
+# whenever the sources change during the campaign.
+BIN=fuzz/target/x86_64-unknown-linux-gnu/release
 
 run_one() {
   local t=$1 log=$OUT/$1.log corpus=fuzz/corpus/$1
-  mkdir -p "$corpus"
+  mkdir -p "$corpus" "fuzz/artifacts/$t"
   [ -d "fuzz/seeds/$t" ] && cp -n fuzz/seeds/"$t"/* "$corpus"/ 2>/dev/null || true
   local before
   before=$(find "$corpus" -type f | wc -l)
   local crashes=0
-  cargo +nightly fuzz run -O "$t" "$corpus" -- -max_total_time="$SECS" \
-    -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1 || crashes=1
+  "$BIN/$t" -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$SECS" \
+    -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 "$corpus" >"$log" 2>&1 || crashes=1
   local execs eps peak cov ft
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   peak=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
   ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
-  cargo +nightly fuzz cmin -O "$t" "$corpus" >"$OUT/$t.cmin.log" 2>&1 || true
+  # Minimise: merge into a fresh directory, keep only what adds coverage.
+  local min=$corpus.min
+  rm -rf "$min"; mkdir -p "$min"
+  if "$BIN/$t" -merge=1 -rss_limit_mb=2048 -timeout=10 "$min" "$corpus" >"$OUT/$t.cmin.log" 2>&1; then
+    rm -rf "$corpus"; mv "$min" "$corpus"
+  else
+    rm -rf "$min"
+  fi
   local after
   after=$(find "$corpus" -type f | wc -l)
   [ -d "fuzz/artifacts/$t" ] && crashes=$(( crashes + $(find "fuzz/artifacts/$t" -type f -newer "$OUT/build.log" | wc -l) ))
