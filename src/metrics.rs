@@ -163,7 +163,7 @@ impl Metrics {
         let handshakes = Family::<ResultLabel, Counter>::default();
         registry.register(
             "tls_handshakes",
-            "TLS handshakes, by result (ok, failed, timeout)",
+            "TLS handshakes, by result (ok, failed, timeout, closed: the peer left before its first byte, as a TCP health check does)",
             handshakes.clone(),
         );
         let scrubbed_headers = Counter::default();

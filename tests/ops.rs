@@ -258,6 +258,32 @@ fn admin_health_readiness_and_metrics() {
         assert_eq!(gw.get(&pki, "/v3").status, 200);
     }
     assert_eq!(gw.get(&pki, "/v3/%FF").status, 400);
+    // Two TCP health checks (connect, close without a byte; the second
+    // with a reset, as haproxy closes its checks): counted as `closed`,
+    // and no "TLS handshake failed" line for them.
+    drop(std::net::TcpStream::connect(gw.addr).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let probe = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        probe.set_zero_linger().unwrap();
+        drop(probe);
+    });
+    let want = "fedgate_tls_handshakes_total{result=\"closed\"} 2";
+    let t0 = std::time::Instant::now();
+    while !gw.admin_get("/metrics").text().contains(want)
+        && t0.elapsed() < std::time::Duration::from_secs(5)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        gw.logs.count("TLS handshake failed"),
+        0,
+        "a probe is not a failed handshake: {:#?}",
+        gw.logs.all()
+    );
     // A failed handshake: a client that does not trust the host certificate.
     let mut bad = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut bad, b"").unwrap();
@@ -269,6 +295,10 @@ fn admin_health_readiness_and_metrics() {
     assert_eq!(m.status, 200);
     assert!(m.header("content-type").unwrap().contains("openmetrics"));
     let m = m.text();
+    assert!(
+        m.contains("fedgate_tls_handshakes_total{result=\"closed\"} 2"),
+        "{m}"
+    );
     for want in [
         "fedgate_requests_total{route=\"keystone\",status=\"200\"} 3",
         "fedgate_requests_total{route=\"-\",status=\"400\"} 1",

@@ -171,6 +171,25 @@ async fn accept_loop(
             };
             drop(rt);
             let _permit = permit;
+            // A connection that closes before its first TLS byte is a
+            // probe: a load balancer's TCP health check (haproxy `check`,
+            // every few seconds per node) or a port scan. Counted, but not
+            // logged as a failed handshake: at INFO those lines would
+            // drown the real failures.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    shared.metrics.handshake("closed");
+                    tracing::debug!(peer = %peer, "connection closed before its TLS handshake");
+                    return;
+                }
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    shared.metrics.handshake("timeout");
+                    tracing::info!(peer = %peer, "TLS handshake timed out");
+                    return;
+                }
+            }
             let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
