@@ -12,6 +12,9 @@
 #              load generator is told, with SIGUSR1, to mint new ones); every
 #              opaque token is used once, so each needs an introspection
 #   redis      SIGKILL to redis-server, restarted on its append-only file
+#              (STATE=memcached: memcached instead, restarted empty; the
+#              nodes use [state] backend = "memcached"; STATE=redis-state:
+#              Redis through [state] rather than the legacy keys)
 #   node1      SIGKILL to one fedgate node, restarted
 #   node2      SIGTERM to the other (graceful: drains), restarted
 # then SIGHUP to both nodes every second for RELOAD_SECS (bench/faults.sh
@@ -64,7 +67,8 @@ SESSION_KEY=$(openssl rand -base64 32)
 export KS_UWSGI IDP_PORT REDIS_PORT SESSION_KEY
 REDIRECT="https://localhost:$P_HA/v3/auth/OS-FEDERATION/websso/openid/redirect"
 idp_up idp $P_IDP "$REDIRECT"
-redis_up redis $P_REDIS
+STORE=redis; [ "${STATE:-redis}" = memcached ] && STORE=memcached
+${STORE}_up $STORE $P_REDIS
 fedgate_up node1 $P_N1 $P_A1 true
 fedgate_up node2 $P_N2 $P_A2 true
 haproxy_up haproxy $P_HA $P_N1 $P_N2
@@ -72,7 +76,7 @@ haproxy_up haproxy $P_HA $P_N1 $P_N2
   echo "date: $(date -u +%FT%TZ)"
   echo "host: $(nproc) cores, load at start $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "fedgate: $("$ROOT/target/release/fedgate" --version) ($(git -C "$ROOT" rev-parse --short HEAD)); $(haproxy -v | head -1); $(redis-server --version | cut -d' ' -f1-3)"
-  echo "rates: $RATES; down ${DOWN}s, gap ${GAP}s, reload ${RELOAD_SECS}s"
+  echo "rates: $RATES; down ${DOWN}s, gap ${GAP}s, reload ${RELOAD_SECS}s; state: ${STATE:-redis}"
 } >"$OUT/run.txt"
 
 case $MODE in
@@ -120,12 +124,12 @@ if [ "$MODE" = all ]; then
   mark idp_up
   sleep "$GAP"
 
-  mark redis_down
-  proc_kill redis KILL
+  mark ${STORE}_down
+  proc_kill $STORE KILL
   sleep "$DOWN"
-  mark redis_restart
-  redis_up redis $P_REDIS
-  mark redis_up
+  mark ${STORE}_restart
+  ${STORE}_up $STORE $P_REDIS
+  mark ${STORE}_up
   sleep "$GAP"
 
   mark node1_down

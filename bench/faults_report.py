@@ -13,7 +13,7 @@ import re
 import sys
 
 KINDS = ("none", "bearer_jwt", "bearer_opaque", "x509", "websso")
-FAULTS = ("keystone", "idp", "redis", "node1", "node2")
+FAULTS = ("keystone", "idp", "redis", "memcached", "node1", "node2")
 
 
 def norm(note):

@@ -67,7 +67,7 @@ redis_up() { # NAME PORT
 }
 
 memcached_up() { # NAME PORT
-  memcached -l 127.0.0.1 -p "$2" -U 0 -m 64 >>"$RUN/$1.log" 2>&1 &
+  memcached -u "$(id -un)" -l 127.0.0.1 -p "$2" -U 0 -m 64 >>"$RUN/$1.log" 2>&1 &
   record "$1" $!
   wait_port "$2"
 }
@@ -76,6 +76,18 @@ memcached_up() { # NAME PORT
 # in front of the real Keystone's uwsgi socket, one IdP, shared state in Redis
 # (the legacy keys), sessions sealed with a fixed key so that nodes share them.
 # Needs: KS_UWSGI, IDP_PORT, REDIS_PORT, SESSION_KEY, LOG_LEVEL (info).
+# Shared state: STATE=redis (default: the legacy [cache]/[oidc.session]
+# redis_url keys, as before) or STATE=memcached ([state], one server on
+# REDIS_PORT), or STATE=redis-state ([state] backend = "redis").
+state_conf() { # lines that follow [oidc.session] keys
+  case ${STATE:-redis} in
+    redis) printf 'redis_url = "redis://127.0.0.1:%s/0"\n[cache]\nredis_url = "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" "$REDIS_PORT" ;;
+    memcached) printf '[state]\nbackend = "memcached"\nservers = ["127.0.0.1:%s"]\nkeys = ["%s"]\n' "$REDIS_PORT" "$SESSION_KEY" ;;
+    redis-state) printf '[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:%s/0"\nkeys = ["%s"]\n' "$REDIS_PORT" "$SESSION_KEY" ;;
+    *) echo "STATE must be redis, memcached or redis-state" >&2; return 2 ;;
+  esac
+}
+
 fedgate_conf() { # PORT ADMIN PROXY_PROTOCOL(true|false)
   cat <<EOF
 [server]
@@ -110,9 +122,7 @@ timeout_secs = 2
 trusted_dashboards = ["https://horizon.test/dashboard/auth/websso/"]
 [oidc.session]
 keys = ["$SESSION_KEY"]
-redis_url = "redis://127.0.0.1:$REDIS_PORT/0"
-[cache]
-redis_url = "redis://127.0.0.1:$REDIS_PORT/0"
+$(state_conf)
 [[route]]
 name = "websso"
 path = "^/v3/auth/OS-FEDERATION/(websso/openid|identity_providers/[^/]+/protocols/openid/websso)$"
