@@ -153,6 +153,12 @@ try {
   // ---- Horizon's Sign Out
   if (o.logout) {
     const hops = out.hops.length;
+    // A person clicks Sign Out on a page that has settled. Horizon refreshes
+    // its signed-cookie session on every response (SESSION_REFRESH), so an
+    // XHR of the page still in flight would set the session cookie again
+    // after the logout cleared it and Horizon would stay signed in: seen on
+    // a loaded CI machine, a Horizon race and not fedgate's.
+    await page.waitForLoadState('networkidle', { timeout: 30000 }).catch(() => {});
     const tOut = Date.now();
     await page.evaluate(() => document.querySelector('form[action$="/auth/logout/"]').submit());
     const where = await Promise.race([
