@@ -112,12 +112,34 @@ pub fn shared_state_registry(errors: &[(&str, &str, u64)], up: &[(&str, bool)]) 
     reg
 }
 
+/// `fedgate_x509_path_validations_total{result}`: client chains judged by
+/// a full path validation (`full`) or answered from the validated-path
+/// cache (`cached`). Built per scrape from [`crate::pki::paths::counts`].
+pub fn path_cache_registry((full, cached): (u64, u64)) -> Registry {
+    let mut reg = Registry::with_prefix("fedgate");
+    let fam = Family::<ResultLabel, Counter>::default();
+    reg.register(
+        "x509_path_validations",
+        "Client certificate chains judged, by a full path validation (full) or from the validated-path cache (cached)",
+        fam.clone(),
+    );
+    for (result, n) in [("full", full), ("cached", cached)] {
+        fam.get_or_create(&ResultLabel {
+            result: result.into(),
+        })
+        .inc_by(n);
+    }
+    reg
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabel, Histogram>,
     pub upstream_errors: Family<KindLabel, Counter>,
     pub handshakes: Family<ResultLabel, Counter>,
+    /// Handshakes that resumed a TLS session (also in `handshakes`).
+    pub resumed_handshakes: Counter,
     pub scrubbed_headers: Counter,
     pub reloads: Family<ResultLabel, Counter>,
     pub connections: Gauge,
@@ -166,6 +188,12 @@ impl Metrics {
             "TLS handshakes, by result (ok, failed, timeout, closed: the peer left before its first byte, as a TCP health check does)",
             handshakes.clone(),
         );
+        let resumed_handshakes = Counter::default();
+        registry.register(
+            "tls_resumed_handshakes",
+            "TLS handshakes that resumed a session (also counted in tls_handshakes{result=\"ok\"})",
+            resumed_handshakes.clone(),
+        );
         let scrubbed_headers = Counter::default();
         registry.register(
             "scrubbed_headers",
@@ -208,6 +236,7 @@ impl Metrics {
             latency,
             upstream_errors,
             handshakes,
+            resumed_handshakes,
             scrubbed_headers,
             reloads,
             connections,

@@ -5,7 +5,10 @@
 //! reacts within the debounce time, not the poll interval; `poll` and
 //! `off` do what they say; a burst of writes is one reload; a broken CRL
 //! keeps the last good one; certificate and CRL end dates are logged and
-//! exported as `fedgate_certificate_expiry_seconds`.
+//! exported as `fedgate_certificate_expiry_seconds`. Issue 16: TLS
+//! sessions survive a reload, a resumed session keeps its chain and is
+//! judged again under the new trust store, and the validated-path cache
+//! does not outlive the trust store it was filled under.
 
 mod common;
 
@@ -85,6 +88,16 @@ impl CaDir {
 }
 
 fn config(p: &Pki, ca: &CaDir, tls_extra: &str, voms_dir: &Path) -> String {
+    config_auth(p, ca, "optional", tls_extra, voms_dir)
+}
+
+fn config_auth(
+    p: &Pki,
+    ca: &CaDir,
+    client_auth: &str,
+    tls_extra: &str,
+    voms_dir: &Path,
+) -> String {
     format!(
         r#"[server]
 listen = ["127.0.0.1:0"]
@@ -94,7 +107,7 @@ listen = ["127.0.0.1:0"]
 certificate = "{d}/host.pem"
 private_key = "{d}/host.key"
 ca_dir = "{ca}"
-client_auth = "optional"
+client_auth = "{client_auth}"
 {tls_extra}
 [upstream]
 url = "uwsgi://127.0.0.1:{echo}"
@@ -117,14 +130,20 @@ auth = "none"
 
 /// A keep-alive TLS connection with `cred`'s certificate.
 fn connect(p: &Pki, gw: &Gateway, cred: &str) -> client::Client {
+    client::Client::connect(gw.addr, client_tls(p, cred)).unwrap()
+}
+
+/// A client configuration presenting `cred`'s chain. Connections made
+/// with the same one resume the TLS session of the previous one (rustls
+/// keeps sessions in the configuration).
+fn client_tls(p: &Pki, cred: &str) -> std::sync::Arc<rustls::ClientConfig> {
     let cred = p.cred(cred);
-    let tls = client::config(
+    client::config(
         &p.dir.join("ca/rootA/ca.pem"),
         None,
         &[b"http/1.1"],
         Some((client::certs(&cred), client::key(&cred))),
-    );
-    client::Client::connect(gw.addr, tls).unwrap()
+    )
 }
 
 /// Waits until the log holds `n` lines with `needle`; the time it took.
@@ -441,4 +460,153 @@ fn expiry_is_logged_and_exported() {
         gw.logs.count("expires soon") > at_start,
         "the warnings are repeated at each reload"
     );
+}
+
+fn counter(gw: &Gateway, line_start: &str) -> u64 {
+    metric(gw, line_start)
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Full chain validations so far (`fedgate_x509_path_validations_total`).
+fn full_validations(gw: &Gateway) -> u64 {
+    counter(gw, "fedgate_x509_path_validations_total{result=\"full\"}")
+}
+
+fn resumed_handshakes(gw: &Gateway) -> u64 {
+    counter(gw, "fedgate_tls_resumed_handshakes_total ")
+}
+
+/// One request on a new connection made with `tls`; whether the session
+/// was resumed, and the answer (`None`: the connection was refused).
+fn fresh_request(
+    gw: &Gateway,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    path: &str,
+) -> (bool, Option<client::Resp>) {
+    let mut c = client::Client::connect(gw.addr, tls.clone()).unwrap();
+    let r = c.try_request("GET", path, &[], b"").ok();
+    let resumed = c.tls().and_then(|t| t.handshake_kind()) == Some(rustls::HandshakeKind::Resumed);
+    (resumed, r)
+}
+
+/// Issue 16: a returning client resumes its TLS session; fedgate still
+/// has the client's chain (the same identity and VOMS attributes reach
+/// Keystone, with mod_ssl's SSL_SESSION_RESUMED) and judges it without a
+/// new path validation, from the validated-path cache.
+#[test]
+fn a_resumed_session_keeps_its_chain_without_a_new_validation() {
+    let Some(p) = pki() else { return };
+    let ca = CaDir::new(p);
+    let gw = Gateway::start_text(&config(p, &ca, "watch = \"off\"", &p.vomsdir()));
+    let tls = client_tls(p, "depth2_voms");
+    let (resumed, first) = fresh_request(&gw, &tls, "/x509/a");
+    let first = first.expect("answered");
+    assert!(!resumed);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let env = first.json()["environ"].clone();
+    assert_eq!(env["SSL_SESSION_RESUMED"], "Initial");
+    let full = full_validations(&gw);
+    assert_eq!(full, 1, "the first connection validates the chain");
+
+    let (resumed, again) = fresh_request(&gw, &tls, "/x509/b");
+    let again = again.expect("answered");
+    assert!(resumed, "the second connection resumes the session");
+    assert_eq!(again.status, 200, "{}", again.text());
+    let env2 = again.json()["environ"].clone();
+    assert_eq!(env2["SSL_SESSION_RESUMED"], "Resumed");
+    for k in ["SSL_CLIENT_S_DN", "GRST_CRED_0", "GRST_CRED_2", "GRST_VOMS_FQANS"] {
+        assert!(env[k].is_string(), "{k} missing: {env}");
+        assert_eq!(env2[k], env[k], "{k} after resumption");
+    }
+    assert_eq!(resumed_handshakes(&gw), 1);
+    assert_eq!(
+        full_validations(&gw),
+        full,
+        "a resumed session is judged from the validated-path cache"
+    );
+    assert!(counter(&gw, "fedgate_x509_path_validations_total{result=\"cached\"}") >= 1);
+}
+
+/// Issue 16: TLS sessions outlive a reload, but a resumed session is
+/// judged under the trust store of the moment: Bob resumes after the CRL
+/// that revokes him was installed and gets 401 (`client_auth =
+/// "optional"`) or no connection at all (`"required"`, here on a route
+/// without authentication, where only the TLS layer judges the chain).
+#[test]
+fn a_resumed_session_is_refused_after_a_reload_that_revokes_its_user() {
+    let Some(p) = pki() else { return };
+    for client_auth in ["optional", "required"] {
+        let ca = CaDir::new(p);
+        let gw = Gateway::start_text(&config_auth(
+            p,
+            &ca,
+            client_auth,
+            "watch = \"off\"",
+            &p.vomsdir(),
+        ));
+        let tls = client_tls(p, "revoked_voms");
+        let path = if client_auth == "optional" { "/x509/a" } else { "/open" };
+        let (_, r) = fresh_request(&gw, &tls, path);
+        let r = r.expect("answered");
+        assert_eq!(r.status, 200, "{client_auth}, before the CRL: {}", r.text());
+        if client_auth == "optional" {
+            assert!(r.text().contains("Bob Revoked"), "{}", r.text());
+        }
+        let (resumed, r) = fresh_request(&gw, &tls, path);
+        assert!(resumed, "{client_auth}: resumes before the reload");
+        assert_eq!(r.expect("answered").status, 200);
+
+        ca.install_crl(&std::fs::read(p.dir.join("ca/rootA/crl.pem")).unwrap());
+        gw.signal(1); // SIGHUP
+        wait_count(&gw, RELOADED, 1, Duration::from_secs(10)).expect("SIGHUP reloads");
+        let before = resumed_handshakes(&gw);
+        let (resumed, r) = fresh_request(&gw, &tls, path);
+        if client_auth == "optional" {
+            assert!(resumed, "the session outlives the reload");
+            let r = r.expect("answered");
+            assert_eq!(r.status, 401, "resumed after the revocation: {}", r.text());
+            assert!(r.text().contains("revoked"), "{}", r.text());
+            assert_eq!(resumed_handshakes(&gw), before + 1);
+        } else {
+            assert!(
+                r.is_none(),
+                "a resumed session of a revoked user is refused: {:?}",
+                r.map(|r| (r.status, r.text()))
+            );
+            assert!(
+                gw.logs
+                    .wait_for("resumed TLS session refused", Duration::from_secs(5))
+                    .is_some(),
+                "{:#?}",
+                gw.logs.all()
+            );
+        }
+    }
+}
+
+/// Issue 16: the validated-path cache dies with its trust store. Bob's
+/// chain, accepted (and cached) before, is refused on a new connection
+/// (full handshake) right after the reload that revokes him; Alice's is
+/// validated again, once, and then served from the new cache.
+#[test]
+fn a_reload_empties_the_validated_path_cache() {
+    let Some(p) = pki() else { return };
+    let ca = CaDir::new(p);
+    let gw = Gateway::start_text(&config(p, &ca, "watch = \"off\"", &p.vomsdir()));
+    for _ in 0..2 {
+        assert_eq!(connect(p, &gw, "revoked_voms").request("GET", "/x509/a", &[], b"").status, 200);
+        assert_eq!(connect(p, &gw, "eec_alice").request("GET", "/x509/a", &[], b"").status, 200);
+    }
+    assert_eq!(full_validations(&gw), 2, "the second round is served from the cache");
+    ca.install_crl(&std::fs::read(p.dir.join("ca/rootA/crl.pem")).unwrap());
+    gw.signal(1); // SIGHUP
+    wait_count(&gw, RELOADED, 1, Duration::from_secs(10)).expect("SIGHUP reloads");
+    let r = connect(p, &gw, "revoked_voms").request("GET", "/x509/b", &[], b"");
+    assert_eq!(r.status, 401, "a new connection right after the reload: {}", r.text());
+    assert!(r.text().contains("revoked"), "{}", r.text());
+    for _ in 0..2 {
+        assert_eq!(connect(p, &gw, "eec_alice").request("GET", "/x509/b", &[], b"").status, 200);
+    }
+    assert_eq!(full_validations(&gw), 4, "Bob and Alice once each under the new store");
 }

@@ -858,3 +858,59 @@ fn aa_verifier_validates_voms_server_chains() {
     assert!(v.verify_aa(&der("ca/rootA/ca.pem"), &[], now()).is_err());
     assert!(v.verify_aa(b"not a certificate", &[], now()).is_err());
 }
+
+/// Issue 16: the validated-path cache answers a chain seen before, but
+/// never past what the clock allows: each certificate's validity window
+/// (the proxies' included) and the CRLs' nextUpdate are judged again on
+/// every use, as a full validation would.
+#[test]
+fn the_validated_path_cache_still_judges_the_clock() {
+    let Some(p) = pki() else { return };
+    let cfg = X509Config {
+        clock_skew_secs: 300,
+        crl_grace_secs: 3600,
+        ..X509Config::default()
+    };
+    let v = validator(&p.certs(), cfg);
+    let t0 = now();
+    let chain = p.chain("depth2_voms");
+    let first = v.validate(&chain, t0);
+    assert!(first.valid(), "{:?}", first.failure);
+    assert_eq!(v.cached_paths(), 1);
+    let again = v.validate(&chain, t0 + 1);
+    assert!(again.valid());
+    assert_eq!(v.cached_paths(), 1, "the same chain is one entry");
+
+    let leaf_expiry = first.certs[0].not_after;
+    assert!(v.validate(&chain, leaf_expiry + 300).valid(), "within the skew");
+    let late = v.validate(&chain, leaf_expiry + 301);
+    let f = late.failure.expect("the proxy expired since it was cached");
+    assert_eq!(f.kind, FailKind::Expired, "{}", f.reason);
+    assert!(f.reason.contains("proxy"), "{}", f.reason);
+    // A clock set back before the proxy began (it is valid from t0-ish).
+    let proxy_start = first.certs[0].not_before;
+    let early = v.validate(&chain, proxy_start - 301);
+    assert_eq!(
+        early.failure.expect("not yet valid").kind,
+        FailKind::NotYetValid
+    );
+    assert!(v.validate(&chain, t0).valid(), "and valid again now");
+
+    // Alice alone outlives rootA's CRL (30 days): past its nextUpdate plus
+    // the grace, her cached path needs that CRL again, and it is stale.
+    let alice = p.chain("eec_alice");
+    assert!(v.validate(&alice, t0).valid());
+    let crl_due = v
+        .store()
+        .all_crls()
+        .filter(|c| c.issuer.contains("Fedgate Test Root CA"))
+        .filter_map(|c| c.next_update)
+        .min()
+        .expect("rootA CRL");
+    assert!(v.validate(&alice, crl_due + 3600).valid(), "within the grace");
+    let stale = v.validate(&alice, crl_due + 3601);
+    assert_eq!(
+        stale.failure.expect("CRL past nextUpdate").kind,
+        FailKind::CrlExpired
+    );
+}

@@ -68,6 +68,7 @@ async fn route(
             );
             let kv = crate::kv::snapshot();
             let state = crate::metrics::shared_state_registry(&kv.errors, &kv.up);
+            let paths = crate::metrics::path_cache_registry(crate::pki::paths::counts());
             text(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -75,6 +76,7 @@ async fn route(
                     &crate::services::schedule::metrics_registry(),
                     &expiry,
                     &state,
+                    &paths,
                 ]),
             )
         }

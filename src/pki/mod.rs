@@ -40,6 +40,7 @@ pub mod dn;
 pub mod hash;
 pub mod modssl;
 pub mod namespaces;
+pub mod paths;
 pub mod policy;
 pub mod store;
 pub mod tlv;

@@ -10,6 +10,7 @@ use super::cert::{
 };
 use super::config::{LimitedProxies, X509Config};
 use super::crl::CrlMode;
+use super::paths::PathCache;
 use super::store::TrustStore;
 use super::verify::{SigError, alg_name, verify_signed};
 
@@ -83,11 +84,13 @@ impl Verdict {
     }
 }
 
-/// The validator: a trust store and the policy knobs.
-#[derive(Debug, Clone)]
+/// The validator: a trust store and the policy knobs, and the chains
+/// already validated with them (see [`super::paths`]).
+#[derive(Debug)]
 pub struct Validator {
-    pub store: Arc<TrustStore>,
-    pub cfg: X509Config,
+    store: Arc<TrustStore>,
+    cfg: X509Config,
+    paths: PathCache,
 }
 
 type Check = Result<(), Failure>;
@@ -120,15 +123,73 @@ fn rsa_modulus_bits(cert: &Cert) -> Option<usize> {
 
 impl Validator {
     pub fn new(store: Arc<TrustStore>, cfg: X509Config) -> Validator {
-        Validator { store, cfg }
+        Validator {
+            store,
+            cfg,
+            paths: PathCache::default(),
+        }
+    }
+
+    /// The trust store it validates against (fixed for its life: a new
+    /// store means a new validator, and so an empty path cache).
+    pub fn store(&self) -> &Arc<TrustStore> {
+        &self.store
+    }
+
+    pub fn cfg(&self) -> &X509Config {
+        &self.cfg
+    }
+
+    /// Chains in the validated-path cache (approximate; for tests).
+    pub fn cached_paths(&self) -> u64 {
+        self.paths.len()
     }
 
     fn skew(&self) -> i64 {
         self.cfg.clock_skew_secs as i64
     }
 
-    /// Validates a chain as presented (DER, leaf first) at `now` (Unix time).
+    /// Validates a chain as presented (DER, leaf first) at `now` (Unix
+    /// time), from the validated-path cache when this validator has already
+    /// accepted the same chain and nothing it relied on has expired since.
     pub fn validate(&self, chain: &[impl AsRef<[u8]>], now: i64) -> Verdict {
+        let key = PathCache::key(chain);
+        if let Some(v) = self.paths.get(&key, now, |c| self.check_time(c, "", now).is_ok()) {
+            return v;
+        }
+        super::paths::count_full();
+        let v = self.validate_uncached(chain, now);
+        if v.valid() {
+            self.paths.insert(key, &v, self.valid_until(&v, now), now);
+        }
+        v
+    }
+
+    /// The last second at which a valid verdict still holds by the clock:
+    /// the earliest `notAfter` (plus skew) of its certificates and the
+    /// earliest `nextUpdate` (plus grace) of the current CRLs of its CAs
+    /// (all of a CA's DN, re-keyed twins included: earlier is safe).
+    fn valid_until(&self, v: &Verdict, now: i64) -> i64 {
+        let skew = self.skew();
+        let grace = self.cfg.crl_grace_secs as i64;
+        let certs = v
+            .certs
+            .iter()
+            .chain(&v.path)
+            .map(|c| c.not_after.saturating_add(skew));
+        let crls = v
+            .path
+            .iter()
+            .filter(|_| self.cfg.crl != CrlMode::Ignore)
+            .flat_map(|ca| self.store.crls(&ca.subject_key))
+            .filter(|crl| !crl.expired(now, grace))
+            .filter_map(|crl| crl.next_update)
+            .map(|n| n.saturating_add(grace));
+        certs.chain(crls).min().unwrap_or(i64::MAX)
+    }
+
+    /// [`Self::validate`] without the cache.
+    fn validate_uncached(&self, chain: &[impl AsRef<[u8]>], now: i64) -> Verdict {
         let mut v = Verdict::default();
         if chain.is_empty() {
             return v.fail(FailKind::NoCertificate, "no client certificate");

@@ -203,8 +203,17 @@ async fn accept_loop(
                     return;
                 }
             };
-            shared.metrics.handshake("ok");
             let (_, session) = tls.get_ref();
+            if session.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                let rt = shared.runtime.load();
+                if let Err(e) = crate::tls::judge_resumed(&rt.config.tls, &rt.validator, session) {
+                    shared.metrics.handshake("failed");
+                    tracing::info!(peer = %peer, error = %e, "resumed TLS session refused: its client certificate chain no longer passes");
+                    return;
+                }
+                shared.metrics.resumed_handshakes.inc();
+            }
+            shared.metrics.handshake("ok");
             let info = TlsInfo {
                 version: crate::tls::version_name(session.protocol_version()),
                 cipher: session

@@ -35,6 +35,10 @@ pub struct Runtime {
     /// mod_ssl's `SSL_SERVER_*` values of the host certificate.
     pub server_modssl: Arc<[(String, String)]>,
     pub trust: Arc<TrustStore>,
+    /// Judges client chains against `trust`, in the handshake, for
+    /// resumed sessions and for `auth = "x509"`: one validated-path cache
+    /// per trust store, emptied by every reload.
+    pub validator: Arc<Validator>,
     /// End dates of the host certificate, CAs and CRLs, for the metric.
     pub expiries: Vec<crate::metrics::Expiry>,
     /// The shared-state store of the token cache and the sessions, with
@@ -83,7 +87,11 @@ impl Runtime {
         }
         let trust = Arc::new(trust);
         let validator = Arc::new(Validator::new(trust.clone(), config.x509.clone()));
-        let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator))
+        // TLS sessions outlive a reload: a resumed session's chain is
+        // judged again against the new trust store (see
+        // `crate::tls::judge_resumed` and the x509 authenticator).
+        let sessions = previous.map(|p| p.tls.session_storage.clone());
+        let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator.clone()), sessions)
             .map_err(|e| Problems::one(src.problem(e.config_key(&config.tls), e.to_string())))?;
         let server_modssl = crate::tls::server_modssl(config.tls.certificate.get_ref())
             .map_err(|e| Problems::one(src.problem(&config.tls.certificate, e.to_string())))?
@@ -106,7 +114,7 @@ impl Runtime {
                 .store()
                 .map_err(|e| Problems::one(Problem::file(&src.path, format!("[state]: {e}"))))?,
         };
-        let auth = build_authenticators(&config, &routes, &trust, &store, previous).await?;
+        let auth = build_authenticators(&config, &routes, &validator, &store, previous).await?;
         let host = crate::tls::host_leaf(config.tls.certificate.get_ref()).ok();
         let expiries = super::expiry::collect(host.as_ref(), &trust);
         super::expiry::warn(
@@ -125,6 +133,7 @@ impl Runtime {
             tls,
             server_modssl,
             trust,
+            validator,
             expiries,
             state: (resolved, store),
         })
@@ -136,7 +145,7 @@ impl Runtime {
 async fn build_authenticators(
     config: &Config,
     routes: &RouteTable,
-    trust: &Arc<TrustStore>,
+    validator: &Arc<Validator>,
     store: &crate::kv::Store,
     previous: Option<&Runtime>,
 ) -> Result<Authenticators, Problems> {
@@ -144,14 +153,13 @@ async fn build_authenticators(
     let uses = |k: AuthKind| routes.iter().any(|r| r.auth() == k);
     let mut a = Authenticators::default();
     if uses(AuthKind::X509) {
-        let validator = Validator::new(trust.clone(), config.x509.clone());
         let mut voms = VomsSettings::from_config(&config.voms);
         // An AC targeted at this host names it as its certificate does.
         let names = crate::tls::host_names(config.tls.certificate.get_ref())
             .map_err(|e| Problems::one(src.problem(&config.tls.certificate, e.to_string())))?;
         voms.add_targets(names);
         a.x509 = Some(Arc::new(X509Authenticator::new(
-            Arc::new(validator),
+            validator.clone(),
             Arc::new(voms),
         )));
     }

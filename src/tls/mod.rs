@@ -203,15 +203,34 @@ pub fn server_config(
     cfg: &TlsConfig,
     trust: &TrustStore,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    server_config_with(cfg, trust, None)
+    server_config_with(cfg, trust, None, None)
 }
+
+/// TLS sessions kept for resumption (TLS 1.2 session IDs and TLS 1.3
+/// tickets; rustls issues two tickets per handshake, each an entry). An
+/// entry holds the client's certificate chain, a few kB with a VOMS proxy:
+/// the store stays below ~20 MB.
+pub const SESSION_CACHE_ENTRIES: usize = 2048;
 
 /// As [`server_config`]; with a validator, `client_auth = "required"`
 /// refuses provably bad chains in the handshake with the matching alert.
+///
+/// Resumption is stateful: sessions live in `sessions` (a new bounded
+/// in-memory store when `None`), TLS 1.3 tickets are only their keys and
+/// each is taken once. Stateless tickets would carry the whole session,
+/// client chain included, to the client and back in every ClientHello,
+/// and could not be dropped. A reload passes the running store on, so
+/// clients keep resuming; what a resumed session proves (the client
+/// holds the key of the chain it showed before) does not depend on the
+/// trust store, and the chain itself is judged again under the current
+/// one ([`judge_resumed`], the x509 authenticator). Sessions are per
+/// process: behind a balancer, a client that lands on another node makes
+/// a full handshake.
 pub fn server_config_with(
     cfg: &TlsConfig,
     trust: &TrustStore,
     validator: Option<Arc<crate::pki::Validator>>,
+    sessions: Option<Arc<dyn rustls::server::StoresServerSessions>>,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let provider = crate::crypto::provider();
     let chain = load_chain(cfg.certificate.get_ref(), trust)?;
@@ -256,7 +275,34 @@ pub fn server_config_with(
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     sc.ignore_client_order = true;
+    sc.session_storage = sessions.unwrap_or_else(|| {
+        rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES)
+    });
     Ok(Arc::new(sc))
+}
+
+/// A resumed session skips the client-certificate checks of the handshake
+/// (rustls restores the chain from the session); with `client_auth =
+/// "required"` they are made here instead, against the current trust
+/// store, so that neither a revocation nor a switch from `optional` since
+/// the session began is bypassed. `Ok` for a full handshake and for the
+/// other modes (the x509 authenticator judges the chain per connection).
+pub fn judge_resumed(
+    cfg: &TlsConfig,
+    validator: &crate::pki::Validator,
+    conn: &rustls::ServerConnection,
+) -> Result<(), rustls::Error> {
+    if conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed)
+        || cfg.client_auth != ClientAuth::Required
+    {
+        return Ok(());
+    }
+    match conn.peer_certificates() {
+        Some([leaf, rest @ ..]) => {
+            verifier::judge_chain(validator, leaf, rest, crate::pki::unix_now())
+        }
+        _ => Err(rustls::Error::NoCertificatesPresented),
+    }
 }
 
 /// mod_ssl's name for a negotiated protocol version.

@@ -55,6 +55,29 @@ pub fn alert_error(kind: FailKind, reason: &str) -> Error {
     Error::InvalidCertificate(e)
 }
 
+/// The handshake's judgement of a client chain under `client_auth =
+/// "required"`: `Err` with the matching alert for a chain the validator
+/// proves bad.
+pub(crate) fn judge_chain(
+    v: &Validator,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: i64,
+) -> Result<(), Error> {
+    let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
+    chain.extend(intermediates.iter().map(|c| c.as_ref()));
+    let verdict = v.validate(&chain, now);
+    match &verdict.failure {
+        // The depth limit is the route's business (403), not a bad chain.
+        Some(f) if f.kind != FailKind::Depth => {
+            tracing::info!(reason = %f.reason, dn = %verdict.eec().map(|c| c.subject.as_str()).unwrap_or("-"),
+                "client certificate chain refused in the TLS handshake");
+            Err(alert_error(f.kind, &f.reason))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug)]
 struct PolicyError(String);
 
@@ -110,17 +133,7 @@ impl ClientCertVerifier for GridClientVerifier {
         // A certificate we cannot read is refused with bad_certificate.
         Self::leaf_spki(end_entity)?;
         if let Some(v) = &self.validator {
-            let mut chain: Vec<&[u8]> = vec![end_entity.as_ref()];
-            chain.extend(intermediates.iter().map(|c| c.as_ref()));
-            let verdict = v.validate(&chain, now.as_secs() as i64);
-            if let Some(f) = &verdict.failure {
-                // The depth limit is the route's business (403), not a bad chain.
-                if f.kind != FailKind::Depth {
-                    tracing::info!(reason = %f.reason, dn = %verdict.eec().map(|c| c.subject.as_str()).unwrap_or("-"),
-                        "client certificate chain refused in the TLS handshake");
-                    return Err(alert_error(f.kind, &f.reason));
-                }
-            }
+            judge_chain(v, end_entity, intermediates, now.as_secs() as i64)?;
         }
         Ok(ClientCertVerified::assertion())
     }

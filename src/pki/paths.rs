@@ -1,0 +1,145 @@
+//! The validated-path cache: what [`super::Validator::validate`] concluded
+//! about a presented chain (CA → EEC → proxies), kept across connections.
+//!
+//! A grid client presents the same chain, a proxy that lives for hours, on
+//! every new TLS connection; validating it again costs parsing every
+//! certificate, an RSA verification per certificate and per CRL, and the
+//! policy lookups. Apart from the clock, the outcome depends only on the
+//! chain's bytes, the trust store and the `[x509]` settings, and both of
+//! the latter are fixed for one [`super::Validator`]: a reload (new CAs,
+//! CRLs, policy files or settings) builds a new validator with an empty
+//! cache, so nothing judged under the old trust store survives it.
+//!
+//! The clock is handled on every use: each certificate's validity window
+//! (proxies included) is checked again, and an entry is never used past
+//! the earliest `notAfter` (plus skew) of its certificates or the
+//! `nextUpdate` (plus grace) of a CRL of its CAs; a hit past either runs the
+//! full validation, which reports the expiry. Only successes are kept (a
+//! refusal is cheap to repeat and may become a success only by a reload,
+//! which empties the cache anyway). Proof of possession, the handshake's
+//! CertificateVerify, is never cached: it is checked per handshake.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+
+use super::validate::Verdict;
+
+/// Chains kept per validator. An entry holds the parsed certificates of
+/// one chain (a few kB): this bounds the cache to some MB. A site with more
+/// distinct chains active at once pays the full validation for the rest.
+const CAPACITY: u64 = 4096;
+
+/// An entry lives at most this long (memory: chains of clients gone);
+/// correctness does not depend on it.
+const MAX_AGE: Duration = Duration::from_secs(3600);
+
+pub(crate) type Key = [u8; 32];
+
+/// Full validations and cache answers since start, process-wide (a
+/// reload starts a new cache, not new counters).
+static FULL: AtomicU64 = AtomicU64::new(0);
+static CACHED: AtomicU64 = AtomicU64::new(0);
+
+/// (full validations, answers from the cache) since the process started.
+pub fn counts() -> (u64, u64) {
+    (FULL.load(Ordering::Relaxed), CACHED.load(Ordering::Relaxed))
+}
+
+pub(crate) fn count_full() {
+    FULL.fetch_add(1, Ordering::Relaxed);
+}
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub verdict: Verdict,
+    /// Unix time after which the entry must not answer (see module doc).
+    pub until: i64,
+    ttl: Duration,
+}
+
+struct PerEntry;
+
+impl moka::Expiry<Key, Arc<Entry>> for PerEntry {
+    fn expire_after_create(&self, _k: &Key, v: &Arc<Entry>, _at: Instant) -> Option<Duration> {
+        Some(v.ttl)
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct PathCache(Cache<Key, Arc<Entry>>);
+
+impl std::fmt::Debug for PathCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PathCache")
+            .field("entries", &self.0.entry_count())
+            .finish()
+    }
+}
+
+impl Default for PathCache {
+    fn default() -> Self {
+        PathCache(
+            Cache::builder()
+                .max_capacity(CAPACITY)
+                .expire_after(PerEntry)
+                .build(),
+        )
+    }
+}
+
+impl PathCache {
+    /// SHA-256 over the whole presented chain, each certificate prefixed
+    /// with its length (so no two different chains share a key).
+    pub fn key(chain: &[impl AsRef<[u8]>]) -> Key {
+        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for c in chain {
+            let c = c.as_ref();
+            h.update(&(c.len() as u64).to_be_bytes());
+            h.update(c);
+        }
+        h.finish().as_ref().try_into().expect("SHA-256 is 32 bytes")
+    }
+
+    /// The cached verdict for `key` if it may answer at `now` and
+    /// `still_valid` accepts every certificate of it (the validity
+    /// windows, checked again on each use).
+    pub fn get(&self, key: &Key, now: i64, still_valid: impl Fn(&super::cert::Cert) -> bool) -> Option<Verdict> {
+        let e = self.0.get(key)?;
+        if now > e.until || !e.verdict.certs.iter().chain(&e.verdict.path).all(|c| still_valid(c)) {
+            return None;
+        }
+        CACHED.fetch_add(1, Ordering::Relaxed);
+        Some(e.verdict.clone())
+    }
+
+    /// Keeps a valid verdict until `until` (Unix time).
+    pub fn insert(&self, key: Key, verdict: &Verdict, until: i64, now: i64) {
+        if !verdict.valid() {
+            return;
+        }
+        let Ok(left) = u64::try_from(until.saturating_sub(now)) else {
+            return;
+        };
+        if left == 0 {
+            return;
+        }
+        let ttl = Duration::from_secs(left).min(MAX_AGE);
+        self.0.insert(
+            key,
+            Arc::new(Entry {
+                verdict: verdict.clone(),
+                until,
+                ttl,
+            }),
+        );
+    }
+
+    /// Entries (approximate; for tests).
+    pub fn len(&self) -> u64 {
+        self.0.run_pending_tasks();
+        self.0.entry_count()
+    }
+}
