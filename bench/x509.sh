@@ -23,8 +23,6 @@
 # uWSGI +2, Apache cgi +3, baseline fedgate +4, fedgate admin +5.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-set -euo pipefail
-HERE=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-/tmp/fedgate-bench-x509}
 CONC=${CONC:-16}; DURATION=${DURATION:-10}; MAXREQ=${MAXREQ:-200000}; REPS=${REPS:-3}
 B=${PORT_BASE:-18720}
@@ -162,7 +160,7 @@ for rep in $(seq "$REPS"); do
   done
 done
 echo "# load at end $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/results.txt"
-if [ -n "$P_ADMIN" ]; then
+if command -v curl >/dev/null; then
   curl -fsk "http://127.0.0.1:$P_ADMIN/metrics" 2>/dev/null | grep -E '^fedgate_(tls_|x509_)' | sed 's/^/# fedgate metric: /' | tee -a "$OUT/results.txt" || true
 fi
 # Medians over the repetitions; ratios against Apache and against each

@@ -14,7 +14,9 @@
 //! (proxies included) is checked again, and an entry is never used past
 //! the earliest `notAfter` (plus skew) of its certificates or the
 //! `nextUpdate` (plus grace) of a CRL of its CAs; a hit past either runs the
-//! full validation, which reports the expiry. Only successes are kept (a
+//! full validation, which reports the expiry. A clock that went back
+//! before the validation misses too: a CRL skipped then as past its
+//! `nextUpdate` would count again at such a time. Only successes are kept (a
 //! refusal is cheap to repeat and may become a success only by a reload,
 //! which empties the cache anyway). Proof of possession, the handshake's
 //! CertificateVerify, is never cached: it is checked per handshake.
@@ -57,6 +59,8 @@ pub(crate) struct Entry {
     pub verdict: Verdict,
     /// Unix time after which the entry must not answer (see module doc).
     pub until: i64,
+    /// Unix time of the validation; the entry does not answer before it.
+    pub since: i64,
     ttl: Duration,
 }
 
@@ -108,7 +112,7 @@ impl PathCache {
     /// windows, checked again on each use).
     pub fn get(&self, key: &Key, now: i64, still_valid: impl Fn(&super::cert::Cert) -> bool) -> Option<Verdict> {
         let e = self.0.get(key)?;
-        if now > e.until || !e.verdict.certs.iter().chain(&e.verdict.path).all(|c| still_valid(c)) {
+        if now > e.until || now < e.since || !e.verdict.certs.iter().chain(&e.verdict.path).all(|c| still_valid(c)) {
             return None;
         }
         CACHED.fetch_add(1, Ordering::Relaxed);
@@ -132,6 +136,7 @@ impl PathCache {
             Arc::new(Entry {
                 verdict: verdict.clone(),
                 until,
+                since: now,
                 ttl,
             }),
         );
@@ -141,5 +146,40 @@ impl PathCache {
     pub fn len(&self) -> u64 {
         self.0.run_pending_tasks();
         self.0.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry answers only between its validation and its `until`: a
+    /// clock set back before the validation gets a full validation again.
+    #[test]
+    fn an_entry_answers_only_between_its_validation_and_its_end() {
+        let c = PathCache::default();
+        let key = PathCache::key(&[b"chain".as_slice()]);
+        c.insert(key, &Verdict::default(), 2000, 1000);
+        let hit = |now| c.get(&key, now, |_| true).is_some();
+        assert!(hit(1000) && hit(1500) && hit(2000));
+        assert!(!hit(2001), "past until");
+        assert!(!hit(999), "before the validation");
+    }
+
+    #[test]
+    fn a_refusal_or_a_spent_entry_is_not_kept() {
+        let c = PathCache::default();
+        let key = PathCache::key(&[b"chain".as_slice()]);
+        let bad = Verdict {
+            failure: Some(crate::pki::Failure {
+                kind: crate::pki::FailKind::Revoked,
+                reason: "revoked".into(),
+            }),
+            ..Verdict::default()
+        };
+        c.insert(key, &bad, 2000, 1000);
+        c.insert(key, &Verdict::default(), 1000, 1000);
+        assert!(c.get(&key, 1000, |_| true).is_none());
+        assert_ne!(key, PathCache::key(&[b"cha".as_slice(), b"in".as_slice()]));
     }
 }
