@@ -69,6 +69,9 @@ certificate = "$PKI/host.pem"
 private_key = "$PKI/host.key"
 ca_dir = "$PKI/certificates"
 client_auth = "optional"
+# The ACs are checked as Apache's gridsite checks them (same vomsdir).
+[voms]
+dir = "$PKI/vomsdir"
 [upstream]
 url = "uwsgi://127.0.0.1:$P_UW"
 [logging]

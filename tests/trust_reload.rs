@@ -91,13 +91,7 @@ fn config(p: &Pki, ca: &CaDir, tls_extra: &str, voms_dir: &Path) -> String {
     config_auth(p, ca, "optional", tls_extra, voms_dir)
 }
 
-fn config_auth(
-    p: &Pki,
-    ca: &CaDir,
-    client_auth: &str,
-    tls_extra: &str,
-    voms_dir: &Path,
-) -> String {
+fn config_auth(p: &Pki, ca: &CaDir, client_auth: &str, tls_extra: &str, voms_dir: &Path) -> String {
     format!(
         r#"[server]
 listen = ["127.0.0.1:0"]
@@ -515,7 +509,12 @@ fn a_resumed_session_keeps_its_chain_without_a_new_validation() {
     assert_eq!(again.status, 200, "{}", again.text());
     let env2 = again.json()["environ"].clone();
     assert_eq!(env2["SSL_SESSION_RESUMED"], "Resumed");
-    for k in ["SSL_CLIENT_S_DN", "GRST_CRED_0", "GRST_CRED_2", "GRST_VOMS_FQANS"] {
+    for k in [
+        "SSL_CLIENT_S_DN",
+        "GRST_CRED_0",
+        "GRST_CRED_2",
+        "GRST_VOMS_FQANS",
+    ] {
         assert!(env[k].is_string(), "{k} missing: {env}");
         assert_eq!(env2[k], env[k], "{k} after resumption");
     }
@@ -525,7 +524,12 @@ fn a_resumed_session_keeps_its_chain_without_a_new_validation() {
         full,
         "a resumed session is judged from the validated-path cache"
     );
-    assert!(counter(&gw, "fedgate_x509_path_validations_total{result=\"cached\"}") >= 1);
+    assert!(
+        counter(
+            &gw,
+            "fedgate_x509_path_validations_total{result=\"cached\"}"
+        ) >= 1
+    );
 }
 
 /// Issue 16: TLS sessions outlive a reload, but a resumed session is
@@ -546,7 +550,11 @@ fn a_resumed_session_is_refused_after_a_reload_that_revokes_its_user() {
             &p.vomsdir(),
         ));
         let tls = client_tls(p, "revoked_voms");
-        let path = if client_auth == "optional" { "/x509/a" } else { "/open" };
+        let path = if client_auth == "optional" {
+            "/x509/a"
+        } else {
+            "/open"
+        };
         let (_, r) = fresh_request(&gw, &tls, path);
         let r = r.expect("answered");
         assert_eq!(r.status, 200, "{client_auth}, before the CRL: {}", r.text());
@@ -595,18 +603,46 @@ fn a_reload_empties_the_validated_path_cache() {
     let ca = CaDir::new(p);
     let gw = Gateway::start_text(&config(p, &ca, "watch = \"off\"", &p.vomsdir()));
     for _ in 0..2 {
-        assert_eq!(connect(p, &gw, "revoked_voms").request("GET", "/x509/a", &[], b"").status, 200);
-        assert_eq!(connect(p, &gw, "eec_alice").request("GET", "/x509/a", &[], b"").status, 200);
+        assert_eq!(
+            connect(p, &gw, "revoked_voms")
+                .request("GET", "/x509/a", &[], b"")
+                .status,
+            200
+        );
+        assert_eq!(
+            connect(p, &gw, "eec_alice")
+                .request("GET", "/x509/a", &[], b"")
+                .status,
+            200
+        );
     }
-    assert_eq!(full_validations(&gw), 2, "the second round is served from the cache");
+    assert_eq!(
+        full_validations(&gw),
+        2,
+        "the second round is served from the cache"
+    );
     ca.install_crl(&std::fs::read(p.dir.join("ca/rootA/crl.pem")).unwrap());
     gw.signal(1); // SIGHUP
     wait_count(&gw, RELOADED, 1, Duration::from_secs(10)).expect("SIGHUP reloads");
     let r = connect(p, &gw, "revoked_voms").request("GET", "/x509/b", &[], b"");
-    assert_eq!(r.status, 401, "a new connection right after the reload: {}", r.text());
+    assert_eq!(
+        r.status,
+        401,
+        "a new connection right after the reload: {}",
+        r.text()
+    );
     assert!(r.text().contains("revoked"), "{}", r.text());
     for _ in 0..2 {
-        assert_eq!(connect(p, &gw, "eec_alice").request("GET", "/x509/b", &[], b"").status, 200);
+        assert_eq!(
+            connect(p, &gw, "eec_alice")
+                .request("GET", "/x509/b", &[], b"")
+                .status,
+            200
+        );
     }
-    assert_eq!(full_validations(&gw), 4, "Bob and Alice once each under the new store");
+    assert_eq!(
+        full_validations(&gw),
+        4,
+        "Bob and Alice once each under the new store"
+    );
 }

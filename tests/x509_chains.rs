@@ -882,7 +882,10 @@ fn the_validated_path_cache_still_judges_the_clock() {
     assert_eq!(v.cached_paths(), 1, "the same chain is one entry");
 
     let leaf_expiry = first.certs[0].not_after;
-    assert!(v.validate(&chain, leaf_expiry + 300).valid(), "within the skew");
+    assert!(
+        v.validate(&chain, leaf_expiry + 300).valid(),
+        "within the skew"
+    );
     let late = v.validate(&chain, leaf_expiry + 301);
     let f = late.failure.expect("the proxy expired since it was cached");
     assert_eq!(f.kind, FailKind::Expired, "{}", f.reason);
@@ -907,7 +910,10 @@ fn the_validated_path_cache_still_judges_the_clock() {
         .filter_map(|c| c.next_update)
         .min()
         .expect("rootA CRL");
-    assert!(v.validate(&alice, crl_due + 3600).valid(), "within the grace");
+    assert!(
+        v.validate(&alice, crl_due + 3600).valid(),
+        "within the grace"
+    );
     let stale = v.validate(&alice, crl_due + 3601);
     assert_eq!(
         stale.failure.expect("CRL past nextUpdate").kind,

@@ -110,9 +110,22 @@ impl PathCache {
     /// The cached verdict for `key` if it may answer at `now` and
     /// `still_valid` accepts every certificate of it (the validity
     /// windows, checked again on each use).
-    pub fn get(&self, key: &Key, now: i64, still_valid: impl Fn(&super::cert::Cert) -> bool) -> Option<Verdict> {
+    pub fn get(
+        &self,
+        key: &Key,
+        now: i64,
+        still_valid: impl Fn(&super::cert::Cert) -> bool,
+    ) -> Option<Verdict> {
         let e = self.0.get(key)?;
-        if now > e.until || now < e.since || !e.verdict.certs.iter().chain(&e.verdict.path).all(|c| still_valid(c)) {
+        if now > e.until
+            || now < e.since
+            || !e
+                .verdict
+                .certs
+                .iter()
+                .chain(&e.verdict.path)
+                .all(|c| still_valid(c))
+        {
             return None;
         }
         CACHED.fetch_add(1, Ordering::Relaxed);

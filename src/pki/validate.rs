@@ -154,7 +154,10 @@ impl Validator {
     /// accepted the same chain and nothing it relied on has expired since.
     pub fn validate(&self, chain: &[impl AsRef<[u8]>], now: i64) -> Verdict {
         let key = PathCache::key(chain);
-        if let Some(v) = self.paths.get(&key, now, |c| self.check_time(c, "", now).is_ok()) {
+        if let Some(v) = self
+            .paths
+            .get(&key, now, |c| self.check_time(c, "", now).is_ok())
+        {
             return v;
         }
         super::paths::count_full();

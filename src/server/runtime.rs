@@ -91,8 +91,11 @@ impl Runtime {
         // judged again against the new trust store (see
         // `crate::tls::judge_resumed` and the x509 authenticator).
         let sessions = previous.map(|p| p.tls.session_storage.clone());
-        let tls = crate::tls::server_config_with(&config.tls, &trust, Some(validator.clone()), sessions)
-            .map_err(|e| Problems::one(src.problem(e.config_key(&config.tls), e.to_string())))?;
+        let tls =
+            crate::tls::server_config_with(&config.tls, &trust, Some(validator.clone()), sessions)
+                .map_err(|e| {
+                    Problems::one(src.problem(e.config_key(&config.tls), e.to_string()))
+                })?;
         let server_modssl = crate::tls::server_modssl(config.tls.certificate.get_ref())
             .map_err(|e| Problems::one(src.problem(&config.tls.certificate, e.to_string())))?
             .into();

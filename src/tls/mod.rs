@@ -275,9 +275,8 @@ pub fn server_config_with(
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     sc.ignore_client_order = true;
-    sc.session_storage = sessions.unwrap_or_else(|| {
-        rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES)
-    });
+    sc.session_storage = sessions
+        .unwrap_or_else(|| rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES));
     Ok(Arc::new(sc))
 }
 
