@@ -23,6 +23,14 @@ use super::target::{Stream, Target, connect, connect_unix};
 use crate::http::body::{Body, BoxError};
 use crate::upstream::UpstreamConfig;
 
+/// Room for a typical packet: Keystone requests carry a few dozen variables,
+/// an X.509 login some more; the buffer grows beyond.
+const PACKET_GUESS: usize = 2048;
+
+/// A buffered request body up to this size is copied behind the packet and
+/// sent with it; a larger one is written on its own.
+const COALESCE_BODY: usize = 64 * 1024;
+
 pub struct UwsgiUpstream {
     pub target: Target,
     authority: String,
@@ -80,11 +88,20 @@ impl UwsgiUpstream {
         } else {
             None
         };
-        let env = environ::build(&parts, conn, identity, cl);
-        let packet = frame::encode(&env).map_err(|e| match e {
+        let mut packet = frame::Packet::with_capacity(PACKET_GUESS);
+        environ::write(&parts, conn, identity, cl, &mut packet);
+        let mut packet = packet.finish().map_err(|e| match e {
             frame::FrameError::TooLarge(n) => UpstreamError::EnvironTooLarge(n),
             other => UpstreamError::BadRequest(other.to_string()),
         })?;
+        // A small body read already goes out with the packet, in one write.
+        let payload = match payload {
+            Payload::Buffered(b) if b.len() <= COALESCE_BODY => {
+                packet.extend_from_slice(&b);
+                Payload::Buffered(Bytes::new())
+            }
+            other => other,
+        };
 
         match &self.target {
             Target::UwsgiUnix { path } => {
@@ -158,7 +175,18 @@ impl UwsgiUpstream {
                 }
             }
         }
-        let body = response_body(sock, buf, head.framing, self.response_timeout);
+        let body = match head.framing {
+            // uWSGI writes a response's head and body with one writev, so
+            // a Keystone answer usually arrives whole in the first read:
+            // hand it on as one buffer and close the connection now, not
+            // after the client has read the body (no stream to poll, one
+            // file descriptor less while the client is slow).
+            Framing::Length(n) if n <= buf.len() as u64 => {
+                drop(sock);
+                crate::http::body::full(buf.split_to(n as usize).freeze())
+            }
+            framing => response_body(sock, buf, framing, self.response_timeout),
+        };
         resp.body(body)
             .map_err(|e| UpstreamError::BadResponse(e.to_string()))
     }
