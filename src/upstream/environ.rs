@@ -293,6 +293,56 @@ mod tests {
         assert!(get(&env, "CONTENT_LENGTH").is_none());
     }
 
+    /// The environ written straight into a uwsgi packet is, byte for byte,
+    /// the list [`build`] makes, encoded: same names, values and order, an
+    /// identity name (also an `HTTP_*` one) passed once, with its value,
+    /// after the request's variables.
+    #[test]
+    fn packet_is_the_environ_encoded() {
+        let (parts, _) = ::http::Request::post("/v3/auth/tokens?nocatalog")
+            .header("Host", "keystone.example:5000")
+            .header("Content-Type", "application/json")
+            .header("X-Auth-Token", "t")
+            .header("Accept", "a")
+            .header("Accept", "b")
+            .header("OIDC-Claim-Sub", "mallory")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut id = Identity::new(AuthMethod::Bearer, "alice");
+        id.set("HTTP_OIDC_CLAIM_SUB", "alice");
+        id.set("SERVER_NAME", "forced");
+        id.set("REMOTE_USER", "an attribute");
+        id.remote_user = Some("alice".into());
+        let mut tls = conn();
+        tls.local = "[::1]:443".parse().unwrap();
+        for (c, identity, cl) in [
+            (conn(), Some(&id), Some(52)),
+            (conn(), None, None),
+            (tls, Some(&id), Some(0)),
+        ] {
+            let env = build(&parts, &c, identity, cl);
+            let mut packet = crate::upstream::uwsgi::frame::Packet::with_capacity(16);
+            write(&parts, &c, identity, cl, &mut packet);
+            assert_eq!(
+                packet.finish().unwrap(),
+                crate::upstream::uwsgi::frame::encode(&env).unwrap()
+            );
+            if identity.is_some() {
+                let names: Vec<&[u8]> = env.iter().map(|(k, _)| k.as_slice()).collect();
+                for k in ["HTTP_OIDC_CLAIM_SUB", "SERVER_NAME", "REMOTE_USER"] {
+                    assert_eq!(names.iter().filter(|n| **n == k.as_bytes()).count(), 1, "{k}");
+                }
+                assert_eq!(get(&env, "HTTP_OIDC_CLAIM_SUB").unwrap(), "alice");
+                assert_eq!(get(&env, "SERVER_NAME").unwrap(), "forced");
+                assert_eq!(get(&env, "REMOTE_USER").unwrap(), "alice");
+                let last_request_var = names.iter().rposition(|n| *n == b"HTTP_X_AUTH_TOKEN");
+                let first_identity_var = names.iter().position(|n| *n == b"SERVER_NAME");
+                assert!(last_request_var < first_identity_var, "{names:?}");
+            }
+        }
+    }
+
     #[test]
     fn host_split() {
         assert_eq!(split_host("[::1]:5000"), ("::1", Some("5000")));

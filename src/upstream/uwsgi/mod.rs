@@ -321,3 +321,144 @@ async fn next_data<S: Stream>(st: &mut BodyState<S>) -> Result<Option<Bytes>, Bo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::UnixListener;
+
+    fn upstream(path: &std::path::Path) -> UwsgiUpstream {
+        let cfg: UpstreamConfig = toml::from_str(&format!("url = \"uwsgi://{}\"", path.display()))
+            .expect("config");
+        let target = Target::UwsgiUnix {
+            path: path.to_path_buf(),
+        };
+        UwsgiUpstream::new(target, &cfg, 1 << 20)
+    }
+
+    fn conn() -> crate::conn::ConnInfo {
+        crate::conn::ConnInfo {
+            peer: "192.0.2.7:40000".parse().unwrap(),
+            local: "127.0.0.1:5000".parse().unwrap(),
+            tls: None,
+        }
+    }
+
+    /// Reads one request (packet and `body` bytes), answers `response`,
+    /// then says whether fedgate closed the connection within 2 s, before
+    /// the response body was read on the client side.
+    async fn uwsgi_once(l: UnixListener, body: usize, response: &'static [u8]) -> (Vec<u8>, bool) {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut req = vec![0u8; 4];
+        s.read_exact(&mut req).await.unwrap();
+        let size = u16::from_le_bytes([req[1], req[2]]) as usize;
+        req.resize(4 + size + body, 0);
+        s.read_exact(&mut req[4..]).await.unwrap();
+        s.write_all(response).await.unwrap();
+        let mut rest = [0u8; 1];
+        let closed = matches!(
+            tokio::time::timeout(Duration::from_secs(2), s.read(&mut rest)).await,
+            Ok(Ok(0))
+        );
+        (req, closed)
+    }
+
+    /// A response that arrived whole with its head frees the uWSGI
+    /// connection at once: the socket is not kept inside the body until
+    /// the client has read it.
+    #[tokio::test]
+    async fn a_whole_response_closes_the_connection_before_the_body_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let up = upstream(&path);
+        let server = tokio::spawn(uwsgi_once(
+            UnixListener::bind(&path).unwrap(),
+            0,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        ));
+        let (parts, _) = http::Request::get("/v3").body(()).unwrap().into_parts();
+        let c = conn();
+        let resp = up
+            .send(Outbound {
+                parts,
+                body: crate::http::body::full(Bytes::new()),
+                conn: &c,
+                identity: None,
+            })
+            .await
+            .unwrap();
+        let (_, closed) = server.await.unwrap();
+        assert!(closed, "uWSGI's connection is still open while the body waits");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+    }
+
+    /// A body that is not whole in the first read is still streamed from
+    /// the socket (and the socket stays open until then).
+    #[tokio::test]
+    async fn a_partial_response_is_streamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let up = upstream(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut h = [0u8; 4];
+            s.read_exact(&mut h).await.unwrap();
+            let mut vars = vec![0u8; u16::from_le_bytes([h[1], h[2]]) as usize];
+            s.read_exact(&mut vars).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s.write_all(b"world").await.unwrap();
+        });
+        let (parts, _) = http::Request::get("/v3").body(()).unwrap().into_parts();
+        let c = conn();
+        let resp = up
+            .send(Outbound {
+                parts,
+                body: crate::http::body::full(Bytes::new()),
+                conn: &c,
+                identity: None,
+            })
+            .await
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"helloworld");
+        server.await.unwrap();
+    }
+
+    /// A body of unknown length (read first) travels in the same write as
+    /// the packet, right behind it, and uWSGI gets exactly its bytes.
+    #[tokio::test]
+    async fn a_buffered_body_follows_the_packet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let up = upstream(&path);
+        let server = tokio::spawn(uwsgi_once(
+            UnixListener::bind(&path).unwrap(),
+            7,
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        ));
+        let (parts, _) = http::Request::post("/v3/auth/tokens")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let c = conn();
+        let resp = up
+            .send(Outbound {
+                parts,
+                body: crate::http::body::full(Bytes::from_static(b"{\"x\":1}")),
+                conn: &c,
+                identity: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+        let (req, _) = server.await.unwrap();
+        let (env, n) = frame::decode(&req).unwrap();
+        assert!(env.iter().any(|(k, v)| k == b"CONTENT_LENGTH" && v == b"7"));
+        assert_eq!(&req[n..], b"{\"x\":1}");
+    }
+}
