@@ -124,7 +124,7 @@ for port in $P_APACHE_TCP $P_APACHE_UNIX $P_FG_TCP $P_FG_UNIX ${BEFORE:+$P_BEFOR
 done
 log "all answer; measuring"
 
-pid_of() { for e in "${PIDS[@]}"; do [ "${e%%:*}" = "$1" ] && echo "${e##*:}"; done; }
+pid_of() { for e in "${PIDS[@]}"; do [ "${e%%:*}" != "$1" ] || echo "${e##*:}"; done; }
 # One Apache serves both virtual hosts (the points are sequential, so its
 # tree's CPU during a point is that point's); the Apache we started is
 # `env`, which exec'd apache2: same pid.
