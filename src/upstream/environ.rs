@@ -55,7 +55,11 @@ pub fn build(
 
 /// The `HTTP_*` name of a header: upper case, `-` as `_`.
 fn cgi_byte(b: u8) -> u8 {
-    if b == b'-' { b'_' } else { b.to_ascii_uppercase() }
+    if b == b'-' {
+        b'_'
+    } else {
+        b.to_ascii_uppercase()
+    }
 }
 
 /// A sink, and the identity whose names the request may not set.
@@ -197,8 +201,10 @@ pub(crate) fn write<S: Sink>(
         // remote user) is passed once, with its last value.
         for (i, (k, v)) in id.variables().enumerate() {
             if !id.variables().skip(i + 1).any(|(n, _)| n == k) {
-                out.sink
-                    .push(|b| b.extend_from_slice(k.as_bytes()), |b| b.extend_from_slice(v));
+                out.sink.push(
+                    |b| b.extend_from_slice(k.as_bytes()),
+                    |b| b.extend_from_slice(v),
+                );
             }
         }
     }
@@ -331,7 +337,11 @@ mod tests {
             if identity.is_some() {
                 let names: Vec<&[u8]> = env.iter().map(|(k, _)| k.as_slice()).collect();
                 for k in ["HTTP_OIDC_CLAIM_SUB", "SERVER_NAME", "REMOTE_USER"] {
-                    assert_eq!(names.iter().filter(|n| **n == k.as_bytes()).count(), 1, "{k}");
+                    assert_eq!(
+                        names.iter().filter(|n| **n == k.as_bytes()).count(),
+                        1,
+                        "{k}"
+                    );
                 }
                 assert_eq!(get(&env, "HTTP_OIDC_CLAIM_SUB").unwrap(), "alice");
                 assert_eq!(get(&env, "SERVER_NAME").unwrap(), "forced");

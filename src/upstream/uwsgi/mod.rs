@@ -175,18 +175,12 @@ impl UwsgiUpstream {
                 }
             }
         }
-        let body = match head.framing {
-            // uWSGI writes a response's head and body with one writev, so
-            // a Keystone answer usually arrives whole in the first read:
-            // hand it on as one buffer and close the connection now, not
-            // after the client has read the body (no stream to poll, one
-            // file descriptor less while the client is slow).
-            Framing::Length(n) if n <= buf.len() as u64 => {
-                drop(sock);
-                crate::http::body::full(buf.split_to(n as usize).freeze())
-            }
-            framing => response_body(sock, buf, framing, self.response_timeout),
-        };
+        // The socket lives in the body until the body is read: closing it as
+        // soon as a whole response is in `buf` was measured to leave
+        // fedgate, not uWSGI, the active closer far more often (TIME_WAIT
+        // on fedgate's ephemeral ports: 1757 against 238 in 5 s at 15k
+        // req/s, docs/performance.md), for no CPU gained.
+        let body = response_body(sock, buf, head.framing, self.response_timeout);
         resp.body(body)
             .map_err(|e| UpstreamError::BadResponse(e.to_string()))
     }
@@ -328,8 +322,8 @@ mod tests {
     use tokio::net::UnixListener;
 
     fn upstream(path: &std::path::Path) -> UwsgiUpstream {
-        let cfg: UpstreamConfig = toml::from_str(&format!("url = \"uwsgi://{}\"", path.display()))
-            .expect("config");
+        let cfg: UpstreamConfig =
+            toml::from_str(&format!("url = \"uwsgi://{}\"", path.display())).expect("config");
         let target = Target::UwsgiUnix {
             path: path.to_path_buf(),
         };
@@ -344,10 +338,8 @@ mod tests {
         }
     }
 
-    /// Reads one request (packet and `body` bytes), answers `response`,
-    /// then says whether fedgate closed the connection within 2 s, before
-    /// the response body was read on the client side.
-    async fn uwsgi_once(l: UnixListener, body: usize, response: &'static [u8]) -> (Vec<u8>, bool) {
+    /// Reads one request (packet and `body` bytes), answers `response`.
+    async fn uwsgi_once(l: UnixListener, body: usize, response: &'static [u8]) -> Vec<u8> {
         let (mut s, _) = l.accept().await.unwrap();
         let mut req = vec![0u8; 4];
         s.read_exact(&mut req).await.unwrap();
@@ -355,42 +347,7 @@ mod tests {
         req.resize(4 + size + body, 0);
         s.read_exact(&mut req[4..]).await.unwrap();
         s.write_all(response).await.unwrap();
-        let mut rest = [0u8; 1];
-        let closed = matches!(
-            tokio::time::timeout(Duration::from_secs(2), s.read(&mut rest)).await,
-            Ok(Ok(0))
-        );
-        (req, closed)
-    }
-
-    /// A response that arrived whole with its head frees the uWSGI
-    /// connection at once: the socket is not kept inside the body until
-    /// the client has read it.
-    #[tokio::test]
-    async fn a_whole_response_closes_the_connection_before_the_body_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.sock");
-        let up = upstream(&path);
-        let server = tokio::spawn(uwsgi_once(
-            UnixListener::bind(&path).unwrap(),
-            0,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
-        ));
-        let (parts, _) = http::Request::get("/v3").body(()).unwrap().into_parts();
-        let c = conn();
-        let resp = up
-            .send(Outbound {
-                parts,
-                body: crate::http::body::full(Bytes::new()),
-                conn: &c,
-                identity: None,
-            })
-            .await
-            .unwrap();
-        let (_, closed) = server.await.unwrap();
-        assert!(closed, "uWSGI's connection is still open while the body waits");
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"hello");
+        req
     }
 
     /// A body that is not whole in the first read is still streamed from
@@ -456,7 +413,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resp.status(), 204);
-        let (req, _) = server.await.unwrap();
+        let req = server.await.unwrap();
         let (env, n) = frame::decode(&req).unwrap();
         assert!(env.iter().any(|(k, v)| k == b"CONTENT_LENGTH" && v == b"7"));
         assert_eq!(&req[n..], b"{\"x\":1}");
