@@ -27,10 +27,6 @@ use crate::upstream::UpstreamConfig;
 /// an X.509 login some more; the buffer grows beyond.
 const PACKET_GUESS: usize = 2048;
 
-/// A buffered request body up to this size is copied behind the packet and
-/// sent with it; a larger one is written on its own.
-const COALESCE_BODY: usize = 64 * 1024;
-
 pub struct UwsgiUpstream {
     pub target: Target,
     authority: String,
@@ -90,18 +86,10 @@ impl UwsgiUpstream {
         };
         let mut packet = frame::Packet::with_capacity(PACKET_GUESS);
         environ::write(&parts, conn, identity, cl, &mut packet);
-        let mut packet = packet.finish().map_err(|e| match e {
+        let packet = packet.finish().map_err(|e| match e {
             frame::FrameError::TooLarge(n) => UpstreamError::EnvironTooLarge(n),
             other => UpstreamError::BadRequest(other.to_string()),
         })?;
-        // A small body read already goes out with the packet, in one write.
-        let payload = match payload {
-            Payload::Buffered(b) if b.len() <= COALESCE_BODY => {
-                packet.extend_from_slice(&b);
-                Payload::Buffered(Bytes::new())
-            }
-            other => other,
-        };
 
         match &self.target {
             Target::UwsgiUnix { path } => {
@@ -386,8 +374,8 @@ mod tests {
         server.await.unwrap();
     }
 
-    /// A body of unknown length (read first) travels in the same write as
-    /// the packet, right behind it, and uWSGI gets exactly its bytes.
+    /// A body of unknown length (read first) follows the packet, and its
+    /// length is the CONTENT_LENGTH uWSGI is given.
     #[tokio::test]
     async fn a_buffered_body_follows_the_packet() {
         let dir = tempfile::tempdir().unwrap();
