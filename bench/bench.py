@@ -9,7 +9,10 @@ points for every target, with a pause before each point.
 Server CPU: utime+stime of the server's whole process tree from /proc
 (live children, plus the root's reaped-children counters), before and
 after each point, divided by completed requests. The upstream's CPU is
-reported separately. Medians over repetitions; ratios against nginx.
+reported separately. Medians over repetitions; ratios against --baseline
+(nginx for bench/core.sh), and with --pair A:B a table of A/B for every
+figure (bench/uwsgi.sh: fedgate/Apache per socket kind). --modes picks the
+kinds of points (bench/uwsgi.sh measures keep-alive only).
 """
 import argparse
 import json
