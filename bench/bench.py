@@ -9,7 +9,10 @@ points for every target, with a pause before each point.
 Server CPU: utime+stime of the server's whole process tree from /proc
 (live children, plus the root's reaped-children counters), before and
 after each point, divided by completed requests. The upstream's CPU is
-reported separately. Medians over repetitions; ratios against nginx.
+reported separately. Medians over repetitions; ratios against --baseline
+(nginx for bench/core.sh), and with --pair A:B a table of A/B for every
+figure (bench/uwsgi.sh: fedgate/Apache per socket kind). --modes picks the
+kinds of points (bench/uwsgi.sh measures keep-alive only).
 """
 import argparse
 import json
@@ -105,17 +108,33 @@ def main():
     ap.add_argument("--pause", type=float, default=2)
     ap.add_argument("--target", action="append", required=True, help="name=url=pid")
     ap.add_argument("--upstream", type=int, required=True, help="pid of the upstream")
+    ap.add_argument("--modes", default="keep-alive,handshake", help="keep-alive and/or handshake, in that order")
+    ap.add_argument("--baseline", default="nginx", help="target the 'x baseline' columns divide by")
+    ap.add_argument("--pair", action="append", default=[],
+                    help="A:B, a table of A/B for every figure (e.g. fedgate-tcp:apache-tcp)")
     a = ap.parse_args()
     targets = [t.split("=", 2) for t in a.target]
+    runners = {"keep-alive": run_wrk, "handshake": run_ab}
+    modes = [m for m in a.modes.split(",") if m]
+    unknown = [m for m in modes if m not in runners]
+    if unknown:
+        ap.error(f"unknown mode(s) {unknown}")
+    names = [n for n, _, _ in targets]
+    base = a.baseline
+    if base not in names:
+        ap.error(f"baseline {base} is not a target")
+    pairs = [p.split(":", 1) for p in a.pair]
+    if any(len(p) != 2 or p[0] not in names or p[1] not in names for p in pairs):
+        ap.error("--pair needs A:B with both names among the targets")
     points = []
     with open("/proc/loadavg") as f:
         load_start = f.read().strip()
     for rep in range(a.reps):
-        for mode, fn in (("keep-alive", run_wrk), ("handshake", run_ab)):
+        for mode in modes:
             for name, url, pid in targets:
                 time.sleep(a.pause)
                 c0, u0 = tree_cpu_ms(int(pid)), tree_cpu_ms(a.upstream)
-                r = fn(url, a.conc, a.duration)
+                r = runners[mode](url, a.conc, a.duration)
                 c1, u1 = tree_cpu_ms(int(pid)), tree_cpu_ms(a.upstream)
                 n = max(r["requests"], 1)
                 r.update(rep=rep, mode=mode, target=name, cpu_ms_per_req=(c1 - c0) / n,
@@ -126,38 +145,56 @@ def main():
     with open("/proc/loadavg") as f:
         load_end = f.read().strip()
 
-    rows = []
-    for mode in ("keep-alive", "handshake"):
+    figures = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "upstream_cpu_ms_per_req")
+    rows, pair_rows = [], []
+    for mode in modes:
+        by_name = {n: [p for p in points if p["mode"] == mode and p["target"] == n] for n in names}
         med = {}
-        for name, _, _ in targets:
-            ps = [p for p in points if p["mode"] == mode and p["target"] == name]
-            med[name] = {k: statistics.median(p[k] for p in ps)
-                         for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "upstream_cpu_ms_per_req")}
+        for name, ps in by_name.items():
+            med[name] = {k: statistics.median(p[k] for p in ps) for k in figures}
             med[name]["per_rep"] = [round(p["rps"]) for p in ps]
             # Same-repetition ratios are the robust figures on a shared box.
-            med[name]["ratio_nginx_per_rep"] = [
-                round(p["rps"] / q["rps"], 2) if q["rps"] else None
-                for p, q in zip(ps, [p for p in points if p["mode"] == mode and p["target"] == "nginx"])]
-        for name in med:
+            med[name][f"ratio_{base}_per_rep"] = [round(p["rps"] / q["rps"], 2) if q["rps"] else None
+                                                  for p, q in zip(ps, by_name[base])]
+        for name in names:
             m = med[name]
-            m["ratio_to_nginx"] = m["rps"] / med["nginx"]["rps"] if med["nginx"]["rps"] else None
-            m["ratio_to_apache"] = m["rps"] / med["apache"]["rps"] if med["apache"]["rps"] else None
+            m["ratio_to_" + base] = m["rps"] / med[base]["rps"] if med[base]["rps"] else None
+            if "apache" in med:
+                m["ratio_to_apache"] = m["rps"] / med["apache"]["rps"] if med["apache"]["rps"] else None
             rows.append((mode, name, m))
+        for x, y in pairs:
+            ratio = {k: (med[x][k] / med[y][k] if med[y][k] else None) for k in figures}
+            ratio["rps_per_rep"] = [round(p["rps"] / q["rps"], 2) if q["rps"] else None
+                                    for p, q in zip(by_name[x], by_name[y])]
+            pair_rows.append((mode, x, y, ratio))
 
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "raw.json"), "w") as f:
         json.dump(points, f, indent=1)
     with open(os.path.join(a.out, "summary.json"), "w") as f:
-        json.dump([{"mode": m, "target": n, **v} for m, n, v in rows], f, indent=1)
+        # One list: a row per target, then (with --pair) a row per ratio.
+        json.dump([{"mode": m, "target": n, **v} for m, n, v in rows]
+                  + [{"mode": m, "ratio": f"{x}/{y}", **r} for m, x, y, r in pair_rows], f, indent=1)
+    with_apache = "apache" in names
+    fmt = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
     lines = [f"{a.reps} interleaved repetitions, {a.duration} s per point, {a.conc} connections; "
              f"loadavg start {load_start} / end {load_end}", "",
-             "| mode | target | req/s (median) | per rep | x nginx (median) | x nginx per rep | x Apache | p50 ms | p99 ms "
-             "| server CPU ms/req | upstream CPU ms/req |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"| mode | target | req/s (median) | per rep | x {base} (median) | x {base} per rep |"
+             + (" x Apache |" if with_apache else "") + " p50 ms | p99 ms | server CPU ms/req | upstream CPU ms/req |",
+             "|---|---|---|---|---|---|" + ("---|" if with_apache else "") + "---|---|---|---|"]
     for mode, name, m in rows:
-        lines.append(f"| {mode} | {name} | {m['rps']:.0f} | {m['per_rep']} | {m['ratio_to_nginx']:.2f} | "
-                     f"{m['ratio_nginx_per_rep']} | {m['ratio_to_apache']:.2f} | {m['p50_ms']:.2f} | "
-                     f"{m['p99_ms']:.2f} | {m['cpu_ms_per_req']:.3f} | {m['upstream_cpu_ms_per_req']:.3f} |")
+        lines.append(f"| {mode} | {name} | {m['rps']:.0f} | {m['per_rep']} | {fmt(m['ratio_to_' + base])} | "
+                     f"{m[f'ratio_{base}_per_rep']} |" + (f" {fmt(m['ratio_to_apache'])} |" if with_apache else "")
+                     + f" {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['cpu_ms_per_req']:.3f} | "
+                     f"{m['upstream_cpu_ms_per_req']:.3f} |")
+    if pair_rows:
+        lines += ["", "Ratios A/B of the medians (req/s: above 1 is better for A; p50, p99, CPU: below 1 is better "
+                  "for A):", "",
+                  "| mode | A / B | req/s | req/s per rep | p50 | p99 | server CPU/req | upstream CPU/req |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for mode, x, y, r in pair_rows:
+            lines.append(f"| {mode} | {x} / {y} | {fmt(r['rps'])} | {r['rps_per_rep']} | {fmt(r['p50_ms'])} | "
+                         f"{fmt(r['p99_ms'])} | {fmt(r['cpu_ms_per_req'])} | {fmt(r['upstream_cpu_ms_per_req'])} |")
     with open(os.path.join(a.out, "summary.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -20,6 +20,23 @@ fn protocol(v: Version) -> &'static str {
     }
 }
 
+/// Where the environ's variables go: a list ([`build`]), or straight into a
+/// uwsgi packet ([`super::uwsgi::frame::Packet`]) so that a forwarded request
+/// costs no allocation per variable. Keys and values are written by the
+/// closures into the sink's own buffer.
+pub(crate) trait Sink {
+    fn push(&mut self, key: impl FnOnce(&mut Vec<u8>), value: impl FnOnce(&mut Vec<u8>));
+}
+
+impl Sink for Environ {
+    fn push(&mut self, key: impl FnOnce(&mut Vec<u8>), value: impl FnOnce(&mut Vec<u8>)) {
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        key(&mut k);
+        value(&mut v);
+        self.push((k, v));
+    }
+}
+
 /// Builds the environ for one request.
 ///
 /// Client headers become `HTTP_*` (a name containing `_` is never passed,
@@ -32,8 +49,63 @@ pub fn build(
     content_length: Option<u64>,
 ) -> Environ {
     let mut env: Environ = Vec::with_capacity(32 + parts.headers.len());
-    let mut put = |k: &str, v: &[u8]| env.push((k.as_bytes().to_vec(), v.to_vec()));
+    write(parts, conn, identity, content_length, &mut env);
+    env
+}
 
+/// The `HTTP_*` name of a header: upper case, `-` as `_`.
+fn cgi_byte(b: u8) -> u8 {
+    if b == b'-' {
+        b'_'
+    } else {
+        b.to_ascii_uppercase()
+    }
+}
+
+/// A sink, and the identity whose names the request may not set.
+struct Out<'a, S> {
+    sink: &'a mut S,
+    identity: Option<&'a Identity>,
+}
+
+impl<S: Sink> Out<'_, S> {
+    fn taken(&self, k: &str) -> bool {
+        self.identity
+            .is_some_and(|id| id.variables().any(|(n, _)| n == k))
+    }
+
+    /// A request variable, unless the identity sets that name.
+    fn put_with(&mut self, k: &str, value: impl FnOnce(&mut Vec<u8>)) {
+        if !self.taken(k) {
+            self.sink.push(|b| b.extend_from_slice(k.as_bytes()), value);
+        }
+    }
+
+    fn put(&mut self, k: &str, v: &[u8]) {
+        self.put_with(k, |b| b.extend_from_slice(v));
+    }
+
+    /// Addresses, ports and lengths are formatted in place, not through a
+    /// `String`.
+    fn put_fmt(&mut self, k: &str, v: std::fmt::Arguments<'_>) {
+        self.put_with(k, |b| {
+            let _ = std::io::Write::write_fmt(b, v);
+        });
+    }
+}
+
+/// Writes the environ of [`build`] into `sink`, in the same order. An
+/// identity variable replaces the request's variable of the same name: the
+/// request's is left out where it would have been, so every name appears
+/// once and the identity's still come last.
+pub(crate) fn write<S: Sink>(
+    parts: &Parts,
+    conn: &ConnInfo,
+    identity: Option<&Identity>,
+    content_length: Option<u64>,
+    sink: &mut S,
+) {
+    let mut out = Out { sink, identity };
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
     let request_uri = parts
@@ -43,77 +115,99 @@ pub fn build(
         .unwrap_or(path);
     let host = request_host(parts);
     let (server_name, server_port) = match &host {
-        Some(h) => {
-            let (n, p) = split_host(h);
-            (n.to_string(), p.map(str::to_string))
-        }
-        None => (conn.local.ip().to_string(), None),
+        Some(h) => split_host(h),
+        None => ("", None),
     };
-    let server_port = server_port.unwrap_or_else(|| conn.local.port().to_string());
 
-    put("REQUEST_METHOD", parts.method.as_str().as_bytes());
-    put("REQUEST_URI", request_uri.as_bytes());
-    put(
-        "PATH_INFO",
-        &percent_encoding::percent_decode_str(path).collect::<Vec<u8>>(),
-    );
-    put("QUERY_STRING", query.as_bytes());
-    put("SCRIPT_NAME", b"");
-    put("SERVER_PROTOCOL", protocol(parts.version).as_bytes());
-    put("SERVER_NAME", server_name.as_bytes());
-    put("SERVER_PORT", server_port.as_bytes());
-    put("SERVER_ADDR", conn.local.ip().to_string().as_bytes());
-    put("REMOTE_ADDR", conn.peer.ip().to_string().as_bytes());
-    put("REMOTE_PORT", conn.peer.port().to_string().as_bytes());
+    out.put("REQUEST_METHOD", parts.method.as_str().as_bytes());
+    out.put("REQUEST_URI", request_uri.as_bytes());
+    out.put_with("PATH_INFO", |b| {
+        b.extend(percent_encoding::percent_decode_str(path))
+    });
+    out.put("QUERY_STRING", query.as_bytes());
+    out.put("SCRIPT_NAME", b"");
+    out.put("SERVER_PROTOCOL", protocol(parts.version).as_bytes());
+    match host {
+        Some(_) => out.put("SERVER_NAME", server_name.as_bytes()),
+        None => out.put_fmt("SERVER_NAME", format_args!("{}", conn.local.ip())),
+    }
+    match server_port {
+        Some(p) => out.put("SERVER_PORT", p.as_bytes()),
+        None => out.put_fmt("SERVER_PORT", format_args!("{}", conn.local.port())),
+    }
+    out.put_fmt("SERVER_ADDR", format_args!("{}", conn.local.ip()));
+    out.put_fmt("REMOTE_ADDR", format_args!("{}", conn.peer.ip()));
+    out.put_fmt("REMOTE_PORT", format_args!("{}", conn.peer.port()));
     if let Some(tls) = &conn.tls {
-        put("HTTPS", b"on");
-        put("REQUEST_SCHEME", b"https");
-        put("SSL_PROTOCOL", tls.version.as_bytes());
+        out.put("HTTPS", b"on");
+        out.put("REQUEST_SCHEME", b"https");
+        out.put("SSL_PROTOCOL", tls.version.as_bytes());
         // mod_ssl's +StdEnvVars: the connection's and the host certificate's.
         for (k, v) in tls.modssl.iter().chain(tls.server_modssl.iter()) {
-            put(k, v.as_bytes());
+            out.put(k, v.as_bytes());
         }
     } else {
-        put("REQUEST_SCHEME", b"http");
+        out.put("REQUEST_SCHEME", b"http");
     }
     if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
-        put("CONTENT_TYPE", ct.as_bytes());
+        out.put("CONTENT_TYPE", ct.as_bytes());
     }
     if let Some(n) = content_length {
-        put("CONTENT_LENGTH", n.to_string().as_bytes());
+        out.put_fmt("CONTENT_LENGTH", format_args!("{n}"));
     }
-    if host.is_some() && !parts.headers.contains_key(HOST) {
+    if let Some(h) = &host
+        && !parts.headers.contains_key(HOST)
+    {
         // HTTP/2 carries the host in :authority only; WSGI apps expect HTTP_HOST.
-        put("HTTP_HOST", host.as_deref().unwrap_or_default().as_bytes());
+        out.put("HTTP_HOST", h.as_bytes());
     }
 
-    for name in parts.headers.keys() {
-        if name == CONTENT_TYPE || name == CONTENT_LENGTH || name.as_str().contains('_') {
+    for header in parts.headers.keys() {
+        if header == CONTENT_TYPE || header == CONTENT_LENGTH || header.as_str().contains('_') {
             continue;
         }
-        let sep: &[u8] = if name == COOKIE { b"; " } else { b", " };
-        let mut value = Vec::new();
-        for (i, v) in parts.headers.get_all(name).iter().enumerate() {
-            if i > 0 {
-                value.extend_from_slice(sep);
-            }
-            value.extend_from_slice(v.as_bytes());
+        let sep: &[u8] = if header == COOKIE { b"; " } else { b", " };
+        let name = header.as_str().as_bytes();
+        // The identity's HTTP_* names (HTTP_OIDC_*) win over a header's.
+        let shadowed = identity.is_some_and(|id| {
+            id.variables().any(|(n, _)| {
+                let n = n.as_bytes();
+                n.len() == 5 + name.len()
+                    && n.starts_with(b"HTTP_")
+                    && n[5..].iter().zip(name).all(|(&a, &b)| a == cgi_byte(b))
+            })
+        });
+        if shadowed {
+            continue;
         }
-        let key = format!(
-            "HTTP_{}",
-            name.as_str().to_ascii_uppercase().replace('-', "_")
+        out.sink.push(
+            |b| {
+                b.extend_from_slice(b"HTTP_");
+                b.extend(name.iter().map(|&c| cgi_byte(c)));
+            },
+            |b| {
+                for (i, v) in parts.headers.get_all(header).iter().enumerate() {
+                    if i > 0 {
+                        b.extend_from_slice(sep);
+                    }
+                    b.extend_from_slice(v.as_bytes());
+                }
+            },
         );
-        put(&key, &value);
     }
 
     if let Some(id) = identity {
-        for (k, v) in id.variables() {
-            // An identity name replaces whatever the request produced.
-            env.retain(|(ek, _)| ek.as_slice() != k.as_bytes());
-            env.push((k.as_bytes().to_vec(), v.to_vec()));
+        // A name the identity sets twice (an attribute REMOTE_USER and the
+        // remote user) is passed once, with its last value.
+        for (i, (k, v)) in id.variables().enumerate() {
+            if !id.variables().skip(i + 1).any(|(n, _)| n == k) {
+                out.sink.push(
+                    |b| b.extend_from_slice(k.as_bytes()),
+                    |b| b.extend_from_slice(v),
+                );
+            }
         }
     }
-    env
 }
 
 #[cfg(test)]
@@ -203,6 +297,60 @@ mod tests {
             "no port in Host: the listener's"
         );
         assert!(get(&env, "CONTENT_LENGTH").is_none());
+    }
+
+    /// The environ written straight into a uwsgi packet is, byte for byte,
+    /// the list [`build`] makes, encoded: same names, values and order, an
+    /// identity name (also an `HTTP_*` one) passed once, with its value,
+    /// after the request's variables.
+    #[test]
+    fn packet_is_the_environ_encoded() {
+        let (parts, _) = ::http::Request::post("/v3/auth/tokens?nocatalog")
+            .header("Host", "keystone.example:5000")
+            .header("Content-Type", "application/json")
+            .header("X-Auth-Token", "t")
+            .header("Accept", "a")
+            .header("Accept", "b")
+            .header("OIDC-Claim-Sub", "mallory")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut id = Identity::new(AuthMethod::Bearer, "alice");
+        id.set("HTTP_OIDC_CLAIM_SUB", "alice");
+        id.set("SERVER_NAME", "forced");
+        id.set("REMOTE_USER", "an attribute");
+        id.remote_user = Some("alice".into());
+        let mut tls = conn();
+        tls.local = "[::1]:443".parse().unwrap();
+        for (c, identity, cl) in [
+            (conn(), Some(&id), Some(52)),
+            (conn(), None, None),
+            (tls, Some(&id), Some(0)),
+        ] {
+            let env = build(&parts, &c, identity, cl);
+            let mut packet = crate::upstream::uwsgi::frame::Packet::with_capacity(16);
+            write(&parts, &c, identity, cl, &mut packet);
+            assert_eq!(
+                packet.finish().unwrap(),
+                crate::upstream::uwsgi::frame::encode(&env).unwrap()
+            );
+            if identity.is_some() {
+                let names: Vec<&[u8]> = env.iter().map(|(k, _)| k.as_slice()).collect();
+                for k in ["HTTP_OIDC_CLAIM_SUB", "SERVER_NAME", "REMOTE_USER"] {
+                    assert_eq!(
+                        names.iter().filter(|n| **n == k.as_bytes()).count(),
+                        1,
+                        "{k}"
+                    );
+                }
+                assert_eq!(get(&env, "HTTP_OIDC_CLAIM_SUB").unwrap(), "alice");
+                assert_eq!(get(&env, "SERVER_NAME").unwrap(), "forced");
+                assert_eq!(get(&env, "REMOTE_USER").unwrap(), "alice");
+                let last_request_var = names.iter().rposition(|n| *n == b"HTTP_X_AUTH_TOKEN");
+                let first_identity_var = names.iter().position(|n| *n == b"SERVER_NAME");
+                assert!(last_request_var < first_identity_var, "{names:?}");
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use thiserror::Error;
 
-use super::super::environ::Environ;
+use super::super::environ::{Environ, Sink};
 
 /// Largest vars block the 16-bit size field can describe.
 pub const MAX_VARS: usize = u16::MAX as usize;
@@ -23,25 +23,62 @@ pub enum FrameError {
 
 /// Encodes the packet header and vars block for `env`.
 pub fn encode(env: &Environ) -> Result<Vec<u8>, FrameError> {
-    let size: usize = env.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
-    if size > MAX_VARS
-        || env
-            .iter()
-            .any(|(k, v)| k.len() > MAX_VARS || v.len() > MAX_VARS)
-    {
-        return Err(FrameError::TooLarge(size));
-    }
-    let mut out = Vec::with_capacity(4 + size);
-    out.push(0);
-    out.extend_from_slice(&(size as u16).to_le_bytes());
-    out.push(0);
+    let mut p = Packet::with_capacity(env.iter().map(|(k, v)| 4 + k.len() + v.len()).sum());
     for (k, v) in env {
-        out.extend_from_slice(&(k.len() as u16).to_le_bytes());
-        out.extend_from_slice(k);
-        out.extend_from_slice(&(v.len() as u16).to_le_bytes());
-        out.extend_from_slice(v);
+        p.push(|b| b.extend_from_slice(k), |b| b.extend_from_slice(v));
     }
-    Ok(out)
+    p.finish()
+}
+
+/// A packet being written: the header, then each variable as its key and
+/// value are written into the one buffer (the environ is never a list of
+/// its own). Lengths are patched in once each string is written.
+pub(crate) struct Packet {
+    buf: Vec<u8>,
+    /// A key or value over 65535 bytes was written.
+    oversized: bool,
+}
+
+impl Packet {
+    /// `vars`: the expected size of the vars block (the buffer grows past it).
+    pub(crate) fn with_capacity(vars: usize) -> Packet {
+        let mut buf = Vec::with_capacity(4 + vars);
+        buf.extend_from_slice(&[0; 4]);
+        Packet {
+            buf,
+            oversized: false,
+        }
+    }
+
+    /// Writes a `u16le` length placeholder, then the string from `f`, then
+    /// the length.
+    fn string(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 2]);
+        f(&mut self.buf);
+        let n = self.buf.len() - at - 2;
+        if n > MAX_VARS {
+            self.oversized = true;
+        }
+        self.buf[at..at + 2].copy_from_slice(&(n as u16).to_le_bytes());
+    }
+
+    /// The packet, header included; the body follows it on the wire.
+    pub(crate) fn finish(mut self) -> Result<Vec<u8>, FrameError> {
+        let size = self.buf.len() - 4;
+        if size > MAX_VARS || self.oversized {
+            return Err(FrameError::TooLarge(size));
+        }
+        self.buf[1..3].copy_from_slice(&(size as u16).to_le_bytes());
+        Ok(self.buf)
+    }
+}
+
+impl Sink for Packet {
+    fn push(&mut self, key: impl FnOnce(&mut Vec<u8>), value: impl FnOnce(&mut Vec<u8>)) {
+        self.string(key);
+        self.string(value);
+    }
 }
 
 /// Decodes a packet header plus vars block from the start of `buf`.
