@@ -30,13 +30,13 @@
 //! | `pki` | grid PKI primitives: trust store, chain validation, DNs |
 //! | `session` | sealed cookies and the browser-session store |
 //! | `http` | body, error replies, hop-by-hop and X-Forwarded-* headers, request host and path in canonical form, cookies, the outbound client |
-//! | leaves | `identity`, `conn`, `metrics`, `logging`, `problem`, `secret`, `crypto`, `shutdown`, `kv`: import none of the above and none of each other |
+//! | leaves | `identity`, `conn`, `metrics`, `logging`, `problem`, `secret`, `crypto`, `shutdown`, `kv`, `memory`: import none of the above and none of each other |
 //!
 //! # Public surface
 //!
 //! The binary is the product; this library exists for it, for the
 //! integration tests and for the fuzz targets. Its stable surface is small:
-//! [`main`], [`serve_config`] with [`Bound`], [`Config`], [`Identity`], and
+//! [`main`], [`serve_config`] with [`Bound`], [`set_memory_release`], [`Config`], [`Identity`], and
 //! the [`demo`] pieces. [`internal`] re-exports parsers and primitives for
 //! the fuzz targets and tests, and is not an API.
 
@@ -63,12 +63,14 @@ mod crypto;
 mod identity;
 mod kv;
 mod logging;
+mod memory;
 mod metrics;
 mod problem;
 mod secret;
 mod shutdown;
 
 pub use app::{Bound, ServeError, main, serve_config};
+pub use memory::set_release as set_memory_release;
 pub use config::Config;
 pub use identity::{AuthMethod, Identity};
 pub use problem::{Problem, Problems};

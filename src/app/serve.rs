@@ -109,6 +109,10 @@ pub async fn serve_config(
         shutdown.clone(),
     ));
     tokio::spawn(crate::server::watch_files(shared.clone(), shutdown.clone()));
+    tokio::spawn(crate::memory::release_loop({
+        let s = shutdown.clone();
+        async move { s.wait().await }
+    }));
     let services = tokio::spawn(run_services(shared.clone(), services, shutdown.clone()));
     // Every listener is bound (the kernel already queues connections) and
     // the first configuration is built: tell systemd (Type=notify).

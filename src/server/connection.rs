@@ -189,7 +189,12 @@ where
             let open = activity.begin();
             let (shared, conn) = (shared.clone(), conn.clone());
             async move {
-                let resp = pipeline::handle(shared, conn, req).await?;
+                // Boxed: hyper keeps one slot per connection for the
+                // service's future, sized for it even while no request is
+                // in flight. The pipeline's future is large (about 12 KB),
+                // so an idle keep-alive connection would hold that much for
+                // nothing; boxed, it exists only while a request does.
+                let resp = Box::pin(pipeline::handle(shared, conn, req)).await?;
                 Ok::<_, std::convert::Infallible>(resp.map(|inner| Tracked { inner, _open: open }))
             }
         })
