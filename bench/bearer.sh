@@ -105,9 +105,13 @@ PIDS+=($!)
 APACHE_PID=$!
 
 # ---- fedgate
+# The burst opens 1000 connections from 127.0.0.1 at once: the per-address
+# limit (default 256, one host must not take every slot) is raised to let it
+# through, as Apache has no such limit.
 cat > "$RUN/fg/fedgate.toml" <<FG
 [server]
 listen = ["127.0.0.1:$P_FG"]
+max_connections_per_ip = 4096
 [admin]
 listen = []
 [tls]

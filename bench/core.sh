@@ -6,6 +6,9 @@
 #
 #   bench/core.sh            build release if needed, start all, measure, stop all
 #   env: REPS=3 DURATION=10 CONC=16 BENCH_RUN=/tmp/fedgate-bench
+#        FEDGATE_BIN=path: measure that fedgate instead of building target/release
+#        FEDGATE_BEFORE=path: an older fedgate as a fifth target ("before",
+#        ports 18805/18806), in the same interleaved run
 #
 # Ports (127.0.0.1): 18800 upstream nginx, 18801 nginx TLS, 18802 Apache TLS,
 # 18803 fedgate TLS, 18804 fedgate admin. Every process is started and
@@ -24,8 +27,12 @@ for p in $P_UP $P_NGINX $P_APACHE $P_FEDGATE $P_ADMIN; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then log "port $p is in use"; exit 1; fi
 done
 
-(cd "$ROOT" && cargo build --release --bin fedgate >&2)
-FEDGATE=$ROOT/target/release/fedgate
+if [ -z "${FEDGATE_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --bin fedgate >&2)
+fi
+FEDGATE=${FEDGATE_BIN:-$ROOT/target/release/fedgate}
+BEFORE=${FEDGATE_BEFORE:-}
+P_BEFORE=18805 P_BEFORE_ADMIN=18806
 
 rm -rf "$RUN" && mkdir -p "$RUN"/{pki,upstream/htdocs,nginx,apache/{run,lock,log},fedgate/ca,results}
 chmod -R 755 "$RUN"
@@ -45,6 +52,8 @@ render "$HERE/conf/upstream-nginx.conf" "$RUN/upstream/nginx.conf"
 render "$HERE/conf/front-nginx.conf" "$RUN/nginx/nginx.conf"
 render "$HERE/conf/front-apache.conf" "$RUN/apache/apache.conf"
 render "$HERE/conf/fedgate.toml" "$RUN/fedgate/fedgate.toml"
+[ -z "$BEFORE" ] || sed -e "s#@RUN@#$RUN#g" -e "s#@P_UP@#$P_UP#g" -e "s#@P_FEDGATE@#$P_BEFORE#g" \
+  -e "s#@P_ADMIN@#$P_BEFORE_ADMIN#g" "$HERE/conf/fedgate.toml" >"$RUN/fedgate/before.toml"
 
 PIDS=()
 stop_all() {
@@ -68,8 +77,9 @@ start apache env APACHE_RUN_USER=www-data APACHE_RUN_GROUP=www-data APACHE_RUN_D
   APACHE_LOCK_DIR="$RUN/apache/lock" APACHE_LOG_DIR="$RUN/apache/log" APACHE_PID_FILE="$RUN/apache/run/apache2.pid" \
   apache2 -d "$RUN/apache" -f "$RUN/apache/apache.conf" -DFOREGROUND
 start fedgate "$FEDGATE" run --config "$RUN/fedgate/fedgate.toml"
+[ -z "$BEFORE" ] || start before "$BEFORE" run --config "$RUN/fedgate/before.toml"
 
-for port in $P_UP $P_NGINX $P_APACHE $P_FEDGATE; do
+for port in $P_UP $P_NGINX $P_APACHE $P_FEDGATE ${BEFORE:+$P_BEFORE}; do
   scheme=https; [ "$port" = $P_UP ] && scheme=http
   ok=0
   for _ in $(seq 100); do
@@ -78,7 +88,7 @@ for port in $P_UP $P_NGINX $P_APACHE $P_FEDGATE; do
   done
   [ $ok = 1 ] || { log "nothing answers on $port"; tail -5 "$RUN"/*.out "$RUN"/*/error.log "$RUN"/apache/log/error.log 2>/dev/null; exit 1; }
 done
-for port in $P_NGINX $P_APACHE $P_FEDGATE; do
+for port in $P_NGINX $P_APACHE $P_FEDGATE ${BEFORE:+$P_BEFORE}; do
   curl -fsk "https://127.0.0.1:$port/v3" | grep -q '"v3.14"' || { log "$port does not proxy the upstream's JSON"; exit 1; }
 done
 log "all four answer; measuring"
@@ -89,5 +99,6 @@ python3 "$HERE/bench.py" --out "$RUN/results" --reps "${REPS:-3}" --duration "${
   --target "nginx=https://127.0.0.1:$P_NGINX/v3=$(pid_of nginx)" \
   --target "apache=https://127.0.0.1:$P_APACHE/v3=$(pid_of apache)" \
   --target "fedgate=https://127.0.0.1:$P_FEDGATE/v3=$(pid_of fedgate)" \
+  ${BEFORE:+--target "before=https://127.0.0.1:$P_BEFORE/v3=$(pid_of before)" --pair fedgate:before} \
   --upstream "$(pid_of upstream)"
 cat "$RUN/results/summary.md"

@@ -70,9 +70,9 @@ mod secret;
 mod shutdown;
 
 pub use app::{Bound, ServeError, main, serve_config};
-pub use memory::set_release as set_memory_release;
 pub use config::Config;
 pub use identity::{AuthMethod, Identity};
+pub use memory::set_release as set_memory_release;
 pub use problem::{Problem, Problems};
 
 /// The demo's throwaway PKI and its upstream that echoes the WSGI environ

@@ -846,3 +846,62 @@ fn a_single_listen_address_needs_no_list() {
         "{err}"
     );
 }
+
+/// issue 16: `server.worker_threads` sizes the runtime that serves
+/// connections (one thread per core when unset), is refused at file:line
+/// when 0, and a reload that changes it says the running threads are kept.
+#[test]
+fn worker_threads_sizes_the_runtime() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let workers = |gw: &Gateway| {
+        let line = gw
+            .logs
+            .wait_for("fedgate serving", Duration::from_secs(10))
+            .expect("the serving line");
+        let at = line.find("workers=").expect("workers= in the serving line") + 8;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let gw = Gateway::start(&pki, &Conf::new(format!("uwsgi://{}", up.addr)));
+    assert_eq!(workers(&gw), cores, "unset: one worker per core");
+    drop(gw);
+
+    let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
+    conf.server = "worker_threads = 3\n";
+    let gw = Gateway::start(&pki, &conf);
+    assert_eq!(workers(&gw), 3);
+    conf.server = "worker_threads = 1\n";
+    std::fs::write(&gw.config, conf.render(&pki)).unwrap();
+    gw.signal(SIGHUP);
+    assert!(
+        gw.logs
+            .wait_for("worker_threads changed", Duration::from_secs(10))
+            .is_some(),
+        "a reload says the running threads are kept"
+    );
+    drop(gw);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("fedgate.toml");
+    conf.server = "worker_threads = 0\n";
+    let text = conf.render(&pki);
+    std::fs::write(&bad, &text).unwrap();
+    let (code, out, err) = run_fedgate(&["check-config", "--offline"], &bad);
+    assert_eq!(code, 1, "{out}{err}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("worker_threads = 0"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("{}:{line}:", bad.display()))
+            && err.contains("worker_threads = 0 is not between 1 and 1024"),
+        "{err}"
+    );
+}

@@ -30,17 +30,30 @@ pub use serve::{Bound, ServeError, serve_config};
 /// The `fedgate` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    crate::crypto::provider();
+    // `run` reads its configuration before the runtime exists: the runtime's
+    // size is a setting (`server.worker_threads`).
+    let run_config = match &cli.command {
+        Command::Run { config } => match crate::config::Config::load(config) {
+            Ok(c) => Some(c),
+            Err(p) => {
+                p.report();
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = run_config.as_ref().and_then(|c| c.server.worker_threads()) {
+        builder.worker_threads(n);
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fedgate: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    crate::crypto::provider();
     match cli.command {
         Command::X509Info {
             json,
@@ -72,7 +85,7 @@ pub fn main() -> ExitCode {
                 trusted_dashboards,
             },
         )),
-        Command::Run { config } => rt.block_on(serve::run(config)),
+        Command::Run { config } => rt.block_on(serve::run(config, run_config)),
         Command::CheckConfig {
             config,
             offline,

@@ -11,8 +11,14 @@ use crate::server::{Runtime, Shared, notify};
 use crate::services::ServiceSet;
 use crate::shutdown::Shutdown;
 
-pub(super) async fn run(path: PathBuf) -> ExitCode {
-    let cfg = match Config::load(&path) {
+/// `preloaded`: the configuration at `path`, when the caller already read
+/// it (to size the runtime).
+pub(super) async fn run(path: PathBuf, preloaded: Option<Config>) -> ExitCode {
+    let loaded = match preloaded {
+        Some(c) => Ok(c),
+        None => Config::load(&path),
+    };
+    let cfg = match loaded {
         Ok(c) => c,
         Err(p) => {
             p.report();
@@ -100,6 +106,7 @@ pub async fn serve_config(
             version = env!("CARGO_PKG_VERSION"),
             listen = ?bound.listen, admin = ?bound.admin,
             upstream = %rt.upstream.target().authority(), cas = rt.trust.len(), routes = rt.config.routes.len(),
+            workers = tokio::runtime::Handle::current().metrics().num_workers(),
             "fedgate serving"
         );
     }

@@ -102,6 +102,10 @@ pub struct ServerConfig {
     /// itself use the first one. Empty: any valid Host is served.
     #[serde(default, deserialize_with = "one_or_many")]
     pub public_names: Vec<Spanned<String>>,
+    /// Threads that serve connections. Unset: one per CPU core. Read at
+    /// start only (a reload keeps the running threads and says so).
+    #[serde(default)]
+    pub worker_threads: Option<Spanned<usize>>,
 }
 
 /// A list of strings that may also be written as one string
@@ -145,6 +149,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Spanned<Str
     })
 }
 
+/// More threads than this is a typo, not a machine.
+const MAX_WORKER_THREADS: usize = 1024;
+
 fn default_listen() -> Vec<Spanned<String>> {
     vec![Spanned::new(0..0, "0.0.0.0:5000".to_string())]
 }
@@ -183,6 +190,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             proxy_protocol: default_proxy_protocol(),
             public_names: Vec::new(),
+            worker_threads: None,
         }
     }
 }
@@ -199,6 +207,10 @@ impl ServerConfig {
     }
     pub fn max_connections_per_ip(&self) -> usize {
         *self.max_connections_per_ip.get_ref()
+    }
+    /// `worker_threads`, when set: the async runtime's worker count.
+    pub fn worker_threads(&self) -> Option<usize> {
+        self.worker_threads.as_ref().map(|w| *w.get_ref())
     }
     pub fn proxy_protocol(&self) -> bool {
         *self.proxy_protocol.get_ref()
@@ -377,6 +389,17 @@ impl Config {
             if *v.get_ref() == 0 {
                 p.push(src.problem(v, what));
             }
+        }
+        if let Some(w) = &s.worker_threads
+            && !(1..=MAX_WORKER_THREADS).contains(w.get_ref())
+        {
+            p.push(src.problem(
+                w,
+                format!(
+                    "server.worker_threads = {} is not between 1 and {MAX_WORKER_THREADS}",
+                    w.get_ref()
+                ),
+            ));
         }
         for t in &self.server.trusted_proxies {
             if crate::http::forwarded::Cidr::parse(t.get_ref()).is_none() {

@@ -334,6 +334,11 @@ impl Shared {
                 if old_listen != new_listen {
                     tracing::warn!("server.listen changed; listeners are kept until restart");
                 }
+                if old.config.server.worker_threads() != rt.config.server.worker_threads() {
+                    tracing::warn!(
+                        "server.worker_threads changed; the running threads are kept until restart"
+                    );
+                }
                 self.runtime.store(Arc::new(rt));
                 self.reloaded.send_modify(|n| *n += 1);
                 self.metrics
