@@ -37,6 +37,7 @@ const LAYERS: &[&[&str]] = &[
 /// Leaves: below every layer, and independent of each other.
 const LEAVES: &[&str] = &[
     "identity", "conn", "metrics", "logging", "problem", "secret", "crypto", "shutdown", "kv",
+    "memory",
 ];
 
 /// Authenticators: siblings that must not know each other.

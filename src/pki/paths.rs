@@ -27,8 +27,6 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use super::validate::Verdict;
-
 /// Chains kept per validator. An entry holds the parsed certificates of
 /// one chain (a few kB): this bounds the cache to some MB. A site with more
 /// distinct chains active at once pays the full validation for the rest.
@@ -54,9 +52,12 @@ pub(crate) fn count_full() {
     FULL.fetch_add(1, Ordering::Relaxed);
 }
 
+/// One cached answer (`V`: the validator's verdict). The cache does not
+/// know what a verdict is, so that it does not depend on the validator
+/// that uses it.
 #[derive(Debug)]
-pub(crate) struct Entry {
-    pub verdict: Verdict,
+pub(crate) struct Entry<V> {
+    pub value: V,
     /// Unix time after which the entry must not answer (see module doc).
     pub until: i64,
     /// Unix time of the validation; the entry does not answer before it.
@@ -66,16 +67,16 @@ pub(crate) struct Entry {
 
 struct PerEntry;
 
-impl moka::Expiry<Key, Arc<Entry>> for PerEntry {
-    fn expire_after_create(&self, _k: &Key, v: &Arc<Entry>, _at: Instant) -> Option<Duration> {
+impl<V> moka::Expiry<Key, Arc<Entry<V>>> for PerEntry {
+    fn expire_after_create(&self, _k: &Key, v: &Arc<Entry<V>>, _at: Instant) -> Option<Duration> {
         Some(v.ttl)
     }
 }
 
 #[derive(Clone)]
-pub(crate) struct PathCache(Cache<Key, Arc<Entry>>);
+pub(crate) struct PathCache<V>(Cache<Key, Arc<Entry<V>>>);
 
-impl std::fmt::Debug for PathCache {
+impl<V> std::fmt::Debug for PathCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PathCache")
             .field("entries", &self.0.entry_count())
@@ -83,7 +84,7 @@ impl std::fmt::Debug for PathCache {
     }
 }
 
-impl Default for PathCache {
+impl<V: Clone + Send + Sync + 'static> Default for PathCache<V> {
     fn default() -> Self {
         PathCache(
             Cache::builder()
@@ -94,49 +95,35 @@ impl Default for PathCache {
     }
 }
 
-impl PathCache {
-    /// SHA-256 over the whole presented chain, each certificate prefixed
-    /// with its length (so no two different chains share a key).
-    pub fn key(chain: &[impl AsRef<[u8]>]) -> Key {
-        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        for c in chain {
-            let c = c.as_ref();
-            h.update(&(c.len() as u64).to_be_bytes());
-            h.update(c);
-        }
-        h.finish().as_ref().try_into().expect("SHA-256 is 32 bytes")
+/// The key of a chain: SHA-256 over the whole presented chain, each
+/// certificate prefixed with its length (so no two different chains share
+/// a key).
+pub(crate) fn key(chain: &[impl AsRef<[u8]>]) -> Key {
+    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for c in chain {
+        let c = c.as_ref();
+        h.update(&(c.len() as u64).to_be_bytes());
+        h.update(c);
     }
+    h.finish().as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
 
+impl<V: Clone + Send + Sync + 'static> PathCache<V> {
     /// The cached verdict for `key` if it may answer at `now` and
-    /// `still_valid` accepts every certificate of it (the validity
-    /// windows, checked again on each use).
-    pub fn get(
-        &self,
-        key: &Key,
-        now: i64,
-        still_valid: impl Fn(&super::cert::Cert) -> bool,
-    ) -> Option<Verdict> {
+    /// `still_valid` accepts it (the caller checks every certificate's
+    /// validity window again on each use).
+    pub fn get(&self, key: &Key, now: i64, still_valid: impl Fn(&V) -> bool) -> Option<V> {
         let e = self.0.get(key)?;
-        if now > e.until
-            || now < e.since
-            || !e
-                .verdict
-                .certs
-                .iter()
-                .chain(&e.verdict.path)
-                .all(|c| still_valid(c))
-        {
+        if now > e.until || now < e.since || !still_valid(&e.value) {
             return None;
         }
         CACHED.fetch_add(1, Ordering::Relaxed);
-        Some(e.verdict.clone())
+        Some(e.value.clone())
     }
 
-    /// Keeps a valid verdict until `until` (Unix time).
-    pub fn insert(&self, key: Key, verdict: &Verdict, until: i64, now: i64) {
-        if !verdict.valid() {
-            return;
-        }
+    /// Keeps a verdict until `until` (Unix time). Only successes may be
+    /// kept: the caller inserts nothing else.
+    pub fn insert(&self, key: Key, verdict: &V, until: i64, now: i64) {
         let Ok(left) = u64::try_from(until.saturating_sub(now)) else {
             return;
         };
@@ -147,7 +134,7 @@ impl PathCache {
         self.0.insert(
             key,
             Arc::new(Entry {
-                verdict: verdict.clone(),
+                value: verdict.clone(),
                 until,
                 since: now,
                 ttl,
@@ -170,29 +157,25 @@ mod tests {
     /// clock set back before the validation gets a full validation again.
     #[test]
     fn an_entry_answers_only_between_its_validation_and_its_end() {
-        let c = PathCache::default();
-        let key = PathCache::key(&[b"chain".as_slice()]);
-        c.insert(key, &Verdict::default(), 2000, 1000);
+        let c = PathCache::<&str>::default();
+        let key = key(&[b"chain".as_slice()]);
+        c.insert(key, &"valid", 2000, 1000);
         let hit = |now| c.get(&key, now, |_| true).is_some();
         assert!(hit(1000) && hit(1500) && hit(2000));
         assert!(!hit(2001), "past until");
         assert!(!hit(999), "before the validation");
+        assert!(
+            c.get(&key, 1500, |_| false).is_none(),
+            "a certificate out of its window"
+        );
     }
 
     #[test]
-    fn a_refusal_or_a_spent_entry_is_not_kept() {
-        let c = PathCache::default();
-        let key = PathCache::key(&[b"chain".as_slice()]);
-        let bad = Verdict {
-            failure: Some(crate::pki::Failure {
-                kind: crate::pki::FailKind::Revoked,
-                reason: "revoked".into(),
-            }),
-            ..Verdict::default()
-        };
-        c.insert(key, &bad, 2000, 1000);
-        c.insert(key, &Verdict::default(), 1000, 1000);
+    fn a_spent_entry_is_not_kept_and_keys_do_not_collide() {
+        let c = PathCache::<&str>::default();
+        let key = key(&[b"chain".as_slice()]);
+        c.insert(key, &"valid", 1000, 1000);
         assert!(c.get(&key, 1000, |_| true).is_none());
-        assert_ne!(key, PathCache::key(&[b"cha".as_slice(), b"in".as_slice()]));
+        assert_ne!(key, super::key(&[b"cha".as_slice(), b"in".as_slice()]));
     }
 }

@@ -90,7 +90,7 @@ impl Verdict {
 pub struct Validator {
     store: Arc<TrustStore>,
     cfg: X509Config,
-    paths: PathCache,
+    paths: PathCache<Verdict>,
 }
 
 type Check = Result<(), Failure>;
@@ -153,11 +153,14 @@ impl Validator {
     /// time), from the validated-path cache when this validator has already
     /// accepted the same chain and nothing it relied on has expired since.
     pub fn validate(&self, chain: &[impl AsRef<[u8]>], now: i64) -> Verdict {
-        let key = PathCache::key(chain);
-        if let Some(v) = self
-            .paths
-            .get(&key, now, |c| self.check_time(c, "", now).is_ok())
-        {
+        let key = super::paths::key(chain);
+        let still_valid = |v: &Verdict| {
+            v.certs
+                .iter()
+                .chain(&v.path)
+                .all(|c| self.check_time(c, "", now).is_ok())
+        };
+        if let Some(v) = self.paths.get(&key, now, still_valid) {
             return v;
         }
         super::paths::count_full();
