@@ -847,9 +847,9 @@ fn a_single_listen_address_needs_no_list() {
     );
 }
 
-/// issue 16: `server.worker_threads` sizes the runtime that serves
-/// connections (one thread per core when unset), is refused at file:line
-/// when 0, and a reload that changes it says the running threads are kept.
+/// issue 16: `server.worker_threads` is the number of serving threads
+/// (one per core when unset), each with its own event loop; it is refused at file:line when 0, and a reload that changes it
+/// says the running threads are kept.
 #[test]
 fn worker_threads_sizes_the_runtime() {
     let pki = pki();
@@ -860,12 +860,23 @@ fn worker_threads_sizes_the_runtime() {
             .wait_for("fedgate serving", Duration::from_secs(10))
             .expect("the serving line");
         let at = line.find("workers=").expect("workers= in the serving line") + 8;
-        line[at..]
+        let said = line[at..]
             .split(|c: char| !c.is_ascii_digit())
             .next()
             .unwrap()
             .parse::<usize>()
-            .unwrap()
+            .unwrap();
+        // The threads themselves, by name, as `ps -L` shows them.
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", gw.child.id())).unwrap();
+        let running = tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|c| c.starts_with("fedgate-serve-"))
+            .count();
+        assert_eq!(
+            running, said,
+            "serving threads running against the serving line"
+        );
+        said
     };
     let cores = std::thread::available_parallelism().unwrap().get();
     let gw = Gateway::start(&pki, &Conf::new(format!("uwsgi://{}", up.addr)));

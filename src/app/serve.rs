@@ -32,6 +32,7 @@ pub(super) async fn run(path: PathBuf, preloaded: Option<Config>) -> ExitCode {
             match e {
                 ServeError::Config(p) => p.report(),
                 ServeError::Bind(e) => eprintln!("error: {e}"),
+                ServeError::Threads(e) => eprintln!("error: {e}"),
             }
             ExitCode::from(2)
         }
@@ -45,6 +46,8 @@ pub enum ServeError {
     Config(Problems),
     #[error(transparent)]
     Bind(std::io::Error),
+    #[error("cannot start the serving threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// Addresses actually bound, reported once serving starts.
@@ -100,13 +103,17 @@ pub async fn serve_config(
         shared: shared.clone(),
         shutdown: shutdown.clone(),
     };
+    // The serving threads start accepting now; the listeners were bound
+    // above, so nothing that connected meanwhile is lost.
+    let workers = crate::server::Workers::start(shared.clone(), listeners, shutdown.clone())
+        .map_err(ServeError::Threads)?;
     {
         let rt = shared.runtime.load();
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             listen = ?bound.listen, admin = ?bound.admin,
             upstream = %rt.upstream.target().authority(), cas = rt.trust.len(), routes = rt.config.routes.len(),
-            workers = tokio::runtime::Handle::current().metrics().num_workers(),
+            workers = workers.count(),
             "fedgate serving"
         );
     }
@@ -128,7 +135,7 @@ pub async fn serve_config(
     if let Some(tx) = ready {
         let _ = tx.send(bound);
     }
-    crate::server::serve(shared, listeners, shutdown).await;
+    workers.run().await;
     let _ = services.await;
     watchdog.abort();
     Ok(())

@@ -42,34 +42,142 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>>
     Ok(out)
 }
 
-/// Serves TLS clients on `listeners` until `shutdown` fires, then lets
-/// in-flight requests finish for up to the configured drain time.
-pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: Shutdown) {
-    let drain = Arc::new(Drain::default());
-    let mut loops = Vec::new();
-    for l in listeners {
-        loops.push(tokio::spawn(accept_loop(
-            shared.clone(),
-            l,
-            drain.clone(),
-            shutdown.clone(),
-        )));
+/// The threads that accept and serve client connections.
+///
+/// Each is an OS thread with its own single-threaded event loop, accepting
+/// on every listener (the listening sockets are shared; the kernel hands
+/// each new connection to one of the threads) and serving the connections
+/// it accepted to the end, as nginx's worker processes do. A request never
+/// changes thread: its client connection, its upstream connection (each
+/// thread has its own upstream pool) and its timers live on one event
+/// loop, so nothing wakes another core. Under tokio's work-stealing
+/// runtime, those wake-ups were the largest item of the no-auth profile
+/// (docs/performance.md). Background work (reloads, plugins, the admin
+/// listener) stays on the main runtime.
+pub struct Workers {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Fired once draining is over: each thread then drops its event loop
+    /// and with it any connection still open.
+    done: Shutdown,
+    drain: Arc<Drain>,
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+}
+
+/// Name prefix of the serving threads (`ps -L`, `top -H`).
+pub const WORKER_THREAD_PREFIX: &str = "fedgate-serve-";
+
+/// How many serving threads a configuration asks for: `server.worker_threads`,
+/// else one per CPU core.
+pub fn worker_count(server: &crate::config::ServerConfig) -> usize {
+    server.worker_threads().unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+impl Workers {
+    /// Starts the serving threads on `listeners` (bound already, so the
+    /// kernel queues connections meanwhile). They serve until `shutdown`.
+    pub fn start(
+        shared: Arc<Shared>,
+        listeners: Vec<TcpListener>,
+        shutdown: Shutdown,
+    ) -> std::io::Result<Workers> {
+        let count = worker_count(&shared.runtime.load().config.server);
+        let listeners = listeners
+            .into_iter()
+            .map(|l| l.into_std())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let drain = Arc::new(Drain::default());
+        let done = Shutdown::new();
+        let mut threads = Vec::with_capacity(count);
+        for i in 0..count {
+            // Built here, so that a failure is the caller's error and not
+            // a thread that silently never serves.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let mine = listeners
+                .iter()
+                .map(|l| l.try_clone())
+                .collect::<std::io::Result<Vec<_>>>()?;
+            let (shared, drain, shutdown, done) = (
+                shared.clone(),
+                drain.clone(),
+                shutdown.clone(),
+                done.clone(),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("{WORKER_THREAD_PREFIX}{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        for l in mine {
+                            match TcpListener::from_std(l) {
+                                Ok(l) => {
+                                    tokio::spawn(accept_loop(
+                                        shared.clone(),
+                                        l,
+                                        drain.clone(),
+                                        shutdown.clone(),
+                                    ));
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, thread = i, "cannot watch a listener on this serving thread")
+                                }
+                            }
+                        }
+                        done.wait().await;
+                    });
+                })?;
+            threads.push(thread);
+        }
+        // The threads hold their own copies of the sockets.
+        drop(listeners);
+        Ok(Workers {
+            threads,
+            done,
+            drain,
+            shared,
+            shutdown,
+        })
     }
-    shutdown.wait().await;
-    notify::stopping("stopping: draining in-flight requests");
-    // The loops end (and close their listeners) on the signal too.
-    for l in loops {
-        l.abort();
-        let _ = l.await;
+
+    /// The number of serving threads.
+    pub fn count(&self) -> usize {
+        self.threads.len()
     }
-    let drain_time = shared.runtime.load().config.server.shutdown_timeout();
-    tracing::info!(
-        seconds = drain_time.as_secs(),
-        "shutting down: no new connections, draining in-flight requests"
-    );
-    tokio::select! {
-        _ = drain.wait_empty() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(drain_time) => tracing::warn!("drain time over; closing the remaining connections"),
+
+    /// Serves until `shutdown` fires, then lets in-flight requests finish
+    /// for up to the configured drain time, and stops the threads.
+    pub async fn run(self) {
+        let Workers {
+            threads,
+            done,
+            drain,
+            shared,
+            shutdown,
+        } = self;
+        shutdown.wait().await;
+        notify::stopping("stopping: draining in-flight requests");
+        // The accept loops end (and close their listeners) on the signal.
+        let drain_time = shared.runtime.load().config.server.shutdown_timeout();
+        tracing::info!(
+            seconds = drain_time.as_secs(),
+            "shutting down: no new connections, draining in-flight requests"
+        );
+        tokio::select! {
+            _ = drain.wait_empty() => tracing::info!("all connections closed"),
+            _ = tokio::time::sleep(drain_time) => tracing::warn!("drain time over; closing the remaining connections"),
+        }
+        done.trigger();
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
+        let _ = joined.await;
     }
 }
 

@@ -24,7 +24,10 @@ use crate::upstream::UpstreamConfig;
 pub struct HttpUpstream {
     pub target: Target,
     authority: Authority,
-    client: Client<HttpConnector, Body>,
+    /// One connection pool per thread. A serving thread then finds its
+    /// pooled connections' tasks on its own event loop, and a request
+    /// wakes no other core (see `crate::server::Workers`).
+    clients: thread_local::ThreadLocal<Client<HttpConnector, Body>>,
     pub connect_timeout: Duration,
     response_timeout: Duration,
     max_body: u64,
@@ -44,26 +47,32 @@ pub fn header_name_for(var: &str, prefix: &str, names: &BTreeMap<String, String>
 
 impl HttpUpstream {
     pub fn new(target: Target, cfg: &UpstreamConfig, max_body: u64) -> Self {
-        let mut conn = HttpConnector::new();
-        conn.set_connect_timeout(Some(cfg.connect_timeout()));
-        conn.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build(conn);
         HttpUpstream {
             authority: target
                 .authority()
                 .parse()
                 .expect("validated upstream authority"),
             target,
-            client,
+            clients: thread_local::ThreadLocal::new(),
             connect_timeout: cfg.connect_timeout(),
             response_timeout: cfg.response_timeout(),
             max_body,
             prefix: cfg.identity_header_prefix.clone(),
             names: cfg.identity_headers.clone(),
         }
+    }
+
+    /// This thread's connection pool, made on its first request.
+    fn client(&self) -> &Client<HttpConnector, Body> {
+        self.clients.get_or(|| {
+            let mut conn = HttpConnector::new();
+            conn.set_connect_timeout(Some(self.connect_timeout));
+            conn.set_nodelay(true);
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(64)
+                .build(conn)
+        })
     }
 
     /// Header names this upstream sends identity in; the scrubber drops
@@ -135,14 +144,14 @@ impl HttpUpstream {
             r
         });
         let req = http::Request::from_parts(parts, body);
-        let first = tokio::time::timeout(self.response_timeout, self.client.request(req))
+        let first = tokio::time::timeout(self.response_timeout, self.client().request(req))
             .await
             .map_err(|_| UpstreamError::ResponseTimeout)?;
         let resp = match (first, retry) {
             (Ok(r), _) => r,
             (Err(e), Some(again)) if stale_connection(&e) => {
                 tracing::debug!(error = %e, "pooled upstream connection was closed; retrying once on a new one");
-                tokio::time::timeout(self.response_timeout, self.client.request(again))
+                tokio::time::timeout(self.response_timeout, self.client().request(again))
                     .await
                     .map_err(|_| UpstreamError::ResponseTimeout)?
                     .map_err(classify)?
