@@ -10,6 +10,8 @@ use common::{Conf, Gateway, pki, run_fedgate};
 
 const SIGHUP: i32 = 1;
 const SIGTERM: i32 = 15;
+const SIGSTOP: i32 = 19;
+const SIGCONT: i32 = 18;
 
 #[test]
 fn check_config_ok_and_problems_with_lines() {
@@ -915,4 +917,70 @@ fn worker_threads_sizes_the_runtime() {
             && err.contains("worker_threads = 0 is not between 1 and 1024"),
         "{err}"
     );
+}
+
+/// issue 16: the serving threads share a burst of connections. All of
+/// them wait on the same listening socket and the kernel wakes them all;
+/// without balancing, the one that is already awake took every connection
+/// of a burst and the other cores stayed idle.
+#[test]
+fn serving_threads_share_a_burst_of_connections() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
+    conf.server = "worker_threads = 2\n";
+    let gw = Gateway::start(&pki, &conf);
+    let ticks = |gw: &Gateway| -> Vec<u64> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", gw.child.id())).unwrap();
+        let mut out = Vec::new();
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("fedgate-serve-") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap();
+            // utime and stime: fields 14 and 15, counted after the `(comm)`.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<u64> = rest
+                .split(' ')
+                .skip(11)
+                .take(2)
+                .map(|x| x.parse().unwrap())
+                .collect();
+            out.push(f[0] + f[1]);
+        }
+        out
+    };
+    let before = ticks(&gw);
+    assert_eq!(before.len(), 2);
+    // A burst: eight connections queued while the gateway is stopped, so
+    // that both threads wake to all of them at once.
+    let clients = 8;
+    gw.signal(SIGSTOP);
+    let socks: Vec<_> = (0..clients)
+        .map(|_| std::net::TcpStream::connect(gw.addr).unwrap())
+        .collect();
+    gw.signal(SIGCONT);
+    let cfg = common::client::config(&pki.ca_file, None, &[b"http/1.1"], None);
+    std::thread::scope(|s| {
+        for tcp in socks {
+            let cfg = cfg.clone();
+            s.spawn(move || {
+                let mut c = common::client::Client::over(tcp, cfg).unwrap();
+                for _ in 0..150 {
+                    assert_eq!(c.request("GET", "/v3", &[], b"").status, 200);
+                }
+            });
+        }
+    });
+    let after = ticks(&gw);
+    let used: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let total: u64 = used.iter().sum();
+    assert!(total >= 10, "too little CPU to judge: {used:?}");
+    for u in &used {
+        assert!(
+            *u * 5 >= total,
+            "every serving thread takes a share of the connections: CPU ticks {used:?}"
+        );
+    }
 }

@@ -31,8 +31,11 @@ pub use serve::{Bound, ServeError, serve_config};
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::crypto::provider();
-    // `run` reads its configuration before the runtime exists: the runtime's
-    // size is a setting (`server.worker_threads`).
+    // `run` reads its configuration once, here. Its connections are served
+    // by their own threads (`server.worker_threads`, see
+    // `crate::server::Workers`); this runtime keeps the background work:
+    // reloads, plugins, the admin listener, signals. Two threads are
+    // plenty for that on any host.
     let run_config = match &cli.command {
         Command::Run { config } => match crate::config::Config::load(config) {
             Ok(c) => Some(c),
@@ -44,8 +47,9 @@ pub fn main() -> ExitCode {
         _ => None,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = run_config.as_ref().and_then(|c| c.server.worker_threads()) {
-        builder.worker_threads(n);
+    if run_config.is_some() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder.worker_threads(cores.min(2));
     }
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,

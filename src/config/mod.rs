@@ -208,7 +208,8 @@ impl ServerConfig {
     pub fn max_connections_per_ip(&self) -> usize {
         *self.max_connections_per_ip.get_ref()
     }
-    /// `worker_threads`, when set: the async runtime's worker count.
+    /// `worker_threads`, when set: the number of serving threads, each
+    /// with its own event loop (`crate::server::Workers`).
     pub fn worker_threads(&self) -> Option<usize> {
         self.worker_threads.as_ref().map(|w| *w.get_ref())
     }

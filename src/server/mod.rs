@@ -16,7 +16,10 @@ mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -64,6 +67,73 @@ pub struct Workers {
     shutdown: Shutdown,
 }
 
+/// How many connections each serving thread holds, so that they share
+/// the work.
+///
+/// All threads wait on the same listening sockets and the kernel wakes
+/// them all for a new connection; the first to call `accept` gets it. A
+/// thread that is already awake wins every race, so a burst of
+/// connections (a client pool opening 16 at once) would all land on one
+/// thread and leave the other cores idle. A thread therefore takes a
+/// connection only while it holds no more than one more than the least
+/// loaded thread; otherwise it leaves the connection to the others and
+/// waits until the counts change. The least loaded thread never waits, so
+/// no connection is left unaccepted.
+#[derive(Debug)]
+struct Balance {
+    open: Box<[AtomicUsize]>,
+    changed: Notify,
+}
+
+impl Balance {
+    fn new(threads: usize) -> Balance {
+        Balance {
+            open: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+            changed: Notify::new(),
+        }
+    }
+
+    fn may_accept(&self, me: usize) -> bool {
+        let mine = self.open[me].load(Ordering::Relaxed);
+        let least = self
+            .open
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        mine <= least + 1
+    }
+
+    /// Returns once thread `me` may take a connection.
+    async fn wait_turn(&self, me: usize) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.may_accept(me) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn enter(self: &Arc<Self>, me: usize) -> Held {
+        self.open[me].fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+        Held(self.clone(), me)
+    }
+}
+
+/// One connection counted against its thread.
+struct Held(Arc<Balance>, usize);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.open[self.1].fetch_sub(1, Ordering::Relaxed);
+        self.0.changed.notify_waiters();
+    }
+}
+
 /// Name prefix of the serving threads (`ps -L`, `top -H`).
 pub const WORKER_THREAD_PREFIX: &str = "fedgate-serve-";
 
@@ -91,6 +161,7 @@ impl Workers {
             .map(|l| l.into_std())
             .collect::<std::io::Result<Vec<_>>>()?;
         let drain = Arc::new(Drain::default());
+        let balance = Arc::new(Balance::new(count));
         let done = Shutdown::new();
         let mut threads = Vec::with_capacity(count);
         for i in 0..count {
@@ -103,11 +174,12 @@ impl Workers {
                 .iter()
                 .map(|l| l.try_clone())
                 .collect::<std::io::Result<Vec<_>>>()?;
-            let (shared, drain, shutdown, done) = (
+            let (shared, drain, shutdown, done, balance) = (
                 shared.clone(),
                 drain.clone(),
                 shutdown.clone(),
                 done.clone(),
+                balance.clone(),
             );
             let thread = std::thread::Builder::new()
                 .name(format!("{WORKER_THREAD_PREFIX}{i}"))
@@ -120,6 +192,7 @@ impl Workers {
                                         shared.clone(),
                                         l,
                                         drain.clone(),
+                                        (balance.clone(), i),
                                         shutdown.clone(),
                                     ));
                                 }
@@ -185,12 +258,16 @@ async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
     drain: Arc<Drain>,
+    (balance, me): (Arc<Balance>, usize),
     shutdown: Shutdown,
 ) {
     let local = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = async {
+                balance.wait_turn(me).await;
+                listener.accept().await
+            } => a,
             _ = shutdown.wait() => return,
         };
         let (tcp, peer) = match accepted {
@@ -237,7 +314,7 @@ async fn accept_loop(
             .or(local)
             .unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
         let shared = shared.clone();
-        let serving = drain.enter();
+        let serving = (drain.enter(), balance.enter(me));
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _serving = serving;
@@ -377,5 +454,30 @@ pub async fn handle_signals(shared: Arc<Shared>, shutdown: Shutdown) {
             _ = term.recv() => { tracing::info!("SIGTERM received"); shutdown.trigger(); return; }
             _ = int.recv() => { tracing::info!("SIGINT received"); shutdown.trigger(); return; }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busier_thread_waits_until_the_others_catch_up() {
+        let b = Arc::new(Balance::new(2));
+        let first = b.enter(0);
+        assert!(b.may_accept(0), "one ahead is allowed");
+        let second = b.enter(0);
+        assert!(!b.may_accept(0), "two ahead waits");
+        assert!(b.may_accept(1), "the least loaded never waits");
+        let waiting = {
+            let b = b.clone();
+            tokio::spawn(async move { b.wait_turn(0).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(second);
+        waiting.await.unwrap();
+        drop(first);
+        assert!(b.open.iter().all(|n| n.load(Ordering::Relaxed) == 0));
     }
 }

@@ -21,6 +21,9 @@ use super::uwsgi::declared_length;
 use crate::http::body::Body;
 use crate::upstream::UpstreamConfig;
 
+/// How many identity header names each thread remembers.
+const MEMO_NAMES: usize = 512;
+
 pub struct HttpUpstream {
     pub target: Target,
     authority: Authority,
@@ -28,6 +31,11 @@ pub struct HttpUpstream {
     /// pooled connections' tasks on its own event loop, and a request
     /// wakes no other core (see `crate::server::Workers`).
     clients: thread_local::ThreadLocal<Client<HttpConnector, Body>>,
+    /// Variable name → header name, per thread (no lock on the request
+    /// path), for at most `MEMO_NAMES` names.
+    header_names: thread_local::ThreadLocal<
+        std::cell::RefCell<std::collections::HashMap<String, HeaderName>>,
+    >,
     pub connect_timeout: Duration,
     response_timeout: Duration,
     max_body: u64,
@@ -54,6 +62,7 @@ impl HttpUpstream {
                 .expect("validated upstream authority"),
             target,
             clients: thread_local::ThreadLocal::new(),
+            header_names: thread_local::ThreadLocal::new(),
             connect_timeout: cfg.connect_timeout(),
             response_timeout: cfg.response_timeout(),
             max_body,
@@ -73,6 +82,27 @@ impl HttpUpstream {
                 .pool_max_idle_per_host(64)
                 .build(conn)
         })
+    }
+
+    /// The header an identity variable travels in, from this thread's
+    /// memo: the same dozen names come with every request, and building
+    /// one (format, replace, parse) cost more than the rest of the
+    /// bearer check (docs/performance.md).
+    fn header_name(&self, var: &str) -> Result<HeaderName, UpstreamError> {
+        let memo = self.header_names.get_or_default();
+        if let Some(n) = memo.borrow().get(var) {
+            return Ok(n.clone());
+        }
+        let name = header_name_for(var, &self.prefix, &self.names);
+        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            UpstreamError::BadRequest(format!("identity header name `{name}` is invalid"))
+        })?;
+        let mut memo = memo.borrow_mut();
+        // Bounded: names come from IdP claims, which an IdP may vary.
+        if memo.len() < MEMO_NAMES {
+            memo.insert(var.to_string(), n.clone());
+        }
+        Ok(n)
     }
 
     /// Header names this upstream sends identity in; the scrubber drops
@@ -106,13 +136,10 @@ impl HttpUpstream {
         }
         if let Some(id) = identity {
             for (var, value) in id.variables() {
-                let name = header_name_for(var, &self.prefix, &self.names);
-                let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    UpstreamError::BadRequest(format!("identity header name `{name}` is invalid"))
-                })?;
+                let n = self.header_name(var)?;
                 let (v, replaced) = identity_value(value);
                 if replaced {
-                    tracing::warn!(header = %name, "identity value held control characters; sent with spaces in their place");
+                    tracing::warn!(header = %n, "identity value held control characters; sent with spaces in their place");
                 }
                 parts.headers.insert(n, v);
             }
@@ -176,6 +203,12 @@ impl HttpUpstream {
 /// too: refusing the request would lock the user out over a claim they
 /// cannot change.
 pub fn identity_value(value: &[u8]) -> (HeaderValue, bool) {
+    // The usual case, a value with no control bytes, needs no copy first.
+    if !value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        && let Ok(v) = HeaderValue::from_bytes(value)
+    {
+        return (v, false);
+    }
     let mut replaced = false;
     let flat: Vec<u8> = value
         .iter()

@@ -142,7 +142,11 @@ impl Resp {
 
 impl Client {
     pub fn connect(addr: SocketAddr, cfg: Arc<ClientConfig>) -> std::io::Result<Client> {
-        let tcp = TcpStream::connect(addr)?;
+        Client::over(TcpStream::connect(addr)?, cfg)
+    }
+
+    /// TLS over a TCP connection opened already.
+    pub fn over(tcp: TcpStream, cfg: Arc<ClientConfig>) -> std::io::Result<Client> {
         tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
         let conn = ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap())
             .map_err(std::io::Error::other)?;
