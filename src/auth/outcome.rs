@@ -5,6 +5,8 @@
 //! answers with one [`AuthOutcome`], and the pipeline alone decides what to
 //! do with it.
 
+use std::sync::Arc;
+
 use http::StatusCode;
 
 use crate::http::body::Body;
@@ -13,13 +15,15 @@ use crate::identity::Identity;
 /// What an authenticator decided.
 pub enum AuthOutcome {
     /// Forward to Keystone; `None` means the route needs no identity.
-    Forward(Option<Identity>),
+    /// Shared: a cached token or a session hands out the identity it built
+    /// once, not a copy per request.
+    Forward(Option<Arc<Identity>>),
     /// Forward `uri` (GET) instead of this request, with this identity, and
     /// add these headers to Keystone's answer: the end of a browser login,
     /// which replays the original WebSSO request.
     Replay {
         uri: http::Uri,
-        identity: Identity,
+        identity: Arc<Identity>,
         response_headers: http::HeaderMap,
     },
     /// Refuse with a status and a short reason for the client and the log.

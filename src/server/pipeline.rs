@@ -197,11 +197,11 @@ async fn phases(
     if let Some(i) = &identity {
         tracing::debug!(id = %ctx.id, method = i.method.as_str(), principal = %i.principal, vars = i.attributes.len(), "authenticated");
     }
-    ctx.principal = identity.as_ref().map(|i| i.principal.clone());
-    let mut resp = forward(ctx, parts, body, identity.as_ref()).await;
+    ctx.principal = identity.as_deref().map(|i| i.principal.clone());
+    let mut resp = forward(ctx, parts, body, identity.as_deref()).await;
     #[cfg(feature = "accounting")]
     {
-        resp = super::identities::observe(ctx.shared, ctx.rt, ctx.conn, identity.as_ref(), resp);
+        resp = super::identities::observe(ctx.shared, ctx.rt, ctx.conn, identity.as_deref(), resp);
     }
     if let Some(h) = extra_headers {
         for (k, v) in h.iter() {

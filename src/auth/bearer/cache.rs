@@ -108,7 +108,7 @@ impl Validated {
 #[derive(Debug)]
 pub struct Entry {
     pub validated: Validated,
-    pub identity: Identity,
+    pub identity: Arc<Identity>,
 }
 
 struct TtlPolicy {
@@ -163,6 +163,12 @@ impl TokenCache {
     /// The cached result for `key`, or the result of `validate` (run once
     /// for all concurrent callers with the same key; checked first in the
     /// shared cache) turned into an entry by `build`.
+    /// The entry of a token validated already, if this node holds it: the
+    /// hot path, with nothing parsed or validated.
+    pub async fn cached(&self, key: &Key) -> Option<Arc<Entry>> {
+        self.positive.get(key).await
+    }
+
     pub async fn get_or_validate<V, B>(
         &self,
         key: Key,

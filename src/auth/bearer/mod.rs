@@ -155,13 +155,19 @@ impl BearerAuthenticator {
     /// allow-list.
     pub async fn check(&self, token: &str, opts: &RouteBearer) -> Result<Arc<Entry>, TokenError> {
         let entry = if jwt::looks_like_jwt(token) {
+            let key = cache::key(&[token.as_bytes()]);
+            // A token seen before needs no parsing: its entry was built
+            // from the IdP its issuer named, and a reload that changes the
+            // IdPs starts a new cache.
+            if let Some(e) = self.cache.cached(&key).await {
+                return self.allowed(e, opts);
+            }
             let u = jwt::peek(token)?;
             let idp = self
                 .registry
                 .by_issuer(jwt::issuer(&u)?)
                 .ok_or(TokenError::UnknownIssuer)?
                 .clone();
-            let key = cache::key(&[token.as_bytes()]);
             self.cache
                 .get_or_validate(key, validate_jwt(idp.clone(), token), |v| {
                     build_entry(&idp, v)
@@ -183,6 +189,11 @@ impl BearerAuthenticator {
                 })
                 .await?
         };
+        self.allowed(entry, opts)
+    }
+
+    /// The route's IdP allow-list.
+    fn allowed(&self, entry: Arc<Entry>, opts: &RouteBearer) -> Result<Arc<Entry>, TokenError> {
         if !opts.idps.is_empty() && !opts.idps.contains(&entry.validated.idp) {
             return Err(TokenError::IdpNotAllowed(entry.validated.idp.clone()));
         }
@@ -294,6 +305,6 @@ fn build_entry(idp: &Idp, v: Validated) -> Result<Entry, TokenError> {
         .map_err(|_| TokenError::NoSubject)?;
     Ok(Entry {
         validated: v,
-        identity,
+        identity: identity.into(),
     })
 }

@@ -289,7 +289,7 @@ impl WebSso {
                     &s.claims,
                     &Self::export(idp),
                 ) {
-                    Ok(id) => AuthOutcome::Forward(Some(id)),
+                    Ok(id) => AuthOutcome::Forward(Some(std::sync::Arc::new(id))),
                     Err(e) => deny(StatusCode::UNAUTHORIZED, e.to_string()),
                 };
             }
@@ -595,7 +595,7 @@ impl WebSso {
         tracing::info!(idp = idp.name(), sub = %identity.principal, "login completed");
         AuthOutcome::Replay {
             uri,
-            identity,
+            identity: identity.into(),
             response_headers: headers,
         }
     }

@@ -212,7 +212,7 @@ impl X509Authenticator {
         for (k, val) in self.env(cv, Some(conn.peer.ip())) {
             id.set(k, val);
         }
-        AuthOutcome::Forward(Some(id))
+        AuthOutcome::Forward(Some(std::sync::Arc::new(id)))
     }
 }
 

@@ -23,7 +23,7 @@ fn v(exp: Option<u64>) -> Validated {
 fn build(v: Validated) -> Result<Entry, TokenError> {
     Ok(Entry {
         validated: v,
-        identity: Identity::new(AuthMethod::Bearer, "s"),
+        identity: Identity::new(AuthMethod::Bearer, "s").into(),
     })
 }
 
