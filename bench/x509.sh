@@ -12,12 +12,15 @@
 #   rs_proxy2 resumed TLS session per request, same 2-level VOMS proxy
 #             ($CONC client processes; each offers its previous session)
 #   ka_proxy  keep-alive requests, RFC VOMS proxy
+#   ka_plain  keep-alive requests without a certificate on a route without
+#             authentication, same upstream: the floor ka_proxy is compared
+#             with (issue 16: X.509 keep-alive ≤ no-auth + 0.01 ms)
 # fedgate forwards to a trivial WSGI app under uWSGI (the uwsgi protocol,
 # full gridsite environ); Apache answers from its own static vhost (it does
 # strictly less work: no upstream hop). Also reports server CPU ms per
 # request from /proc (fedgate process; Apache parent + children), medians
 # over the repetitions, and ratios.
-# env: FEDGATE_BIN=path (skip the release build), FEDGATE_BASELINE=path (a
+# env: SCENARIOS="ka_proxy ka_plain" (a subset), FEDGATE_BIN=path (skip the release build), FEDGATE_BASELINE=path (a
 # second fedgate, e.g. the previous release, measured in the same run as
 # "before"), PORT_BASE (default 18720): fedgate +0, Apache static +1,
 # uWSGI +2, Apache cgi +3, baseline fedgate +4, fedgate admin +5.
@@ -141,7 +144,7 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "# $(date -u +%FT%TZ) conc=$CONC duration=${DURATION}s reps=$REPS $(nproc) cores, load at start $LOAD0" | tee -a "$OUT/results.txt"
 C="$PKI/creds"
 for rep in $(seq "$REPS"); do
-  for scen in hs_plain hs_user hs_proxy2 rs_proxy2 ka_proxy; do
+  for scen in ${SCENARIOS:-hs_plain hs_user hs_proxy2 rs_proxy2 ka_proxy ka_plain}; do
     for srv in $SERVERS; do
       case $srv in
         fedgate) pid=$FGPID; port=$P_FG; path=/v3/auth; plain=/plain ;;
@@ -158,6 +161,7 @@ for rep in $(seq "$REPS"); do
         hs_proxy2) run "$rep" "${srv}_$scen" "$pid" "$url$path" -E "$C/depth2_voms.pem" ;;
         rs_proxy2) run_resumed "$rep" "${srv}_$scen" "$pid" "$port" "$path" "$C/depth2_voms.pem" ;;
         ka_proxy) run "$rep" "${srv}_$scen" "$pid" "$url$path" -k -E "$C/rfc_voms.pem" ;;
+        ka_plain) run "$rep" "${srv}_$scen" "$pid" "$url$plain" -k ;;
       esac
     done
   done
@@ -181,7 +185,7 @@ servers = sys.argv[2].split()
 med = {k: (statistics.median(r for r, _, _ in v), statistics.median(c for _, c, _ in v), sum(n for _, _, n in v))
        for k, v in rows.items()}
 print("# medians: scenario, then per server req/s and CPU-ms/req; x plain = CPU / that server's hs_plain CPU")
-for scen in ("hs_plain", "hs_user", "hs_proxy2", "rs_proxy2", "ka_proxy"):
+for scen in ("hs_plain", "hs_user", "hs_proxy2", "rs_proxy2", "ka_proxy", "ka_plain"):
     parts = []
     for s in servers:
         if (s, scen) not in med:
@@ -194,5 +198,10 @@ for scen in ("hs_plain", "hs_user", "hs_proxy2", "rs_proxy2", "ka_proxy"):
     ratio = f" | fedgate/apache req/s {f[0] / a[0]:.2f}x, CPU {a[1] / f[1]:.2f}x less" if a and f and a[0] and f[1] else ""
     b = med.get(("baseline", scen))
     before = f" | fedgate CPU vs baseline {f[1] / b[1]:.2f}x" if b and f and b[1] else ""
-    print(f"{scen:10} " + "; ".join(parts) + ratio + before)
+    if parts:
+        print(f"{scen:10} " + "; ".join(parts) + ratio + before)
+for s in servers:
+    k, p = med.get((s, "ka_proxy")), med.get((s, "ka_plain"))
+    if k and p:
+        print(f"# {s}: keep-alive X.509 + VOMS costs {k[1] - p[1]:+.3f} ms CPU per request over the no-auth route ({k[1]:.3f} against {p[1]:.3f})")
 PY
