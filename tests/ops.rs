@@ -869,11 +869,7 @@ fn worker_threads_sizes_the_runtime() {
             .parse::<usize>()
             .unwrap();
         // The threads themselves, by name, as `ps -L` shows them.
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", gw.child.id())).unwrap();
-        let running = tasks
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|c| c.starts_with("fedgate-serve-"))
-            .count();
+        let running = serving_threads_cpu(gw).len();
         assert_eq!(
             running, said,
             "serving threads running against the serving line"
@@ -930,28 +926,7 @@ fn serving_threads_share_a_burst_of_connections() {
     let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
     conf.server = "worker_threads = 2\n";
     let gw = Gateway::start(&pki, &conf);
-    let ticks = |gw: &Gateway| -> Vec<u64> {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", gw.child.id())).unwrap();
-        let mut out = Vec::new();
-        for t in tasks.flatten() {
-            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            if !comm.starts_with("fedgate-serve-") {
-                continue;
-            }
-            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap();
-            // utime and stime: fields 14 and 15, counted after the `(comm)`.
-            let rest = &stat[stat.rfind(')').unwrap() + 2..];
-            let f: Vec<u64> = rest
-                .split(' ')
-                .skip(11)
-                .take(2)
-                .map(|x| x.parse().unwrap())
-                .collect();
-            out.push(f[0] + f[1]);
-        }
-        out
-    };
-    let before = ticks(&gw);
+    let before = serving_threads_cpu(&gw);
     assert_eq!(before.len(), 2);
     // A burst: eight connections queued while the gateway is stopped, so
     // that both threads wake to all of them at once.
@@ -973,7 +948,7 @@ fn serving_threads_share_a_burst_of_connections() {
             });
         }
     });
-    let after = ticks(&gw);
+    let after = serving_threads_cpu(&gw);
     let used: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     let total: u64 = used.iter().sum();
     assert!(total >= 10, "too little CPU to judge: {used:?}");
@@ -983,4 +958,28 @@ fn serving_threads_share_a_burst_of_connections() {
             "every serving thread takes a share of the connections: CPU ticks {used:?}"
         );
     }
+}
+
+/// CPU ticks (utime + stime) of each of the gateway's `fedgate-serve-N`
+/// threads, from /proc.
+fn serving_threads_cpu(gw: &Gateway) -> Vec<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", gw.child.id())).unwrap();
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("fedgate-serve-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap();
+        // utime and stime: fields 14 and 15, counted after the `(comm)`.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<u64> = rest
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        out.push(f[0] + f[1]);
+    }
+    out
 }

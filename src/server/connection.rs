@@ -137,44 +137,6 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// Connections being served, so that shutdown can wait for them.
-#[derive(Debug, Default)]
-pub struct Drain {
-    open: AtomicUsize,
-    empty: Notify,
-}
-
-/// Held by a connection task while it serves.
-pub struct Serving(Arc<Drain>);
-
-impl Drain {
-    pub fn enter(self: &Arc<Self>) -> Serving {
-        self.open.fetch_add(1, Ordering::SeqCst);
-        Serving(self.clone())
-    }
-
-    /// Returns once no connection is being served.
-    pub async fn wait_empty(&self) {
-        loop {
-            let notified = self.empty.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.open.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        if self.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.empty.notify_waiters();
-        }
-    }
-}
-
 /// Serves HTTP on an established connection until the client leaves, it
 /// stays silent too long, or `shutdown` fires and its requests are done.
 pub async fn serve<I>(shared: Arc<Shared>, conn: Arc<ConnInfo>, io: I, shutdown: Shutdown)
@@ -288,20 +250,5 @@ mod tests {
         let waited = tokio::time::Instant::now() - t1;
         assert!(waited >= Duration::from_secs(15), "{waited:?}");
         assert!(tokio::time::Instant::now() - t0 >= Duration::from_secs(45));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn drain_waits_for_every_connection() {
-        let d = Arc::new(Drain::default());
-        d.wait_empty().await;
-        let s = d.enter();
-        let w = {
-            let d = d.clone();
-            tokio::spawn(async move { d.wait_empty().await })
-        };
-        tokio::task::yield_now().await;
-        assert!(!w.is_finished());
-        drop(s);
-        w.await.unwrap();
     }
 }

@@ -27,8 +27,6 @@ use tokio_rustls::TlsAcceptor;
 pub use runtime::{Runtime, Shared};
 pub use watch::watch_files;
 
-use connection::Drain;
-
 use crate::conn::{ConnInfo, TlsInfo};
 use crate::shutdown::Shutdown;
 
@@ -62,13 +60,13 @@ pub struct Workers {
     /// Fired once draining is over: each thread then drops its event loop
     /// and with it any connection still open.
     done: Shutdown,
-    drain: Arc<Drain>,
+    balance: Arc<Balance>,
     shared: Arc<Shared>,
     shutdown: Shutdown,
 }
 
 /// How many connections each serving thread holds, so that they share
-/// the work.
+/// the work, and so that shutdown can wait for all of them.
 ///
 /// All threads wait on the same listening sockets and the kernel wakes
 /// them all for a new connection; the first to call `accept` gets it. A
@@ -94,11 +92,11 @@ impl Balance {
     }
 
     fn may_accept(&self, me: usize) -> bool {
-        let mine = self.open[me].load(Ordering::Relaxed);
+        let mine = self.open[me].load(Ordering::SeqCst);
         let least = self
             .open
             .iter()
-            .map(|n| n.load(Ordering::Relaxed))
+            .map(|n| n.load(Ordering::SeqCst))
             .min()
             .unwrap_or(0);
         mine <= least + 1
@@ -117,8 +115,21 @@ impl Balance {
         }
     }
 
+    /// Returns once no thread holds a connection.
+    async fn wait_empty(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.open.iter().all(|n| n.load(Ordering::SeqCst) == 0) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     fn enter(self: &Arc<Self>, me: usize) -> Held {
-        self.open[me].fetch_add(1, Ordering::Relaxed);
+        self.open[me].fetch_add(1, Ordering::SeqCst);
         self.changed.notify_waiters();
         Held(self.clone(), me)
     }
@@ -129,7 +140,7 @@ struct Held(Arc<Balance>, usize);
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0.open[self.1].fetch_sub(1, Ordering::Relaxed);
+        self.0.open[self.1].fetch_sub(1, Ordering::SeqCst);
         self.0.changed.notify_waiters();
     }
 }
@@ -139,7 +150,7 @@ pub const WORKER_THREAD_PREFIX: &str = "fedgate-serve-";
 
 /// How many serving threads a configuration asks for: `server.worker_threads`,
 /// else one per CPU core.
-pub fn worker_count(server: &crate::config::ServerConfig) -> usize {
+fn worker_count(server: &crate::config::ServerConfig) -> usize {
     server.worker_threads().unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -160,7 +171,6 @@ impl Workers {
             .into_iter()
             .map(|l| l.into_std())
             .collect::<std::io::Result<Vec<_>>>()?;
-        let drain = Arc::new(Drain::default());
         let balance = Arc::new(Balance::new(count));
         let done = Shutdown::new();
         let mut threads = Vec::with_capacity(count);
@@ -174,9 +184,8 @@ impl Workers {
                 .iter()
                 .map(|l| l.try_clone())
                 .collect::<std::io::Result<Vec<_>>>()?;
-            let (shared, drain, shutdown, done, balance) = (
+            let (shared, shutdown, done, balance) = (
                 shared.clone(),
-                drain.clone(),
                 shutdown.clone(),
                 done.clone(),
                 balance.clone(),
@@ -191,7 +200,6 @@ impl Workers {
                                     tokio::spawn(accept_loop(
                                         shared.clone(),
                                         l,
-                                        drain.clone(),
                                         (balance.clone(), i),
                                         shutdown.clone(),
                                     ));
@@ -211,7 +219,7 @@ impl Workers {
         Ok(Workers {
             threads,
             done,
-            drain,
+            balance,
             shared,
             shutdown,
         })
@@ -228,7 +236,7 @@ impl Workers {
         let Workers {
             threads,
             done,
-            drain,
+            balance,
             shared,
             shutdown,
         } = self;
@@ -241,7 +249,7 @@ impl Workers {
             "shutting down: no new connections, draining in-flight requests"
         );
         tokio::select! {
-            _ = drain.wait_empty() => tracing::info!("all connections closed"),
+            _ = balance.wait_empty() => tracing::info!("all connections closed"),
             _ = tokio::time::sleep(drain_time) => tracing::warn!("drain time over; closing the remaining connections"),
         }
         done.trigger();
@@ -257,7 +265,6 @@ impl Workers {
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
-    drain: Arc<Drain>,
     (balance, me): (Arc<Balance>, usize),
     shutdown: Shutdown,
 ) {
@@ -314,7 +321,7 @@ async fn accept_loop(
             .or(local)
             .unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
         let shared = shared.clone();
-        let serving = (drain.enter(), balance.enter(me));
+        let serving = balance.enter(me);
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _serving = serving;
@@ -479,5 +486,22 @@ mod tests {
         waiting.await.unwrap();
         drop(first);
         assert!(b.open.iter().all(|n| n.load(Ordering::Relaxed) == 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_waits_for_every_connection_of_every_thread() {
+        let b = Arc::new(Balance::new(2));
+        b.wait_empty().await;
+        let (x, y) = (b.enter(0), b.enter(1));
+        let w = {
+            let b = b.clone();
+            tokio::spawn(async move { b.wait_empty().await })
+        };
+        tokio::task::yield_now().await;
+        drop(x);
+        tokio::task::yield_now().await;
+        assert!(!w.is_finished(), "thread 1 still serves");
+        drop(y);
+        w.await.unwrap();
     }
 }
