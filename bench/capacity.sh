@@ -3,7 +3,8 @@
 # each shared-state backend, so that a site can size a deployment
 # (docs/reliability.md, "Capacity").
 #
-#   bench/capacity.sh            (env: DURATION=10 CONC=16 LOGINS=100 STATES="memory memcached redis")
+#   bench/capacity.sh            (env: DURATION=10 CONC=16 LOGINS=100 STATES="memory memcached redis"
+#                                 FEDGATE_BIN=path: that binary, no release build)
 #
 # For each [state] backend: a release fedgate in front of a static nginx
 # upstream, the oidc-provider IdP harness, and (for memcached/redis) the
@@ -36,7 +37,8 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
 
-(cd "$ROOT" && cargo build --release -q)
+FEDGATE=${FEDGATE_BIN:-$ROOT/target/release/fedgate}
+[ -n "${FEDGATE_BIN:-}" ] || (cd "$ROOT" && cargo build --release -q)
 [ -d "$ROOT/tests/harness/idp/node_modules" ] || (cd "$ROOT/tests/harness/idp" && npm ci --no-audit --no-fund -q)
 
 mkdir -p "$W/html" "$W/tmp" "$W/ca"; chmod 755 "$W" "$W/html"
@@ -136,7 +138,7 @@ name = "plain"
 path = "^/"
 auth = "none"
 CFG
-  "$ROOT/target/release/fedgate" run --config "$W/f.toml" 2> "$W/fedgate-$state.log" & GATE_PID=$!
+  "$FEDGATE" run --config "$W/f.toml" 2> "$W/fedgate-$state.log" & GATE_PID=$!
   wait_port $GATE
 
   # logins, with fedgate's CPU per login

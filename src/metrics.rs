@@ -143,6 +143,9 @@ pub struct Metrics {
     pub scrubbed_headers: Counter,
     pub reloads: Family<ResultLabel, Counter>,
     pub connections: Gauge,
+    /// Idle HTTP/1.1 keep-alive connections whose HTTP buffers were given
+    /// back (`crate::server::connection`), also in `connections`.
+    pub parked_connections: Gauge,
     pub refused_connections: Family<KindLabel, Counter>,
     pub denials: Family<KindLabel, Counter>,
     /// Logins not recorded in the identities store because its queue was
@@ -212,6 +215,12 @@ impl Metrics {
             "Client connections currently open",
             connections.clone(),
         );
+        let parked_connections = Gauge::default();
+        registry.register(
+            "parked_connections",
+            "Idle keep-alive connections holding no HTTP buffers until the client sends again",
+            parked_connections.clone(),
+        );
         let refused_connections = Family::<KindLabel, Counter>::default();
         registry.register(
             "connections_refused",
@@ -240,6 +249,7 @@ impl Metrics {
             scrubbed_headers,
             reloads,
             connections,
+            parked_connections,
             refused_connections,
             denials,
             identity_records_dropped,

@@ -340,9 +340,7 @@ fn admin_health_readiness_and_metrics() {
 fn a_slow_request_head_is_cut_off_after_header_timeout_secs() {
     let pki = pki();
     let up = uwsgi_echo();
-    let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
-    conf.server = "header_timeout_secs = 1\n";
-    let gw = Gateway::start(&pki, &conf);
+    let gw = started_with_header_timeout(&pki, &up, 1);
     let cfg = common::client::config(&pki.ca_file, None, &[b"http/1.1"], None);
 
     // A complete request is answered as usual.
@@ -469,9 +467,15 @@ mod h2raw {
     }
 }
 
-fn started_with_header_timeout_1s(pki: &common::Pki, up: &common::upstream::Upstream) -> Gateway {
+/// A gateway in front of `up` with `server.header_timeout_secs = secs`.
+fn started_with_header_timeout(
+    pki: &common::Pki,
+    up: &common::upstream::Upstream,
+    secs: u64,
+) -> Gateway {
     let mut conf = Conf::new(format!("uwsgi://{}", up.addr));
-    conf.server = "header_timeout_secs = 1\n";
+    let server = format!("header_timeout_secs = {secs}\n");
+    conf.server = &server;
     Gateway::start(pki, &conf)
 }
 
@@ -483,7 +487,7 @@ fn started_with_header_timeout_1s(pki: &common::Pki, up: &common::upstream::Upst
 fn silent_http2_and_no_alpn_connections_are_closed() {
     let pki = pki();
     let up = uwsgi_echo();
-    let gw = started_with_header_timeout_1s(&pki, &up);
+    let gw = started_with_header_timeout(&pki, &up, 1);
     let connect = |alpn: &[&[u8]]| {
         common::Client::connect(
             gw.addr,
@@ -534,7 +538,7 @@ fn silent_http2_and_no_alpn_connections_are_closed() {
 fn an_unanswered_http2_ping_closes_the_connection() {
     let pki = pki();
     let up = uwsgi_echo();
-    let gw = started_with_header_timeout_1s(&pki, &up);
+    let gw = started_with_header_timeout(&pki, &up, 1);
     let mut c = common::Client::connect(
         gw.addr,
         common::client::config(&pki.ca_file, None, &[b"h2"], None),
@@ -982,4 +986,93 @@ fn serving_threads_cpu(gw: &Gateway) -> Vec<u64> {
         out.push(f[0] + f[1]);
     }
     out
+}
+
+/// The value of an unlabelled gauge in the admin `/metrics` text.
+fn gauge(gw: &Gateway, name: &str) -> i64 {
+    let m = gw.admin_get("/metrics").text();
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
+/// issue 16 goal 4: an HTTP/1.1 keep-alive connection idle for a second is
+/// parked (hyper's buffers given back) and serves its next request as
+/// before, including one whose head was half sent before a pause; a parked
+/// connection still closes at the idle deadline counted from its last
+/// response, not from when it was parked or woken.
+#[test]
+fn idle_http11_connections_are_parked_and_served_again() {
+    let pki = pki();
+    let up = uwsgi_echo();
+    let gw = started_with_header_timeout(&pki, &up, 4);
+    let cfg = common::client::config(&pki.ca_file, None, &[b"http/1.1"], None);
+    let parked = || gauge(&gw, "fedgate_parked_connections");
+    let mut c = common::Client::connect(gw.addr, cfg).unwrap();
+    assert_eq!(c.request("GET", "/v3", &[], b"").status, 200);
+    assert_eq!(parked(), 0, "busy a moment ago");
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(parked(), 1, "idle for over a second: parked");
+    assert_eq!(
+        c.request("GET", "/v3/a", &[], b"").status,
+        200,
+        "the same connection serves again"
+    );
+    assert_eq!(parked(), 0);
+
+    // Half a head, a pause past the park delay, then the rest.
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(parked(), 1);
+    c.write_all(b"GET /v3/b HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    c.write_all(b"X-After-Pause: yes\r\n\r\n").unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200);
+    let seen = up.record.last();
+    assert_eq!(seen.get("PATH_INFO"), Some("/v3/b"));
+    assert_eq!(
+        seen.get("HTTP_X_AFTER_PAUSE"),
+        Some("yes"),
+        "nothing was lost"
+    );
+    assert_eq!(up.record.heads(), 3);
+
+    // Idle again: parked after a second, closed at 4 s.
+    let t0 = Instant::now();
+    let (_, closed) = c.read_until_close(Duration::from_secs(10));
+    let took = t0.elapsed();
+    assert!(closed, "still open after 10 s");
+    assert!(
+        took >= Duration::from_millis(3500) && took < Duration::from_millis(6000),
+        "closed after {took:?}, not at header_timeout_secs = 4"
+    );
+    assert_eq!(parked(), 0);
+
+    // A head trickled in a byte at a time across parks is still cut off at
+    // the idle deadline: parking must not restart the clock.
+    let cfg = common::client::config(&pki.ca_file, None, &[b"http/1.1"], None);
+    let mut c = common::Client::connect(gw.addr, cfg).unwrap();
+    assert_eq!(c.request("GET", "/v3", &[], b"").status, 200);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut sent = 0;
+    for b in b"GET /v3 HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+        if c.write_all(&[*b]).is_err() {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(300));
+        if t0.elapsed() > Duration::from_secs(9) {
+            break;
+        }
+    }
+    let (_, closed) = c.read_until_close(Duration::from_secs(10));
+    assert!(closed);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(6000),
+        "a trickled head held the connection for {took:?} ({sent} bytes sent)"
+    );
+    assert_eq!(up.record.heads(), 4, "the trickled head was never served");
 }

@@ -15,6 +15,17 @@ pub enum Side {
     Server,
 }
 
+/// The last second (Unix time) at which `c`'s `SSL_CLIENT_V_REMAIN` still
+/// reads what it reads at `now`: values built at `now` may be reused until
+/// then (the whole-day count is the only value that moves with the clock).
+pub fn v_remain_stable_until(c: &Cert, now: i64) -> i64 {
+    let days = (c.not_after - now) / 86_400;
+    if days <= 0 {
+        return i64::MAX; // 0 from now on
+    }
+    c.not_after - days * 86_400
+}
+
 /// The values of `c`, at `now` (Unix time) for `SSL_CLIENT_V_REMAIN`.
 pub fn cert_vars(c: &Cert, side: Side, now: i64) -> Vec<(String, String)> {
     let prefix = match side {

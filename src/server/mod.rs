@@ -7,6 +7,7 @@ mod expiry;
 #[cfg(feature = "accounting")]
 mod identities;
 pub mod notify;
+mod park;
 mod parse_errors;
 mod pipeline;
 pub mod proxy_header;
@@ -194,6 +195,13 @@ impl Workers {
                 .name(format!("{WORKER_THREAD_PREFIX}{i}"))
                 .spawn(move || {
                     rt.block_on(async move {
+                        // mimalloc's heaps are per thread: memory this
+                        // thread's connections freed is purged only by a
+                        // collection on this thread.
+                        tokio::spawn(crate::memory::release_loop({
+                            let s = shutdown.clone();
+                            async move { s.wait().await }
+                        }));
                         for l in mine {
                             match TcpListener::from_std(l) {
                                 Ok(l) => {

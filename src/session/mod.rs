@@ -5,4 +5,4 @@ pub mod crypto;
 pub mod store;
 
 pub use crypto::{KeyRing, SealError};
-pub use store::{Lifetimes, SessionData, SessionStore};
+pub use store::{Lifetimes, Session, SessionData, SessionStore};

@@ -63,6 +63,34 @@ impl Lifetimes {
     }
 }
 
+/// A live session as read from the store.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub data: Arc<SessionData>,
+    /// SHA-256 of the stored value: equal digests mean equal contents, so
+    /// what is derived from a session (its identity) can be remembered
+    /// under it and is never reused for a changed or different session.
+    pub digest: [u8; 32],
+}
+
+impl std::ops::Deref for Session {
+    type Target = SessionData;
+    fn deref(&self) -> &SessionData {
+        &self.data
+    }
+}
+
+/// How many parsed sessions a store remembers, and for how long unused.
+const PARSED_ENTRIES: u64 = 4096;
+const PARSED_IDLE: Duration = Duration::from_secs(600);
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// The hash a session id is stored under, so the store never holds the
 /// bearer value of the cookie itself.
 pub fn id_hash(id: &[u8]) -> String {
@@ -74,11 +102,24 @@ pub fn id_hash(id: &[u8]) -> String {
 #[derive(Clone, Debug)]
 pub struct SessionStore {
     store: Store,
+    /// Stored value's digest → its parse. A browser sends the same session
+    /// with every request, and parsing its claims as JSON cost more than
+    /// the rest of the session check (docs/performance.md). Keyed by the
+    /// value's digest, so it can only answer for identical bytes; the
+    /// store is still read on every request, so a logout or expiry (the
+    /// value gone) is seen at once.
+    parsed: moka::sync::Cache<[u8; 32], Arc<SessionData>>,
 }
 
 impl SessionStore {
     pub fn new(store: Store) -> Self {
-        SessionStore { store }
+        SessionStore {
+            store,
+            parsed: moka::sync::Cache::builder()
+                .max_capacity(PARSED_ENTRIES)
+                .time_to_idle(PARSED_IDLE)
+                .build(),
+        }
     }
 
     /// Sessions in this process only.
@@ -103,7 +144,7 @@ impl SessionStore {
         id: &[u8],
         lifetimes: Lifetimes,
         now: i64,
-    ) -> Result<Option<Arc<SessionData>>, StoreError> {
+    ) -> Result<Option<Session>, StoreError> {
         let key = self.key(id);
         let Some(s) = self.get(&key).await? else {
             return Ok(None);
@@ -115,10 +156,10 @@ impl SessionStore {
         if now - s.last_seen < lifetimes.touch_granularity() {
             return Ok(Some(s));
         }
-        let mut seen = (*s).clone();
+        let mut seen = (*s.data).clone();
         seen.last_seen = now;
-        self.put(&key, &seen, lifetimes.ttl(&seen, now)).await?;
-        Ok(Some(Arc::new(seen)))
+        let ttl = lifetimes.ttl(&seen, now);
+        Ok(Some(self.put(&key, seen, ttl).await?))
     }
 
     pub async fn insert(
@@ -128,25 +169,39 @@ impl SessionStore {
         lifetimes: Lifetimes,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.put(&self.key(id), s, lifetimes.ttl(s, now)).await
+        self.put(&self.key(id), s.clone(), lifetimes.ttl(s, now))
+            .await
+            .map(drop)
     }
 
     pub async fn remove(&self, id: &[u8]) -> Result<(), StoreError> {
         Ok(self.store.delete(&self.key(id)).await?)
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Arc<SessionData>>, StoreError> {
-        match self.store.get(key).await? {
-            None => Ok(None),
-            Some(j) => serde_json::from_slice(&j)
-                .map(|s| Some(Arc::new(s)))
-                .map_err(|e| StoreError::Corrupt(e.to_string())),
+    async fn get(&self, key: &str) -> Result<Option<Session>, StoreError> {
+        let Some(j) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        let digest = digest(&j);
+        if let Some(data) = self.parsed.get(&digest) {
+            return Ok(Some(Session { data, digest }));
         }
+        let data: Arc<SessionData> = serde_json::from_slice(&j)
+            .map(Arc::new)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.parsed.insert(digest, data.clone());
+        Ok(Some(Session { data, digest }))
     }
 
-    async fn put(&self, key: &str, s: &SessionData, ttl: Duration) -> Result<(), StoreError> {
-        let j = serde_json::to_vec(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(self.store.set(key, &j, ttl).await?)
+    async fn put(&self, key: &str, s: SessionData, ttl: Duration) -> Result<Session, StoreError> {
+        let j = serde_json::to_vec(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.store.set(key, &j, ttl).await?;
+        let session = Session {
+            data: Arc::new(s),
+            digest: digest(&j),
+        };
+        self.parsed.insert(session.digest, session.data.clone());
+        Ok(session)
     }
 }
 
@@ -208,6 +263,14 @@ mod tests {
         assert_eq!(a.last_seen, 1000, "within the granularity: not rewritten");
         let b = s.touch(b"id", L, 1030).await.unwrap().unwrap();
         assert_eq!(b.last_seen, 1030);
+        // Unchanged contents are parsed once; a rewrite is a new digest.
+        let c = s.touch(b"id", L, 1031).await.unwrap().unwrap();
+        assert!(
+            Arc::ptr_eq(&b.data, &c.data),
+            "the same stored bytes, one parse"
+        );
+        assert_eq!(b.digest, c.digest);
+        assert_ne!(a.digest, b.digest);
         // The coarse last_seen can end a session early, never late.
         assert!(s.touch(b"id", L, 1030 + 300).await.unwrap().is_some());
         assert!(s.touch(b"id", L, 1030 + 300 + 301).await.unwrap().is_none());

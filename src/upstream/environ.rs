@@ -1,5 +1,7 @@
 //! The CGI/WSGI environ of a request, as Apache's mod_proxy_uwsgi builds it.
 
+use std::collections::HashMap;
+
 use ::http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
 use ::http::{Version, request::Parts};
 
@@ -62,16 +64,19 @@ fn cgi_byte(b: u8) -> u8 {
     }
 }
 
-/// A sink, and the identity whose names the request may not set.
+/// A sink, and the names the identity sets, which the request may not set.
 struct Out<'a, S> {
     sink: &'a mut S,
-    identity: Option<&'a Identity>,
+    /// Identity variable name → the index of its last occurrence. Looked up
+    /// for every request variable and header: an X.509 identity has some
+    /// sixty names, and scanning them each time cost more than the rest of
+    /// the environ (docs/performance.md).
+    taken: &'a HashMap<&'a str, usize>,
 }
 
 impl<S: Sink> Out<'_, S> {
     fn taken(&self, k: &str) -> bool {
-        self.identity
-            .is_some_and(|id| id.variables().any(|(n, _)| n == k))
+        self.taken.contains_key(k)
     }
 
     /// A request variable, unless the identity sets that name.
@@ -105,7 +110,20 @@ pub(crate) fn write<S: Sink>(
     content_length: Option<u64>,
     sink: &mut S,
 ) {
-    let mut out = Out { sink, identity };
+    let taken: HashMap<&str, usize> = identity
+        .map(|id| {
+            id.variables()
+                .enumerate()
+                .map(|(i, (k, _))| (k, i))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Out {
+        sink,
+        taken: &taken,
+    };
+    // `HTTP_` and a header's name in CGI form, reused for each header.
+    let mut cgi_name = String::with_capacity(64);
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
     let request_uri = parts
@@ -169,16 +187,13 @@ pub(crate) fn write<S: Sink>(
         let sep: &[u8] = if header == COOKIE { b"; " } else { b", " };
         let name = header.as_str().as_bytes();
         // The identity's HTTP_* names (HTTP_OIDC_*) win over a header's.
-        let shadowed = identity.is_some_and(|id| {
-            id.variables().any(|(n, _)| {
-                let n = n.as_bytes();
-                n.len() == 5 + name.len()
-                    && n.starts_with(b"HTTP_")
-                    && n[5..].iter().zip(name).all(|(&a, &b)| a == cgi_byte(b))
-            })
-        });
-        if shadowed {
-            continue;
+        if !taken.is_empty() {
+            cgi_name.clear();
+            cgi_name.push_str("HTTP_");
+            cgi_name.extend(name.iter().map(|&c| char::from(cgi_byte(c))));
+            if taken.contains_key(cgi_name.as_str()) {
+                continue;
+            }
         }
         out.sink.push(
             |b| {
@@ -200,7 +215,7 @@ pub(crate) fn write<S: Sink>(
         // A name the identity sets twice (an attribute REMOTE_USER and the
         // remote user) is passed once, with its last value.
         for (i, (k, v)) in id.variables().enumerate() {
-            if !id.variables().skip(i + 1).any(|(n, _)| n == k) {
+            if taken.get(k) == Some(&i) {
                 out.sink.push(
                     |b| b.extend_from_slice(k.as_bytes()),
                     |b| b.extend_from_slice(v),

@@ -19,9 +19,10 @@ use crate::auth::{AuthOutcome, Denial};
 use crate::http::body::{Body, empty};
 use crate::http::host::PublicNames;
 use crate::identity::AuthMethod;
+use crate::identity::Identity;
 use crate::oidc::claims::{Export, to_identity};
 use crate::oidc::{Idp, Registry};
-use crate::session::{KeyRing, Lifetimes, SessionData, SessionStore};
+use crate::session::{KeyRing, Lifetimes, Session, SessionData, SessionStore};
 
 /// Why the browser login could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,26 @@ pub struct WebSso {
     keys: KeyRing,
     store: SessionStore,
     lifetimes: Lifetimes,
+    /// Session digest → the identity its claims give under this
+    /// configuration's `[[idp]]` export rules. Per flow, so a reload that
+    /// changes those rules starts afresh; keyed by the stored session's
+    /// digest (see [`Session::digest`]), so it answers only for the very
+    /// session it was built from, and only after the store has said that
+    /// session is still live.
+    identities: moka::sync::Cache<[u8; 32], Arc<Identity>>,
+    /// `[oidc] trusted_dashboards`, normalised as Keystone compares them.
+    dashboards: Vec<String>,
+}
+
+/// How many session identities a flow remembers, and for how long unused.
+const IDENTITY_ENTRIES: u64 = 4096;
+const IDENTITY_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn identity_memo() -> moka::sync::Cache<[u8; 32], Arc<Identity>> {
+    moka::sync::Cache::builder()
+        .max_capacity(IDENTITY_ENTRIES)
+        .time_to_idle(IDENTITY_IDLE)
+        .build()
 }
 
 fn now() -> i64 {
@@ -202,10 +223,12 @@ impl WebSso {
             return Ok(WebSso {
                 keys: p.keys.clone(),
                 store,
-                cfg,
                 public,
                 registry,
                 lifetimes,
+                identities: identity_memo(),
+                dashboards: origin::normalize(&cfg.trusted_dashboards),
+                cfg,
             });
         }
         let keys = if s.keys.is_empty() {
@@ -217,12 +240,14 @@ impl WebSso {
             KeyRing::from_base64(s.keys.iter().map(|k| k.expose())).map_err(WebSsoError::Keys)?
         };
         Ok(WebSso {
+            dashboards: origin::normalize(&cfg.trusted_dashboards),
             cfg,
             public,
             registry,
             keys,
             store,
             lifetimes,
+            identities: identity_memo(),
         })
     }
 
@@ -258,7 +283,7 @@ impl WebSso {
     /// A request on a WebSSO route.
     pub async fn authenticate(&self, ro: &RouteOidc, parts: &http::request::Parts) -> AuthOutcome {
         // 1. Never an open redirector: the dashboard must be trusted first.
-        if let Err(e) = origin::check(parts.uri.query(), &self.cfg.trusted_dashboards) {
+        if let Err(e) = origin::check_normalized(parts.uri.query(), &self.dashboards) {
             let status = if matches!(e, origin::OriginError::Missing) {
                 StatusCode::BAD_REQUEST
             } else {
@@ -283,14 +308,9 @@ impl WebSso {
         };
         if let Some(s) = session {
             if let Some(idp) = allowed.iter().find(|i| i.name() == s.idp) {
-                return match to_identity(
-                    AuthMethod::OidcSession,
-                    idp.issuer(),
-                    &s.claims,
-                    &Self::export(idp),
-                ) {
-                    Ok(id) => AuthOutcome::Forward(Some(std::sync::Arc::new(id))),
-                    Err(e) => deny(StatusCode::UNAUTHORIZED, e.to_string()),
+                return match self.session_identity(idp, &s) {
+                    Ok(id) => AuthOutcome::Forward(Some(id)),
+                    Err(e) => deny(StatusCode::UNAUTHORIZED, e),
                 };
             }
         }
@@ -324,6 +344,24 @@ impl WebSso {
         self.start_login(parts, &chosen).await
     }
 
+    /// The identity of a live session with `idp`, built once per session
+    /// contents (see `identities`). Refusals are not remembered.
+    fn session_identity(&self, idp: &Idp, s: &Session) -> Result<Arc<Identity>, String> {
+        if let Some(id) = self.identities.get(&s.digest) {
+            return Ok(id);
+        }
+        let id = to_identity(
+            AuthMethod::OidcSession,
+            idp.issuer(),
+            &s.claims,
+            &Self::export(idp),
+        )
+        .map(Arc::new)
+        .map_err(|e| e.to_string())?;
+        self.identities.insert(s.digest, id.clone());
+        Ok(id)
+    }
+
     fn chooser(&self, parts: &http::request::Parts, allowed: &[&Arc<Idp>]) -> Response<Body> {
         let base = parts
             .uri
@@ -354,7 +392,7 @@ impl WebSso {
     async fn session(
         &self,
         parts: &http::request::Parts,
-    ) -> Result<Option<Arc<SessionData>>, crate::session::store::StoreError> {
+    ) -> Result<Option<Session>, crate::session::store::StoreError> {
         let Some(c) = cookies::get(&parts.headers, &self.cfg.session.cookie_name) else {
             return Ok(None);
         };
@@ -608,7 +646,7 @@ impl WebSso {
     /// carrying the token of the confirmation page, which is sealed and
     /// bound to the session. Anything else gets that confirmation page.
     pub async fn logout(&self, parts: &http::request::Parts, body: Body) -> Response<Body> {
-        let back = origin::check(parts.uri.query(), &self.cfg.trusted_dashboards).ok();
+        let back = origin::check_normalized(parts.uri.query(), &self.dashboards).ok();
         let after = after_logout(self.cfg.post_logout_url.as_deref(), back.as_deref());
         let session_id = cookies::get(&parts.headers, &self.cfg.session.cookie_name)
             .and_then(|c| self.keys.open(&self.cfg.session.cookie_name, c).ok());
@@ -899,6 +937,82 @@ mod tests {
             ("accept", "*/*"),
             ("sec-fetch-dest", "empty")
         ])));
+    }
+
+    /// A session's identity is built once per session contents: the
+    /// same session shares it, a session whose stored contents changed
+    /// gets a new one, and a removed session gets none.
+    #[tokio::test]
+    async fn a_session_identity_follows_the_stored_session() {
+        const ORIGIN: &str = "https://horizon.test/dashboard/auth/websso/";
+        let cfg: OidcConfig =
+            toml::from_str(&format!("trusted_dashboards = [\"{ORIGIN}\"]\n")).unwrap();
+        let idp: crate::oidc::IdpConfig = toml::from_str(
+            "name = \"egi\"\nissuer = \"http://127.0.0.1:19122\"\nclient_id = \"c\"\n",
+        )
+        .unwrap();
+        let registry = Arc::new(crate::oidc::registry(&[idp], None).unwrap());
+        let w = WebSso::build(
+            cfg,
+            PublicNames::default(),
+            registry,
+            crate::kv::Store::memory(10),
+            None,
+        )
+        .await
+        .unwrap();
+        let sid = [9u8; 32];
+        let put = |sub: &'static str| {
+            let mut claims = serde_json::Map::new();
+            claims.insert("sub".into(), sub.into());
+            let data = SessionData {
+                idp: "egi".into(),
+                claims,
+                id_token: None,
+                created: now(),
+                last_seen: now(),
+            };
+            let w = &w;
+            async move {
+                w.store
+                    .insert(&sid, &data, w.lifetimes, now())
+                    .await
+                    .unwrap()
+            }
+        };
+        let cookie = format!(
+            "fedgate_session={}",
+            w.keys.seal("fedgate_session", &sid).unwrap()
+        );
+        let req = http::Request::get(format!(
+            "/v3/auth/OS-FEDERATION/websso/openid?origin={ORIGIN}"
+        ))
+        .header("cookie", &cookie)
+        .header("accept", "application/json")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+        let who = |o: AuthOutcome| match o {
+            AuthOutcome::Forward(Some(id)) => id,
+            _ => panic!("expected an identity"),
+        };
+        put("alice").await;
+        let a = who(w.authenticate(&RouteOidc::default(), &req).await);
+        let again = who(w.authenticate(&RouteOidc::default(), &req).await);
+        assert!(Arc::ptr_eq(&a, &again), "built once for the same session");
+        assert!(a.variables().any(|(_, v)| v == b"alice"));
+        // Another node (or a new login) rewrote the session: a new identity.
+        put("bob").await;
+        let b = who(w.authenticate(&RouteOidc::default(), &req).await);
+        assert!(b.variables().any(|(_, v)| v == b"bob"), "{b:?}");
+        assert!(!b.variables().any(|(_, v)| v == b"alice"));
+        // Signed out: nothing is remembered past the stored session.
+        w.store.remove(&sid).await.unwrap();
+        match w.authenticate(&RouteOidc::default(), &req).await {
+            AuthOutcome::Deny(d) => assert_eq!(d.status, StatusCode::UNAUTHORIZED),
+            _ => panic!("a removed session must not authenticate"),
+        }
     }
 
     /// Sessions and login completion with a real Redis as the shared

@@ -50,12 +50,25 @@ pub fn origin_param(query: Option<&str>) -> Option<String> {
 }
 
 /// Checks the origin of a WebSSO request; returns the trusted dashboard URL.
+#[cfg(test)]
 pub fn check(query: Option<&str>, trusted: &[String]) -> Result<String, OriginError> {
+    check_normalized(query, &normalize(trusted))
+}
+
+/// The trusted dashboards as Keystone compares them
+/// ([`lower_case_hostname`]): done once per configuration rather than a
+/// URL parse per dashboard per request.
+pub fn normalize(trusted: &[String]) -> Vec<String> {
+    trusted.iter().map(|t| lower_case_hostname(t)).collect()
+}
+
+/// [`check`] against dashboards already [`normalize`]d.
+pub fn check_normalized(query: Option<&str>, trusted: &[String]) -> Result<String, OriginError> {
     let raw = origin_param(query)
         .filter(|o| !o.is_empty())
         .ok_or(OriginError::Missing)?;
     let host = unquote_plus(&raw);
-    if trusted.iter().any(|t| lower_case_hostname(t) == host) {
+    if trusted.contains(&host) {
         Ok(host)
     } else {
         Err(OriginError::Untrusted(host))

@@ -100,6 +100,15 @@ fn conn_creds(
     (creds, fqans, last)
 }
 
+/// Until when (Unix time) the values [`env`] gives at `now` stay the same:
+/// only `SSL_CLIENT_V_REMAIN`, the leaf's whole days left, moves with the
+/// clock.
+pub fn env_stable_until(v: &Verdict, now: i64) -> i64 {
+    v.certs
+        .first()
+        .map_or(i64::MAX, |leaf| modssl::v_remain_stable_until(leaf, now))
+}
+
 /// Every value for a valid chain. `peer` is the client address, `now` the
 /// time `SSL_CLIENT_V_REMAIN` counts from.
 pub fn env(v: &Verdict, peer: Option<IpAddr>, voms: Option<&VomsOutcome>, now: i64) -> Vec<Var> {

@@ -54,6 +54,11 @@ pub struct ConnVerdict {
     /// ACs. Past it, the cached answer would forward an expired proxy or
     /// expired FQANs.
     stale_after: i64,
+    /// The identity built from it for this connection, and the last second
+    /// it holds (see [`gridsite::env_stable_until`]): a keep-alive
+    /// connection's requests share one instead of formatting the gridsite
+    /// and mod_ssl values, PEMs included, again for each request.
+    identity: std::sync::Mutex<Option<(i64, Arc<Identity>)>>,
 }
 
 impl ConnVerdict {
@@ -129,14 +134,24 @@ impl X509Authenticator {
             voms,
             built_by: self.generation,
             stale_after,
+            identity: std::sync::Mutex::new(None),
         }
     }
 
     /// Everything handed to Keystone for a valid chain: gridsite's values
     /// and the nginx-voms ones under their configured names.
     pub fn env(&self, cv: &ConnVerdict, peer: Option<std::net::IpAddr>) -> Vec<(String, Vec<u8>)> {
+        self.env_at(cv, peer, unix_now())
+    }
+
+    fn env_at(
+        &self,
+        cv: &ConnVerdict,
+        peer: Option<std::net::IpAddr>,
+        now: i64,
+    ) -> Vec<(String, Vec<u8>)> {
         let v = &cv.verdict;
-        let mut out = gridsite::env(v, peer, cv.voms.as_ref(), unix_now());
+        let mut out = gridsite::env(v, peer, cv.voms.as_ref(), now);
         if let (Some(o), Some(eec)) = (&cv.voms, v.eec()) {
             for (k, val) in
                 crate::voms::export::values(o, &eec.subject, &eec.issuer, &self.voms.export)
@@ -149,8 +164,7 @@ impl X509Authenticator {
 
     /// The connection's cached verdict, judged again when a reload or an
     /// expiry has made it stale.
-    fn verdict_for(&self, tls: &crate::conn::TlsInfo) -> Arc<ConnVerdict> {
-        let now = unix_now();
+    fn verdict_for(&self, tls: &crate::conn::TlsInfo, now: i64) -> Arc<ConnVerdict> {
         let mut slot = tls
             .x509_verdict
             .lock()
@@ -181,7 +195,8 @@ impl X509Authenticator {
                 "-",
             );
         };
-        let cv = self.verdict_for(tls);
+        let now = unix_now();
+        let cv = self.verdict_for(tls, now);
         let cv = &*cv;
         let v = &cv.verdict;
         let who = v.eec().map(|c| c.subject.as_str()).unwrap_or("-");
@@ -208,11 +223,35 @@ impl X509Authenticator {
                 who,
             );
         };
-        let mut id = Identity::new(AuthMethod::X509, eec.subject.clone());
-        for (k, val) in self.env(cv, Some(conn.peer.ip())) {
+        AuthOutcome::Forward(Some(self.identity(cv, &eec.subject, conn.peer.ip(), now)))
+    }
+
+    /// The identity of a valid verdict's connection at `now`, built once
+    /// and shared by the connection's requests while its values hold. The
+    /// verdict itself is per connection, so `peer` is the same each time.
+    fn identity(
+        &self,
+        cv: &ConnVerdict,
+        principal: &str,
+        peer: std::net::IpAddr,
+        now: i64,
+    ) -> Arc<Identity> {
+        let mut slot = cv
+            .identity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((until, id)) = slot.as_ref()
+            && now <= *until
+        {
+            return id.clone();
+        }
+        let mut id = Identity::new(AuthMethod::X509, principal);
+        for (k, val) in self.env_at(cv, Some(peer), now) {
             id.set(k, val);
         }
-        AuthOutcome::Forward(Some(std::sync::Arc::new(id)))
+        let id = Arc::new(id);
+        *slot = Some((gridsite::env_stable_until(&cv.verdict, now), id.clone()));
+        id
     }
 }
 
@@ -281,6 +320,39 @@ mod tests {
             "no re-validation per request"
         );
         assert!(!cv.holds(&authenticator(), 1_000));
+    }
+
+    /// A valid verdict for a leaf that expires at `not_after`.
+    fn valid_verdict(auth: &X509Authenticator, not_after: i64) -> ConnVerdict {
+        let mut cv = verdict_with_acs(auth, vec![]);
+        cv.verdict.certs = vec![Arc::new(crate::pki::cert::Cert {
+            subject: "/DC=org/CN=Alice".into(),
+            issuer: "/DC=org/CN=CA".into(),
+            not_before: 0,
+            not_after,
+            der: vec![0x30, 0x00],
+            serial: vec![0x01],
+            ..Default::default()
+        })];
+        cv.verdict.eec = 0;
+        cv
+    }
+
+    #[test]
+    fn a_connection_shares_one_identity_until_its_values_change() {
+        let auth = authenticator();
+        let day = 86_400;
+        let cv = valid_verdict(&auth, 10 * day + 100);
+        let peer = "192.0.2.7".parse().unwrap();
+        let first = auth.identity(&cv, "alice", peer, 0);
+        assert_eq!(first.get("SSL_CLIENT_V_REMAIN"), Some(&b"10"[..]));
+        assert_eq!(first.get("GRST_CRED_AURI_1"), Some(&b"ip:192.0.2.7"[..]));
+        let again = auth.identity(&cv, "alice", peer, 100);
+        assert!(Arc::ptr_eq(&first, &again), "built once per connection");
+        let next_day = auth.identity(&cv, "alice", peer, 101);
+        assert!(!Arc::ptr_eq(&first, &next_day));
+        assert_eq!(next_day.get("SSL_CLIENT_V_REMAIN"), Some(&b"9"[..]));
+        assert_eq!(next_day.get("GRST_CRED_AURI_1"), Some(&b"ip:192.0.2.7"[..]));
     }
 
     #[test]

@@ -296,3 +296,34 @@ fn carrier_outside_the_proxies_exports_no_fqans() {
     assert_eq!(get(&e, "GRST_VOMS_FQANS"), None);
     assert_eq!(get(&e, "GRST_CONN_AURI_2"), None);
 }
+
+#[test]
+fn values_hold_until_the_leaf_loses_a_whole_day() {
+    let v = Verdict {
+        certs: vec![eec()],
+        eec: 0,
+        ..Verdict::default()
+    };
+    let na = eec().not_after;
+    let ip = Some("::1".parse().unwrap());
+    for now in [
+        1795348908,
+        na - 3 * 86_400 - 1,
+        na - 86_400,
+        na - 5,
+        na,
+        na + 9,
+    ] {
+        let until = env_stable_until(&v, now);
+        assert!(until >= now);
+        assert_eq!(env(&v, ip, None, now), env(&v, ip, None, until), "at {now}");
+        if until < i64::MAX {
+            let later = env(&v, ip, None, until + 1);
+            assert_ne!(
+                get(&env(&v, ip, None, now), "SSL_CLIENT_V_REMAIN"),
+                get(&later, "SSL_CLIENT_V_REMAIN"),
+                "the values change the second after {until} (built at {now})"
+            );
+        }
+    }
+}
