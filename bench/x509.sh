@@ -11,6 +11,16 @@
 #   hs_proxy2 new TLS handshake per request, 2-level proxy chain with a VOMS AC
 #   rs_proxy2 resumed TLS session per request, same 2-level VOMS proxy
 #             ($CONC client processes; each offers its previous session)
+#   nd_plain, nd_proxy2  new TLS handshake per request, no certificate /
+#             2-level VOMS proxy, from bench/tls_resume.py with TCP_NODELAY
+#             sockets as urllib3 (the openstack CLI) makes them. ab's
+#             sockets wait ~40 ms per handshake whose client flight
+#             exceeds 4 kB (Nagle against the delayed ACK; see
+#             tls_resume.py), so hs_proxy2 runs at a fraction of
+#             hs_plain's rate and its CPU per request carries the
+#             per-wakeup costs that a loaded server spreads over many
+#             connections; nd_proxy2 / nd_plain compares the two at
+#             similar rates (issue 16, goal 5)
 #   ka_proxy  keep-alive requests, RFC VOMS proxy
 #   ka_plain  keep-alive requests without a certificate on a route without
 #             authentication, same upstream: the floor ka_proxy is compared
@@ -128,10 +138,10 @@ run() { # run REP NAME SERVERPID URL ab-args...
     "$(awk '/Complete requests/{print $3}' "$f")" "$(awk '/Failed requests/{print $3}' "$f")" "${non2xx:-0}" -
 }
 
-run_resumed() { # run_resumed REP NAME SERVERPID PORT PATH CERT
+run_resumed() { # run_resumed REP NAME SERVERPID PORT PATH CERT [--resume]
   local rep=$1 name=$2 pid=$3 t0 t1 j
   t0=$(ticks "$pid")
-  j=$(python3 "$HERE/bench/tls_resume.py" --port "$4" --path "$5" --cert "$6" --resume \
+  j=$(python3 "$HERE/bench/tls_resume.py" --port "$4" --path "$5" ${6:+--cert "$6"} ${7:-} \
     --procs "$CONC" --duration "$DURATION")
   t1=$(ticks "$pid")
   echo "$j" > "$OUT/$name.$rep.json"
@@ -144,7 +154,7 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "# $(date -u +%FT%TZ) conc=$CONC duration=${DURATION}s reps=$REPS $(nproc) cores, load at start $LOAD0" | tee -a "$OUT/results.txt"
 C="$PKI/creds"
 for rep in $(seq "$REPS"); do
-  for scen in ${SCENARIOS:-hs_plain hs_user hs_proxy2 rs_proxy2 ka_proxy ka_plain}; do
+  for scen in ${SCENARIOS:-hs_plain hs_user hs_proxy2 rs_proxy2 ka_proxy ka_plain nd_plain nd_proxy2}; do
     for srv in $SERVERS; do
       case $srv in
         fedgate) pid=$FGPID; port=$P_FG; path=/v3/auth; plain=/plain ;;
@@ -159,7 +169,9 @@ for rep in $(seq "$REPS"); do
         hs_plain) run "$rep" "${srv}_$scen" "$pid" "$url$plain" ;;
         hs_user) run "$rep" "${srv}_$scen" "$pid" "$url$path" -E "$C/eec_alice.pem" ;;
         hs_proxy2) run "$rep" "${srv}_$scen" "$pid" "$url$path" -E "$C/depth2_voms.pem" ;;
-        rs_proxy2) run_resumed "$rep" "${srv}_$scen" "$pid" "$port" "$path" "$C/depth2_voms.pem" ;;
+        rs_proxy2) run_resumed "$rep" "${srv}_$scen" "$pid" "$port" "$path" "$C/depth2_voms.pem" --resume ;;
+        nd_plain) run_resumed "$rep" "${srv}_$scen" "$pid" "$port" "$plain" "" ;;
+        nd_proxy2) run_resumed "$rep" "${srv}_$scen" "$pid" "$port" "$path" "$C/depth2_voms.pem" ;;
         ka_proxy) run "$rep" "${srv}_$scen" "$pid" "$url$path" -k -E "$C/rfc_voms.pem" ;;
         ka_plain) run "$rep" "${srv}_$scen" "$pid" "$url$plain" -k ;;
       esac
@@ -184,14 +196,15 @@ for l in open(sys.argv[1]):
 servers = sys.argv[2].split()
 med = {k: (statistics.median(r for r, _, _ in v), statistics.median(c for _, c, _ in v), sum(n for _, _, n in v))
        for k, v in rows.items()}
-print("# medians: scenario, then per server req/s and CPU-ms/req; x plain = CPU / that server's hs_plain CPU")
-for scen in ("hs_plain", "hs_user", "hs_proxy2", "rs_proxy2", "ka_proxy", "ka_plain"):
+print("# medians: scenario, then per server req/s and CPU-ms/req; x plain = CPU / that server's hs_plain CPU (nd_*: nd_plain's)")
+for scen in ("hs_plain", "hs_user", "hs_proxy2", "rs_proxy2", "ka_proxy", "ka_plain", "nd_plain", "nd_proxy2"):
     parts = []
     for s in servers:
         if (s, scen) not in med:
             continue
         r, c, n = med[(s, scen)]
-        plain = med.get((s, "hs_plain"), (0, 0, 0))[1]
+        floor = "nd_plain" if scen.startswith("nd_") else "hs_plain"
+        plain = med.get((s, floor), (0, 0, 0))[1]
         parts.append(f"{s} {r:.0f}/s {c:.3f} ms (x plain {c / plain:.2f}, non-2xx {n})" if plain else f"{s} {r:.0f}/s {c:.3f} ms")
     a = med.get(("apache", scen))
     f = med.get(("fedgate", scen))

@@ -112,22 +112,36 @@ pub fn shared_state_registry(errors: &[(&str, &str, u64)], up: &[(&str, bool)]) 
     reg
 }
 
-/// `fedgate_x509_path_validations_total{result}`: client chains judged by
-/// a full path validation (`full`) or answered from the validated-path
-/// cache (`cached`). Built per scrape from [`crate::pki::paths::counts`].
-pub fn path_cache_registry((full, cached): (u64, u64)) -> Registry {
+/// The X.509 caches, built per scrape from the counts their modules keep:
+/// - `fedgate_x509_path_validations_total{result}`: client chains judged by
+///   a full path validation (`full`) or answered from the validated-path
+///   cache (`cached`) ([`crate::pki::paths::counts`]);
+/// - `fedgate_x509_verdicts_total{result}`: new connections whose chain's
+///   VOMS attributes and gridsite values were built (`evaluated`) or taken
+///   from an earlier connection with the same chain (`shared`)
+///   (`crate::auth::x509::verdict_counts`).
+pub fn path_cache_registry(paths: (u64, u64), verdicts: (u64, u64)) -> Registry {
     let mut reg = Registry::with_prefix("fedgate");
-    let fam = Family::<ResultLabel, Counter>::default();
-    reg.register(
-        "x509_path_validations",
-        "Client certificate chains judged, by a full path validation (full) or from the validated-path cache (cached)",
-        fam.clone(),
-    );
-    for (result, n) in [("full", full), ("cached", cached)] {
-        fam.get_or_create(&ResultLabel {
-            result: result.into(),
-        })
-        .inc_by(n);
+    for (name, help, labels) in [
+        (
+            "x509_path_validations",
+            "Client certificate chains judged, by a full path validation (full) or from the validated-path cache (cached)",
+            [("full", paths.0), ("cached", paths.1)],
+        ),
+        (
+            "x509_verdicts",
+            "New connections whose chain's VOMS attributes and gridsite values were built (evaluated) or shared with an earlier connection presenting the same chain (shared)",
+            [("evaluated", verdicts.0), ("shared", verdicts.1)],
+        ),
+    ] {
+        let fam = Family::<ResultLabel, Counter>::default();
+        reg.register(name, help, fam.clone());
+        for (result, n) in labels {
+            fam.get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc_by(n);
+        }
     }
     reg
 }

@@ -18,10 +18,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::Gateway;
-use common::idp::{Proc, wait_port};
+use common::idp::Proc;
 
 const ALICE: &str = "a11ce0000000000000000000000000001@egi.test";
 const PROJECT: &str = "fedcloud.egi.eu";
@@ -58,8 +58,8 @@ impl Site {
 }
 
 fn start_idp(site: &Site, state: &Path) -> Proc {
-    let child = Command::new("node")
-        .arg(common::root().join("tests/harness/idp/idp.js"))
+    let mut cmd = Command::new("node");
+    cmd.arg(common::root().join("tests/harness/idp/idp.js"))
         .arg(format!("egi={}", site.idp_port))
         .env(
             "IDP_REDIRECT_URIS",
@@ -70,14 +70,8 @@ fn start_idp(site: &Site, state: &Path) -> Proc {
         )
         .env("IDP_POST_LOGOUT_REDIRECT_URIS", site.login_page())
         .env("IDP_STATE_DIR", state)
-        .env("IDP_QUIET", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    let p = Proc(child);
-    wait_port(site.idp_port, "IdP");
-    p
+        .env("IDP_QUIET", "1");
+    common::idp::spawn_listening(cmd, "the IdP", &[site.idp_port])
 }
 
 fn start_gate(site: &Site, uwsgi: &str) -> Gateway {

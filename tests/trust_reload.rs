@@ -532,6 +532,70 @@ fn a_resumed_session_keeps_its_chain_without_a_new_validation() {
     );
 }
 
+fn verdicts(gw: &Gateway, result: &str) -> u64 {
+    counter(
+        gw,
+        &format!("fedgate_x509_verdicts_total{{result=\"{result}\"}}"),
+    )
+}
+
+/// Issue 16: a grid client's new connections (full handshakes, no
+/// resumption) with the same proxy share the first one's verdict: the
+/// VOMS attributes and gridsite values are built once, and every
+/// connection still gets them, byte for byte. After a reload that revokes
+/// the user, the next new connection is refused: nothing shared outlives
+/// the trust store it was judged under.
+#[test]
+fn new_connections_with_one_chain_share_its_verdict_until_a_reload() {
+    let Some(p) = pki() else { return };
+    let ca = CaDir::new(p);
+    let gw = Gateway::start_text(&config(p, &ca, "watch = \"off\"", &p.vomsdir()));
+    let environ = |cred: &str| {
+        let r = connect(p, &gw, cred).request("GET", "/x509/a", &[], b"");
+        (r.status, r.json()["environ"].clone())
+    };
+    let (status, first) = environ("revoked_voms");
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (verdicts(&gw, "evaluated"), verdicts(&gw, "shared")),
+        (1, 0)
+    );
+    for n in 1..=2 {
+        let (status, again) = environ("revoked_voms");
+        assert_eq!(status, 200);
+        assert_eq!(again["SSL_SESSION_RESUMED"], "Initial", "a full handshake");
+        assert_eq!(
+            verdicts(&gw, "shared"),
+            n,
+            "connection {n} shares the verdict"
+        );
+        for k in [
+            "SSL_CLIENT_S_DN",
+            "SSL_CLIENT_CERT",
+            "GRST_CRED_0",
+            "GRST_CRED_2",
+            "GRST_CONN_AURI_0",
+            "GRST_VOMS_FQANS",
+            "GRST_CRED_1",
+        ] {
+            assert!(first[k].is_string(), "{k} missing: {first}");
+            assert_eq!(again[k], first[k], "{k} on connection {n}");
+        }
+    }
+    assert_eq!(verdicts(&gw, "evaluated"), 1);
+
+    ca.install_crl(&std::fs::read(p.dir.join("ca/rootA/crl.pem")).unwrap());
+    gw.signal(1); // SIGHUP
+    wait_count(&gw, RELOADED, 1, Duration::from_secs(10)).expect("SIGHUP reloads");
+    let (status, refused) = environ("revoked_voms");
+    assert_eq!(status, 401, "revoked after the reload: {refused}");
+    assert_eq!(
+        verdicts(&gw, "shared"),
+        2,
+        "nothing shared across the reload"
+    );
+}
+
 /// Issue 16: TLS sessions outlive a reload, but a resumed session is
 /// judged under the trust store of the moment: Bob resumes after the CRL
 /// that revokes him was installed and gets 401 (`client_auth =

@@ -68,7 +68,10 @@ async fn route(
             );
             let kv = crate::kv::snapshot();
             let state = crate::metrics::shared_state_registry(&kv.errors, &kv.up);
-            let paths = crate::metrics::path_cache_registry(crate::pki::paths::counts());
+            let paths = crate::metrics::path_cache_registry(
+                crate::pki::paths::counts(),
+                crate::auth::x509::verdict_counts(),
+            );
             text(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",

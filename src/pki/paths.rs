@@ -20,6 +20,11 @@
 //! refusal is cheap to repeat and may become a success only by a reload,
 //! which empties the cache anyway). Proof of possession, the handshake's
 //! CertificateVerify, is never cached: it is checked per handshake.
+//!
+//! The x509 authenticator keeps what it builds on a valid chain (the VOMS
+//! evaluation and gridsite's values) in a cache of the same kind, under
+//! the same key and with the same rules of time (see
+//! [`crate::auth::x509`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +41,8 @@ const CAPACITY: u64 = 4096;
 /// correctness does not depend on it.
 const MAX_AGE: Duration = Duration::from_secs(3600);
 
-pub(crate) type Key = [u8; 32];
+/// The key of a presented chain ([`key`]).
+pub type Key = [u8; 32];
 
 /// Full validations and cache answers since start, process-wide (a
 /// reload starts a new cache, not new counters).
@@ -50,6 +56,10 @@ pub fn counts() -> (u64, u64) {
 
 pub(crate) fn count_full() {
     FULL.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn count_cached() {
+    CACHED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// One cached answer (`V`: the validator's verdict). The cache does not
@@ -86,19 +96,14 @@ impl<V> std::fmt::Debug for PathCache<V> {
 
 impl<V: Clone + Send + Sync + 'static> Default for PathCache<V> {
     fn default() -> Self {
-        PathCache(
-            Cache::builder()
-                .max_capacity(CAPACITY)
-                .expire_after(PerEntry)
-                .build(),
-        )
+        Self::with_capacity(CAPACITY)
     }
 }
 
 /// The key of a chain: SHA-256 over the whole presented chain, each
 /// certificate prefixed with its length (so no two different chains share
 /// a key).
-pub(crate) fn key(chain: &[impl AsRef<[u8]>]) -> Key {
+pub fn key(chain: &[impl AsRef<[u8]>]) -> Key {
     let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     for c in chain {
         let c = c.as_ref();
@@ -109,6 +114,16 @@ pub(crate) fn key(chain: &[impl AsRef<[u8]>]) -> Key {
 }
 
 impl<V: Clone + Send + Sync + 'static> PathCache<V> {
+    /// A cache of at most `capacity` chains.
+    pub fn with_capacity(capacity: u64) -> Self {
+        PathCache(
+            Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(PerEntry)
+                .build(),
+        )
+    }
+
     /// The cached verdict for `key` if it may answer at `now` and
     /// `still_valid` accepts it (the caller checks every certificate's
     /// validity window again on each use).
@@ -117,7 +132,6 @@ impl<V: Clone + Send + Sync + 'static> PathCache<V> {
         if now > e.until || now < e.since || !still_valid(&e.value) {
             return None;
         }
-        CACHED.fetch_add(1, Ordering::Relaxed);
         Some(e.value.clone())
     }
 

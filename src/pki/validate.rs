@@ -153,20 +153,32 @@ impl Validator {
     /// time), from the validated-path cache when this validator has already
     /// accepted the same chain and nothing it relied on has expired since.
     pub fn validate(&self, chain: &[impl AsRef<[u8]>], now: i64) -> Verdict {
-        let key = super::paths::key(chain);
+        self.validate_keyed(&super::paths::key(chain), chain, now)
+    }
+
+    /// [`Self::validate`] for a caller that already has the chain's
+    /// [`super::paths::key`] (it keys its own cache with it too).
+    pub fn validate_keyed(
+        &self,
+        key: &super::paths::Key,
+        chain: &[impl AsRef<[u8]>],
+        now: i64,
+    ) -> Verdict {
+        debug_assert_eq!(*key, super::paths::key(chain));
         let still_valid = |v: &Verdict| {
             v.certs
                 .iter()
                 .chain(&v.path)
                 .all(|c| self.check_time(c, "", now).is_ok())
         };
-        if let Some(v) = self.paths.get(&key, now, still_valid) {
+        if let Some(v) = self.paths.get(key, now, still_valid) {
+            super::paths::count_cached();
             return v;
         }
         super::paths::count_full();
         let v = self.validate_uncached(chain, now);
         if v.valid() {
-            self.paths.insert(key, &v, self.valid_until(&v, now), now);
+            self.paths.insert(*key, &v, self.valid_until(&v, now), now);
         }
         v
     }

@@ -49,6 +49,48 @@ pub fn wait_port(port: u16, what: &str) {
 /// A child process killed (by its own pid) when dropped.
 pub struct Proc(pub Child);
 
+/// Starts `cmd` with its output in a temporary log file and waits (60 s at
+/// most) until it listens on every port of `ports`. A child that exits
+/// first or never listens fails the test with its exit status and the end
+/// of its log, instead of a bare timeout.
+pub fn spawn_listening(mut cmd: Command, what: &str, ports: &[u16]) -> Proc {
+    let log = tempfile::NamedTempFile::new()
+        .unwrap()
+        .into_temp_path()
+        .keep()
+        .unwrap();
+    let out = std::fs::File::create(&log).unwrap();
+    let child = cmd
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+    let mut p = Proc(child);
+    let until = Instant::now() + Duration::from_secs(60);
+    let tail = |log: &Path| {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    };
+    for &port in ports {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(st)) = p.0.try_wait() {
+                panic!(
+                    "{what} exited ({st}) before listening on port {port}:\n{}",
+                    tail(&log)
+                );
+            }
+            assert!(
+                Instant::now() < until,
+                "{what} did not start on port {port} within 60 s:\n{}",
+                tail(&log)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    p
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -68,16 +110,8 @@ pub fn start_idps(specs: &[(&str, u16, &str)]) -> Proc {
     for (n, p, set) in specs {
         c.arg(format!("{n}={p}:{set}"));
     }
-    let child = c
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node");
-    let p = Proc(child);
-    for (n, port, _) in specs {
-        wait_port(*port, n);
-    }
-    p
+    let ports: Vec<u16> = specs.iter().map(|s| s.1).collect();
+    spawn_listening(c, "the harness IdP", &ports)
 }
 
 /// A throwaway redis-server on `port`.

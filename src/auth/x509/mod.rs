@@ -8,6 +8,7 @@
 pub mod gridsite;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::StatusCode;
 use serde::Deserialize;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use super::{AuthOutcome, Denial};
 use crate::conn::ConnInfo;
 use crate::identity::{AuthMethod, Identity};
+use crate::pki::paths::PathCache;
 use crate::pki::{FailKind, Validator, Verdict, unix_now};
 use crate::voms::export::FqanRequirement;
 use crate::voms::{VomsOutcome, VomsSettings};
@@ -42,7 +44,9 @@ impl RouteX509 {
 
 /// What one connection's chain amounts to; cached in
 /// `ConnInfo.tls.x509_verdict` so requests on the connection reuse it, for
-/// as long as it still holds (see [`ConnVerdict::holds`]).
+/// as long as it still holds (see [`ConnVerdict::holds`]). A valid one is
+/// also shared by the new connections that present the same chain (see
+/// [`X509Authenticator::chains`]).
 #[derive(Debug)]
 pub struct ConnVerdict {
     pub verdict: Verdict,
@@ -54,11 +58,20 @@ pub struct ConnVerdict {
     /// ACs. Past it, the cached answer would forward an expired proxy or
     /// expired FQANs.
     stale_after: i64,
-    /// The identity built from it for this connection, and the last second
-    /// it holds (see [`gridsite::env_stable_until`]): a keep-alive
-    /// connection's requests share one instead of formatting the gridsite
-    /// and mod_ssl values, PEMs included, again for each request.
-    identity: std::sync::Mutex<Option<(i64, Arc<Identity>)>>,
+    /// The identity built from it, the client address it was built for
+    /// (gridsite's `ip:` credential), and the last second it holds (see
+    /// [`gridsite::env_stable_until`]): the requests of a keep-alive
+    /// connection, and the connections of a returning client, share one
+    /// instead of formatting the gridsite and mod_ssl values, PEMs
+    /// included, again each time.
+    identity: std::sync::Mutex<Option<BuiltIdentity>>,
+}
+
+#[derive(Debug)]
+struct BuiltIdentity {
+    until: i64,
+    peer: std::net::IpAddr,
+    identity: Arc<Identity>,
 }
 
 impl ConnVerdict {
@@ -66,7 +79,21 @@ impl ConnVerdict {
     pub fn holds(&self, auth: &X509Authenticator, now: i64) -> bool {
         self.built_by == auth.generation && now <= self.stale_after
     }
+
+    /// Whether other connections presenting the same chain may use this
+    /// verdict: a valid chain whose ACs were all accepted. A refused AC
+    /// (not yet valid, say) may be accepted a second later, and its refusal
+    /// is logged per connection, so such a chain is evaluated each time.
+    fn shareable(&self) -> bool {
+        self.verdict.valid() && self.voms.as_ref().is_none_or(|o| o.refused.is_empty())
+    }
 }
+
+/// Valid chains' verdicts kept per authenticator: each holds a built
+/// identity of some ten kB (PEMs included), so fewer than the validator's
+/// 4096 paths. A site with more proxies active within an hour evaluates the
+/// rest per connection, as before.
+const SHARED_CHAINS: u64 = 1024;
 
 /// The earliest expiry among everything a verdict relied on. A refusal
 /// stays a refusal until a reload (time only makes an expired certificate
@@ -87,23 +114,48 @@ fn stale_after(verdict: &Verdict, voms: Option<&VomsOutcome>) -> i64 {
     certs.chain(acs).min().unwrap_or(i64::MAX)
 }
 
+/// New connections whose chain was evaluated, and those that shared an
+/// earlier connection's verdict, since the process started.
+static EVALUATED: AtomicU64 = AtomicU64::new(0);
+static SHARED: AtomicU64 = AtomicU64::new(0);
+
+/// (verdicts evaluated for a new connection, verdicts shared from an
+/// earlier connection with the same chain): `fedgate_x509_verdicts_total`.
+pub fn verdict_counts() -> (u64, u64) {
+    (
+        EVALUATED.load(Ordering::Relaxed),
+        SHARED.load(Ordering::Relaxed),
+    )
+}
+
 /// Tells authenticators apart across reloads (addresses can be reused).
-static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Validates client chains and builds the gridsite values.
 pub struct X509Authenticator {
     validator: Arc<Validator>,
     voms: Arc<VomsSettings>,
     generation: u64,
+    /// Verdicts of valid chains, VOMS evaluation and built identity
+    /// included, by the chain's key. A grid client opens a new connection
+    /// for almost every call with the same proxy: the validator answers
+    /// the chain from its own cache, and this one spares the AC checks and
+    /// gridsite's values. It follows the validator's rules of time (an
+    /// entry answers between its evaluation and the first expiry of a
+    /// certificate or accepted AC) and is never asked before the validator
+    /// has accepted the chain again at the current time; it dies with the
+    /// authenticator at a reload.
+    chains: PathCache<Arc<ConnVerdict>>,
 }
 
 impl X509Authenticator {
     pub fn new(validator: Arc<Validator>, voms: Arc<VomsSettings>) -> Self {
-        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         X509Authenticator {
             validator,
             voms,
             generation,
+            chains: PathCache::with_capacity(SHARED_CHAINS),
         }
     }
 
@@ -113,7 +165,16 @@ impl X509Authenticator {
 
     /// Validation plus VOMS evaluation for a chain (also used by x509-info).
     pub fn evaluate(&self, chain: &[impl AsRef<[u8]>], now: i64) -> ConnVerdict {
-        let verdict = self.validator.validate(chain, now);
+        self.evaluate_verdict(self.validator.validate(chain, now), chain, now)
+    }
+
+    /// VOMS evaluation on a chain the validator has judged.
+    fn evaluate_verdict(
+        &self,
+        verdict: Verdict,
+        chain: &[impl AsRef<[u8]>],
+        now: i64,
+    ) -> ConnVerdict {
         // ACs are only looked at on a valid chain; a bad AC drops its FQANs
         // (logged) but never the connection, as with gridsite.
         let voms = verdict.valid().then(|| {
@@ -176,8 +237,29 @@ impl X509Authenticator {
         {
             return cv;
         }
-        let cv = Arc::new(self.evaluate(&tls.client_chain, now));
+        let cv = self.new_connection_verdict(&tls.client_chain, now);
         *slot = Some(cv.clone());
+        cv
+    }
+
+    /// A new connection's verdict: the validator judges the chain at `now`
+    /// (from its cache, with every validity window and CRL checked again),
+    /// and a valid chain that an earlier connection presented reuses that
+    /// connection's verdict while it holds.
+    fn new_connection_verdict(&self, chain: &[impl AsRef<[u8]>], now: i64) -> Arc<ConnVerdict> {
+        let key = crate::pki::paths::key(chain);
+        let verdict = self.validator.validate_keyed(&key, chain, now);
+        if verdict.valid()
+            && let Some(cv) = self.chains.get(&key, now, |cv| cv.holds(self, now))
+        {
+            SHARED.fetch_add(1, Ordering::Relaxed);
+            return cv;
+        }
+        EVALUATED.fetch_add(1, Ordering::Relaxed);
+        let cv = Arc::new(self.evaluate_verdict(verdict, chain, now));
+        if cv.shareable() {
+            self.chains.insert(key, &cv, cv.stale_after, now);
+        }
         cv
     }
 
@@ -226,9 +308,9 @@ impl X509Authenticator {
         AuthOutcome::Forward(Some(self.identity(cv, &eec.subject, conn.peer.ip(), now)))
     }
 
-    /// The identity of a valid verdict's connection at `now`, built once
-    /// and shared by the connection's requests while its values hold. The
-    /// verdict itself is per connection, so `peer` is the same each time.
+    /// The identity of a valid verdict at `now` for a client at `peer`,
+    /// built once and shared by the requests and connections that use the
+    /// verdict while its values hold and the client address is the same.
     fn identity(
         &self,
         cv: &ConnVerdict,
@@ -240,17 +322,22 @@ impl X509Authenticator {
             .identity
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((until, id)) = slot.as_ref()
-            && now <= *until
+        if let Some(b) = slot.as_ref()
+            && now <= b.until
+            && b.peer == peer
         {
-            return id.clone();
+            return b.identity.clone();
         }
         let mut id = Identity::new(AuthMethod::X509, principal);
         for (k, val) in self.env_at(cv, Some(peer), now) {
             id.set(k, val);
         }
         let id = Arc::new(id);
-        *slot = Some((gridsite::env_stable_until(&cv.verdict, now), id.clone()));
+        *slot = Some(BuiltIdentity {
+            until: gridsite::env_stable_until(&cv.verdict, now),
+            peer,
+            identity: id.clone(),
+        });
         id
     }
 }
@@ -353,6 +440,36 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &next_day));
         assert_eq!(next_day.get("SSL_CLIENT_V_REMAIN"), Some(&b"9"[..]));
         assert_eq!(next_day.get("GRST_CRED_AURI_1"), Some(&b"ip:192.0.2.7"[..]));
+    }
+
+    /// A verdict shared by the connections of one chain may serve
+    /// clients at several addresses: each gets its own `ip:` credential.
+    #[test]
+    fn a_shared_verdict_builds_the_identity_of_each_client_address() {
+        let auth = authenticator();
+        let cv = valid_verdict(&auth, 86_400);
+        let (a, b) = (
+            "192.0.2.7".parse().unwrap(),
+            "198.51.100.9".parse().unwrap(),
+        );
+        let first = auth.identity(&cv, "alice", a, 0);
+        let other = auth.identity(&cv, "alice", b, 0);
+        assert_eq!(other.get("GRST_CRED_AURI_1"), Some(&b"ip:198.51.100.9"[..]));
+        let back = auth.identity(&cv, "alice", a, 0);
+        assert_eq!(back.get("GRST_CRED_AURI_1"), Some(&b"ip:192.0.2.7"[..]));
+        assert_eq!(first.get("GRST_CRED_AURI_1"), back.get("GRST_CRED_AURI_1"));
+    }
+
+    /// Only verdicts that will read the same for the next connection are
+    /// shared: a refusal, or a chain with a refused AC, is judged again.
+    #[test]
+    fn only_valid_chains_with_every_ac_accepted_are_shared() {
+        let auth = authenticator();
+        assert!(!auth.evaluate(&Vec::<Vec<u8>>::new(), 1_000).shareable());
+        let mut cv = verdict_with_acs(&auth, vec![ac(5_000)]);
+        assert!(cv.shareable());
+        cv.voms.as_mut().unwrap().refused = vec!["not yet valid".into()];
+        assert!(!cv.shareable());
     }
 
     #[test]
