@@ -437,6 +437,39 @@ fn keystone_down_gives_502_in_keystone_json() {
     }
 }
 
+/// The access line's duration is milliseconds to the microsecond:
+/// `ms=0.334`, never the 17 digits of a binary fraction
+/// (`ms=0.33443900000000004`, as it read before).
+#[test]
+fn the_access_line_gives_milliseconds_to_the_microsecond() {
+    let pki = pki();
+    let gw = Gateway::start(&pki, &Conf::new(format!("uwsgi://{}", common::dead_addr())));
+    for _ in 0..20 {
+        assert_eq!(gw.get(&pki, "/v3/auth/tokens").status, 502);
+    }
+    let access = || -> Vec<String> {
+        gw.logs
+            .all()
+            .into_iter()
+            .filter(|l| l.contains(" request ") && l.contains("status=502"))
+            .collect()
+    };
+    // Lines are written by the log thread: wait for all of them.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while access().len() < 20 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let lines = access();
+    assert_eq!(lines.len(), 20, "{lines:#?}");
+    for l in lines {
+        let ms = l.rsplit_once(" ms=").expect("an ms field").1.trim();
+        let v: f64 = ms.parse().unwrap_or_else(|_| panic!("{l}"));
+        assert!(v >= 0.0, "{l}");
+        let decimals = ms.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 3, "more than microseconds: {l}");
+    }
+}
+
 #[test]
 fn malformed_requests_get_400_and_unknown_paths_404() {
     let pki = pki();

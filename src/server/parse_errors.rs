@@ -62,6 +62,12 @@ pub fn rewrite(buf: &[u8]) -> Option<(StatusCode, Vec<u8>)> {
     if !buf.starts_with(b"HTTP/1.") {
         return None;
     }
+    // Every response passes here: its status code (`HTTP/1.1 200`) rules
+    // out all but hyper's own errors before the head is searched.
+    if buf.get(8) != Some(&b' ') {
+        return None;
+    }
+    reason(StatusCode::from_bytes(buf.get(9..12)?).ok()?)?;
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
     let mut lines = head.split("\r\n");

@@ -136,9 +136,12 @@ pub async fn handle(
         })
         .observe(elapsed.as_secs_f64());
     // Path only: query strings can carry codes and states in browser flows.
+    // Milliseconds to the microsecond (`ms=0.334`, not the binary
+    // fraction's 17 digits; a shorter number is cheaper to write, too).
+    let ms = elapsed.as_micros() as f64 / 1e3;
     tracing::info!(
         id = %ctx.id, method = %method, path = %path, status, route = %ctx.route,
-        user = ctx.principal.as_deref().unwrap_or("-"), peer = %conn.peer, ms = elapsed.as_secs_f64() * 1e3,
+        user = ctx.principal.as_deref().unwrap_or("-"), peer = %conn.peer, ms,
         "request"
     );
     Ok(resp)
