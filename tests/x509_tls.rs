@@ -447,3 +447,93 @@ fn a_revocation_reaches_open_connections_on_reload() {
         r.text()
     );
 }
+
+/// Writes at most 4 kB per call, as OpenSSL's client does: a flight
+/// bigger than that (a proxy chain with a VOMS AC) leaves in two writes.
+struct OpenSslLikeWrites<'a>(&'a std::net::TcpStream);
+
+impl std::io::Write for OpenSslLikeWrites<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&mut &*self.0).write(&buf[..buf.len().min(4096)])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One request on a new connection from a client that leaves Nagle's
+/// algorithm on and writes its handshake in 4 kB pieces; the time to the
+/// answer's first bytes.
+fn nagle_client_request(p: &Pki, port: u16, cred: &str) -> std::time::Duration {
+    use std::io::{Read, Write};
+    let cred = p.cred(cred);
+    let cfg = client::config(
+        &p.dir.join("ca/rootA/ca.pem"),
+        Some(&[&rustls::version::TLS13]),
+        &[b"http/1.1"],
+        Some((client::certs(&cred), client::key(&cred))),
+    );
+    let t0 = std::time::Instant::now();
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_nodelay(false).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let name = "localhost".try_into().unwrap();
+    let mut conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    conn.writer()
+        .write_all(b"GET /x509/a HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    loop {
+        while conn.wants_write() {
+            conn.write_tls(&mut OpenSslLikeWrites(&tcp)).unwrap();
+        }
+        if conn.read_tls(&mut tcp).unwrap() == 0 {
+            break;
+        }
+        conn.process_new_packets().unwrap();
+        let mut buf = [0u8; 4096];
+        match conn.reader().read(&mut buf) {
+            Ok(n) if n > 0 => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    t0.elapsed()
+}
+
+/// Issue 16: a client with Nagle's algorithm on whose handshake flight
+/// exceeds its 4 kB write buffer (a 2-level proxy with an AC) waited for
+/// the server's delayed ACK, about 40 ms, on every new connection, before
+/// fedgate acknowledged handshake reads at once (`TCP_QUICKACK`). The
+/// median of five connections stays well under that delay (a handshake
+/// here takes a few ms).
+#[test]
+fn a_nagle_client_with_a_large_chain_is_not_held_by_delayed_acks() {
+    let Some(p) = pki() else { return };
+    servers(p);
+    let flight: usize = client::certs(&p.cred("depth2_voms"))
+        .iter()
+        .map(|c| c.len())
+        .sum();
+    assert!(
+        flight > 4096,
+        "the chain must not fit one write ({flight} bytes)"
+    );
+    nagle_client_request(p, OPTIONAL, "depth2_voms"); // warm the caches
+    let mut times: Vec<_> = (0..5)
+        .map(|_| nagle_client_request(p, OPTIONAL, "depth2_voms"))
+        .collect();
+    times.sort();
+    assert!(
+        times[2] < std::time::Duration::from_millis(30),
+        "new connections wait for delayed ACKs: {times:?}"
+    );
+}

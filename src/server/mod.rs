@@ -11,6 +11,7 @@ mod park;
 mod parse_errors;
 mod pipeline;
 pub mod proxy_header;
+mod quick_ack;
 mod runtime;
 mod scrub;
 mod watch;
@@ -390,7 +391,8 @@ async fn accept_loop(
                     return;
                 }
             }
-            let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+            let handshake = acceptor.accept(quick_ack::HandshakeAcks::new(tcp));
+            let mut tls = match tokio::time::timeout_at(deadline, handshake).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     shared.metrics.handshake("failed");
@@ -403,6 +405,7 @@ async fn accept_loop(
                     return;
                 }
             };
+            tls.get_mut().0.handshake_done();
             let (_, session) = tls.get_ref();
             if session.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
                 let rt = shared.runtime.load();
