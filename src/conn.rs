@@ -14,20 +14,36 @@ pub struct ConnInfo {
     pub tls: Option<TlsInfo>,
 }
 
+/// The application protocol ALPN chose. fedgate offers only these two, so
+/// nothing else can be negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    /// The client sent no ALPN: HTTP/1.1 or HTTP/2 with prior knowledge.
+    None,
+    Http11,
+    H2,
+}
+
+/// What the handshake settled, kept for the connection's life.
+///
+/// Kept compact, with nothing derived ahead of need: every idle keep-alive
+/// connection holds one, and mod_ssl's values of the connection are built
+/// only when a request is encoded for uWSGI ([`TlsInfo::modssl`]). Built
+/// eagerly, as strings, they were about 2 KB of heap per connection.
 #[derive(Debug)]
 pub struct TlsInfo {
     /// "TLSv1.2" or "TLSv1.3", as mod_ssl's `SSL_PROTOCOL`.
     pub version: &'static str,
-    /// IANA cipher suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
-    pub cipher: String,
-    /// mod_ssl's values of this connection (`SSL_CIPHER*`, `SSL_TLS_SNI`,
-    /// `SSL_SESSION_RESUMED`, ...), computed at the handshake.
-    pub modssl: Vec<(String, String)>,
+    /// The negotiated cipher suite.
+    pub suite: Option<rustls::CipherSuite>,
+    /// Whether the session was resumed (mod_ssl's `SSL_SESSION_RESUMED`).
+    pub resumed: bool,
+    /// The SNI name the client sent.
+    pub sni: Option<Box<str>>,
+    pub alpn: Alpn,
     /// mod_ssl's `SSL_SERVER_*` values of the host certificate, shared by
     /// every connection of one configuration.
     pub server_modssl: std::sync::Arc<[(String, String)]>,
-    pub sni: Option<String>,
-    pub alpn: Option<Vec<u8>>,
     /// The client's chain exactly as presented, leaf first. Its
     /// CertificateVerify signature was checked in the handshake; the chain
     /// itself is validated by the X.509 authenticator.

@@ -37,7 +37,7 @@ use super::park;
 use super::parse_errors::ParseErrorBodies;
 use super::pipeline;
 use super::runtime::Shared;
-use crate::conn::ConnInfo;
+use crate::conn::{Alpn, ConnInfo};
 use crate::http::body::{Body, BoxError};
 use crate::shutdown::Shutdown;
 
@@ -244,12 +244,21 @@ where
         shutdown,
     };
     // ALPN already chose the protocol: skip auto-detection's preface peek.
-    match conn.tls.as_ref().and_then(|t| t.alpn.as_deref()) {
-        Some(b"http/1.1") => {
-            serve_http1(&conn_state, io, svc, &shared.metrics.parked_connections).await
+    match conn.tls.as_ref().map_or(Alpn::None, |t| t.alpn) {
+        Alpn::Http11 => serve_http1(&conn_state, io, svc, &shared.metrics.parked_connections).await,
+        // Boxed: hyper's auto connection is held inline by its future, and
+        // that future is several KB; unboxed, every HTTP/1.1 connection's
+        // future would be sized for it.
+        Alpn::H2 => {
+            Box::pin(serve_auto(
+                &conn_state,
+                http_builder(wait).http2_only(),
+                io,
+                svc,
+            ))
+            .await
         }
-        Some(b"h2") => serve_auto(&conn_state, http_builder(wait).http2_only(), io, svc).await,
-        _ => serve_auto(&conn_state, http_builder(wait), io, svc).await,
+        Alpn::None => Box::pin(serve_auto(&conn_state, http_builder(wait), io, svc)).await,
     }
     shared.metrics.connections.dec();
 }
@@ -384,7 +393,12 @@ async fn serve_http1<I, S>(
         // hyper's read buffer comes back as `read_buf`, a view of the
         // whole 8 KB (or larger) allocation: it is dropped here, and only
         // bytes still unparsed are kept, as a copy.
-        let parts = (*served).into_parts();
+        // (Moved out of its box in a block of its own, so that the box is
+        // freed here and not at the end of the iteration, after the park.)
+        let parts = {
+            let served = served;
+            (*served).into_parts()
+        };
         let read_ahead = parts.read_buf;
         io = parts.io.into_inner();
         if closing || !parking {

@@ -145,33 +145,31 @@ pub fn server_modssl(path: &Path) -> Result<Vec<(String, String)>, TlsSetupError
     Ok(vars)
 }
 
-/// mod_ssl's values of an established connection: the cipher suite under
-/// OpenSSL's name with its key sizes, the SNI name, whether the session
-/// was resumed, and the compression (never any).
-pub fn connection_modssl(conn: &rustls::ServerConnection) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(7);
-    let mut put = |k: &str, v: String| out.push((k.to_string(), v));
-    if let Some(suite) = conn.negotiated_cipher_suite() {
-        match openssl_cipher(suite.suite()) {
+/// mod_ssl's values of an established connection, handed to `put` in
+/// mod_ssl's order: the cipher suite under OpenSSL's name with its key
+/// sizes, the compression (never any), whether the session was resumed,
+/// and the SNI name.
+pub fn connection_modssl(tls: &crate::conn::TlsInfo, mut put: impl FnMut(&str, &str)) {
+    if let Some(suite) = tls.suite {
+        match openssl_cipher(suite) {
             Some((name, bits)) => {
-                put("SSL_CIPHER", name.to_string());
-                put("SSL_CIPHER_EXPORT", "false".into());
-                put("SSL_CIPHER_USEKEYSIZE", bits.to_string());
-                put("SSL_CIPHER_ALGKEYSIZE", bits.to_string());
+                let bits = if bits == 128 { "128" } else { "256" };
+                put("SSL_CIPHER", name);
+                put("SSL_CIPHER_EXPORT", "false");
+                put("SSL_CIPHER_USEKEYSIZE", bits);
+                put("SSL_CIPHER_ALGKEYSIZE", bits);
             }
-            None => put("SSL_CIPHER", format!("{:?}", suite.suite())),
+            None => put("SSL_CIPHER", &format!("{suite:?}")),
         }
     }
-    put("SSL_COMPRESS_METHOD", "NULL".into());
-    let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    put("SSL_COMPRESS_METHOD", "NULL");
     put(
         "SSL_SESSION_RESUMED",
-        if resumed { "Resumed" } else { "Initial" }.into(),
+        if tls.resumed { "Resumed" } else { "Initial" },
     );
-    if let Some(sni) = conn.server_name() {
-        put("SSL_TLS_SNI", sni.to_string());
+    if let Some(sni) = &tls.sni {
+        put("SSL_TLS_SNI", sni);
     }
-    out
 }
 
 /// OpenSSL's name of a cipher suite rustls offers, with its key size in
@@ -325,6 +323,34 @@ mod tests {
         assert_eq!(
             openssl_cipher(rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
             Some(("ECDHE-RSA-AES256-GCM-SHA384", 256))
+        );
+    }
+
+    #[test]
+    fn a_connections_modssl_values_are_built_from_its_handshake_facts() {
+        let tls = crate::conn::TlsInfo {
+            version: "TLSv1.3",
+            suite: Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256),
+            resumed: true,
+            sni: Some("keystone.example.org".into()),
+            alpn: crate::conn::Alpn::Http11,
+            server_modssl: std::sync::Arc::from(Vec::new()),
+            client_chain: Vec::new(),
+            x509_verdict: Default::default(),
+        };
+        let mut got = Vec::new();
+        connection_modssl(&tls, |k, v| got.push(format!("{k}={v}")));
+        assert_eq!(
+            got,
+            [
+                "SSL_CIPHER=TLS_AES_128_GCM_SHA256",
+                "SSL_CIPHER_EXPORT=false",
+                "SSL_CIPHER_USEKEYSIZE=128",
+                "SSL_CIPHER_ALGKEYSIZE=128",
+                "SSL_COMPRESS_METHOD=NULL",
+                "SSL_SESSION_RESUMED=Resumed",
+                "SSL_TLS_SNI=keystone.example.org",
+            ]
         );
     }
 }

@@ -161,7 +161,8 @@ pub(crate) fn write<S: Sink>(
         out.put("REQUEST_SCHEME", b"https");
         out.put("SSL_PROTOCOL", tls.version.as_bytes());
         // mod_ssl's +StdEnvVars: the connection's and the host certificate's.
-        for (k, v) in tls.modssl.iter().chain(tls.server_modssl.iter()) {
+        crate::tls::connection_modssl(tls, |k, v| out.put(k, v.as_bytes()));
+        for (k, v) in tls.server_modssl.iter() {
             out.put(k, v.as_bytes());
         }
     } else {
