@@ -159,6 +159,9 @@ def main():
         for name in names:
             m = med[name]
             m["ratio_to_" + base] = m["rps"] / med[base]["rps"] if med[base]["rps"] else None
+            # Issue 16's goal 1 is stated as this ratio (CPU per request).
+            m["cpu_ratio_to_" + base] = (m["cpu_ms_per_req"] / med[base]["cpu_ms_per_req"]
+                                         if med[base]["cpu_ms_per_req"] else None)
             if "apache" in med:
                 m["ratio_to_apache"] = m["rps"] / med["apache"]["rps"] if med["apache"]["rps"] else None
             rows.append((mode, name, m))
@@ -180,13 +183,13 @@ def main():
     lines = [f"{a.reps} interleaved repetitions, {a.duration} s per point, {a.conc} connections; "
              f"loadavg start {load_start} / end {load_end}", "",
              f"| mode | target | req/s (median) | per rep | x {base} (median) | x {base} per rep |"
-             + (" x Apache |" if with_apache else "") + " p50 ms | p99 ms | server CPU ms/req | upstream CPU ms/req |",
-             "|---|---|---|---|---|---|" + ("---|" if with_apache else "") + "---|---|---|---|"]
+             + (" x Apache |" if with_apache else "") + f" p50 ms | p99 ms | server CPU ms/req | CPU x {base} | upstream CPU ms/req |",
+             "|---|---|---|---|---|---|" + ("---|" if with_apache else "") + "---|---|---|---|---|"]
     for mode, name, m in rows:
         lines.append(f"| {mode} | {name} | {m['rps']:.0f} | {m['per_rep']} | {fmt(m['ratio_to_' + base])} | "
                      f"{m[f'ratio_{base}_per_rep']} |" + (f" {fmt(m['ratio_to_apache'])} |" if with_apache else "")
-                     + f" {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['cpu_ms_per_req']:.3f} | "
-                     f"{m['upstream_cpu_ms_per_req']:.3f} |")
+                     + f" {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['cpu_ms_per_req']:.4f} | "
+                     f"{fmt(m['cpu_ratio_to_' + base])} | {m['upstream_cpu_ms_per_req']:.4f} |")
     if pair_rows:
         lines += ["", "Ratios A/B of the medians (req/s: above 1 is better for A; p50, p99, CPU: below 1 is better "
                   "for A):", "",

@@ -5,6 +5,7 @@
 //! (a full pipe to journald) never stalls a worker that is serving
 //! requests, and a burst of lines costs one `write(2)` rather than one each.
 
+mod clock;
 mod sink;
 
 use std::io::IsTerminal;
@@ -13,6 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 use serde::Deserialize;
 
+pub use clock::seconds_text;
 pub use sink::LogGuard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -58,6 +60,7 @@ pub fn init(cfg: &LoggingConfig) -> LogGuard {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(ansi)
+        .with_timer(clock::UtcMicros)
         .with_target(false);
     let installed = match cfg.format {
         LogFormat::Json => builder

@@ -374,17 +374,10 @@ pub(super) async fn extract(args: &ExtractArgs) -> u8 {
 
 /// `2026-12-03T13:00:00Z`: ISO 8601, UTC.
 fn iso_z(secs: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let mut s = String::with_capacity(20);
+    let _ = crate::logging::seconds_text(secs, &mut s);
+    s.push('Z');
+    s
 }
 
 /// `fedgate accounting identities [--config FILE] [--json] [--user ID]`:

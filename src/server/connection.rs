@@ -363,6 +363,10 @@ async fn serve_http1<I, S>(
         let (mut closing, mut parking) = (false, false);
         let result = loop {
             tokio::select! {
+                // In this order, and without select!'s random start: hyper's
+                // connection first, on every wake-up (the other branches are
+                // timers and signals, which rarely fire).
+                biased;
                 r = std::future::poll_fn(|cx| served.poll_without_shutdown(cx)) => break r,
                 // hyper is idle (no request open): it closes at once and
                 // hands back the stream and any bytes it read ahead.

@@ -9,13 +9,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::header::{HOST, HeaderName, HeaderValue};
-use http::uri::{Authority, Scheme};
 use http_body_util::{BodyExt, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::outbound::{Outbound, UpstreamError};
+use super::pool::Pools;
 use super::target::Target;
 use super::uwsgi::declared_length;
 use crate::http::body::Body;
@@ -26,11 +23,11 @@ const MEMO_NAMES: usize = 512;
 
 pub struct HttpUpstream {
     pub target: Target,
-    authority: Authority,
-    /// One connection pool per thread. A serving thread then finds its
-    /// pooled connections' tasks on its own event loop, and a request
-    /// wakes no other core (see `crate::server::Workers`).
-    clients: thread_local::ThreadLocal<Client<HttpConnector, Body>>,
+    /// The upstream's authority as a Host value, for a request that came
+    /// without one.
+    host: HeaderValue,
+    /// Keep-alive connections, one pool per thread ([`super::pool`]).
+    pools: Pools,
     /// Variable name → header name, per thread (no lock on the request
     /// path), for at most `MEMO_NAMES` names.
     header_names: thread_local::ThreadLocal<
@@ -56,12 +53,9 @@ pub fn header_name_for(var: &str, prefix: &str, names: &BTreeMap<String, String>
 impl HttpUpstream {
     pub fn new(target: Target, cfg: &UpstreamConfig, max_body: u64) -> Self {
         HttpUpstream {
-            authority: target
-                .authority()
-                .parse()
-                .expect("validated upstream authority"),
+            host: HeaderValue::from_str(&target.authority()).expect("validated upstream authority"),
+            pools: Pools::new(target.authority(), cfg.connect_timeout()),
             target,
-            clients: thread_local::ThreadLocal::new(),
             header_names: thread_local::ThreadLocal::new(),
             connect_timeout: cfg.connect_timeout(),
             response_timeout: cfg.response_timeout(),
@@ -69,19 +63,6 @@ impl HttpUpstream {
             prefix: cfg.identity_header_prefix.clone(),
             names: cfg.identity_headers.clone(),
         }
-    }
-
-    /// This thread's connection pool, made on its first request.
-    fn client(&self) -> &Client<HttpConnector, Body> {
-        self.clients.get_or(|| {
-            let mut conn = HttpConnector::new();
-            conn.set_connect_timeout(Some(self.connect_timeout));
-            conn.set_nodelay(true);
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(64)
-                .build(conn)
-        })
     }
 
     /// The header an identity variable travels in, from this thread's
@@ -121,19 +102,27 @@ impl HttpUpstream {
         if declared_length(&parts)?.is_some_and(|n| n > self.max_body) {
             return Err(UpstreamError::BodyTooLarge(self.max_body));
         }
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(self.authority.clone());
-        uri.path_and_query = parts.uri.path_and_query().cloned();
-        let host = crate::http::host::request_host(&parts);
-        parts.uri =
-            http::Uri::from_parts(uri).map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+        // The client's Host goes through as it came (it is what Keystone
+        // builds its URLs from); an HTTP/2 request's :authority becomes the
+        // Host line, and a request with neither gets the upstream's
+        // authority, as HTTP/1.1 requires a Host.
+        if !parts.headers.contains_key(HOST) {
+            let host = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                .unwrap_or_else(|| self.host.clone());
+            parts.headers.insert(HOST, host);
+        }
+        // Origin-form (`/v3/auth/tokens?...`): hyper's connection writes the
+        // URI as it is given.
+        parts.uri = match parts.uri.path_and_query() {
+            Some(pq) => http::Uri::from(pq.clone()),
+            None => http::Uri::from_static("/"),
+        };
         parts.version = http::Version::HTTP_11;
         // HTTP/1.1 allows one Cookie line; HTTP/2 clients may send several.
         crate::http::cookie::join(&mut parts.headers);
-        if let Some(h) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
-            parts.headers.insert(HOST, h);
-        }
         if let Some(id) = identity {
             for (var, value) in id.variables() {
                 let n = self.header_name(var)?;
@@ -171,20 +160,9 @@ impl HttpUpstream {
             r
         });
         let req = http::Request::from_parts(parts, body);
-        let first = tokio::time::timeout(self.response_timeout, self.client().request(req))
+        let resp = tokio::time::timeout(self.response_timeout, self.exchange(req, retry))
             .await
-            .map_err(|_| UpstreamError::ResponseTimeout)?;
-        let resp = match (first, retry) {
-            (Ok(r), _) => r,
-            (Err(e), Some(again)) if stale_connection(&e) => {
-                tracing::debug!(error = %e, "pooled upstream connection was closed; retrying once on a new one");
-                tokio::time::timeout(self.response_timeout, self.client().request(again))
-                    .await
-                    .map_err(|_| UpstreamError::ResponseTimeout)?
-                    .map_err(classify)?
-            }
-            (Err(e), _) => return Err(classify(e)),
-        };
+            .map_err(|_| UpstreamError::ResponseTimeout)??;
         let (mut parts, body) = resp.into_parts();
         crate::http::hop::strip(&mut parts.headers);
         Ok(http::Response::from_parts(
@@ -192,6 +170,44 @@ impl HttpUpstream {
             body.map_err(|e| -> crate::http::body::BoxError { Box::new(e) })
                 .boxed_unsync(),
         ))
+    }
+}
+
+impl HttpUpstream {
+    /// Sends `req` on a pooled connection, or a new one. A request the
+    /// pooled connection never took (hyper found it closed first) is sent
+    /// again on a new connection; so is `retry`, the copy of a bodyless
+    /// request, when a reused connection closed without answering.
+    async fn exchange(
+        &self,
+        req: http::Request<Body>,
+        retry: Option<http::Request<Body>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, UpstreamError> {
+        let mut conn = self.pools.get().await?;
+        let again = match conn.sender().try_send_request(req).await {
+            Ok(resp) => {
+                self.pools.put(conn);
+                return Ok(resp);
+            }
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => unsent,
+                None => match retry {
+                    Some(copy) if conn.reused && stale_connection(e.error()) => {
+                        tracing::debug!(error = %e.error(), "pooled upstream connection was closed; retrying once on a new one");
+                        copy
+                    }
+                    _ => return Err(classify(e.error())),
+                },
+            },
+        };
+        let mut conn = self.pools.open().await?;
+        let resp = conn
+            .sender()
+            .send_request(again)
+            .await
+            .map_err(|e| classify(&e))?;
+        self.pools.put(conn);
+        Ok(resp)
     }
 }
 
@@ -239,9 +255,9 @@ fn body_is_empty(parts: &http::request::Parts, body: &Body) -> bool {
 
 /// The request failed because the pooled connection was already closing:
 /// nothing reached the application, so sending it again is safe.
-fn stale_connection(e: &hyper_util::client::legacy::Error) -> bool {
+fn stale_connection(e: &hyper::Error) -> bool {
     use std::error::Error;
-    let mut src: Option<&(dyn Error + 'static)> = e.source();
+    let mut src: Option<&(dyn Error + 'static)> = Some(e);
     while let Some(s) = src {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
@@ -262,7 +278,7 @@ fn stale_connection(e: &hyper_util::client::legacy::Error) -> bool {
     false
 }
 
-fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
+fn classify(e: &hyper::Error) -> UpstreamError {
     use std::error::Error;
     let mut src: Option<&(dyn Error + 'static)> = e.source();
     while let Some(s) = src {
@@ -276,16 +292,92 @@ fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
         }
         src = s.source();
     }
-    if e.is_connect() {
-        UpstreamError::Connect(std::io::Error::other(e.to_string()))
-    } else {
-        UpstreamError::BadResponse(e.to_string())
-    }
+    UpstreamError::BadResponse(e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The request head the upstream receives for one request.
+    async fn head_received(build: impl FnOnce(&mut http::request::Parts)) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                head.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let cfg: UpstreamConfig = toml::from_str(&format!("url = \"http://{addr}\"")).unwrap();
+        let up = HttpUpstream::new(Target::parse(cfg.url.get_ref()).unwrap(), &cfg, 1 << 20);
+        let (mut parts, _) = http::Request::new(()).into_parts();
+        build(&mut parts);
+        let conn = crate::conn::ConnInfo {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            local: "127.0.0.1:2".parse().unwrap(),
+            tls: None,
+        };
+        let resp = up
+            .send(Outbound {
+                parts,
+                body: crate::http::body::empty(),
+                conn: &conn,
+                identity: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+        server.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_go_in_origin_form_with_the_clients_host() {
+        let head = head_received(|p| {
+            p.uri = "/v3/auth/tokens?nocatalog".parse().unwrap();
+            p.headers
+                .insert(HOST, HeaderValue::from_static("keystone.example.org"));
+        })
+        .await;
+        assert!(
+            head.starts_with("GET /v3/auth/tokens?nocatalog HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("\r\nhost: keystone.example.org\r\n"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_http2_authority_becomes_the_host_and_a_missing_one_the_upstreams() {
+        let head = head_received(|p| {
+            p.uri = "https://keystone.example.org/v3".parse().unwrap();
+            p.version = http::Version::HTTP_2;
+        })
+        .await;
+        assert!(head.starts_with("GET /v3 HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("\r\nhost: keystone.example.org\r\n"),
+            "{head}"
+        );
+        let head = head_received(|p| p.uri = "/v3".parse().unwrap()).await;
+        assert!(
+            head.to_ascii_lowercase().contains("\r\nhost: 127.0.0.1:"),
+            "{head}"
+        );
+    }
 
     #[test]
     fn multi_line_values_are_flattened() {

@@ -10,6 +10,7 @@ mod config;
 pub mod environ;
 pub mod http;
 mod outbound;
+mod pool;
 mod target;
 pub mod uwsgi;
 

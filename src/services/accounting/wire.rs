@@ -268,17 +268,8 @@ fn xml_escape(out: &mut String, s: &str, attr: bool) {
 /// ISO 8601 without a zone, in UTC (the APEL StAR loader reads a naive
 /// time as UTC), with microseconds only when there are some.
 pub fn iso_utc(secs: i64, micros: u32) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    let mut s = String::with_capacity(26);
+    let _ = crate::logging::seconds_text(secs, &mut s);
     if micros > 0 {
         let _ = write!(s, ".{:06}", micros.min(999_999));
     }
