@@ -28,7 +28,8 @@ pub enum Alpn {
 ///
 /// Kept compact, with nothing derived ahead of need: every idle keep-alive
 /// connection holds one, and mod_ssl's values of the connection are built
-/// only when a request is encoded for uWSGI ([`TlsInfo::modssl`]). Built
+/// only when a request is encoded for uWSGI
+/// (`crate::tls::connection_modssl`). Built
 /// eagerly, as strings, they were about 2 KB of heap per connection.
 #[derive(Debug)]
 pub struct TlsInfo {

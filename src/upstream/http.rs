@@ -171,9 +171,7 @@ impl HttpUpstream {
                 .boxed_unsync(),
         ))
     }
-}
 
-impl HttpUpstream {
     /// Sends `req` on a pooled connection, or a new one. A request the
     /// pooled connection never took (hyper found it closed first) is sent
     /// again on a new connection; so is `retry`, the copy of a bodyless

@@ -17,7 +17,8 @@
 //! [`IDLE_TIMEOUT`], by a sweeper task that exists while any are pooled,
 //! and at most [`MAX_IDLE`] are kept per thread.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use hyper::client::conn::http1::{self, SendRequest};
@@ -37,7 +38,14 @@ pub const MAX_IDLE: usize = 64;
 pub struct Pools {
     authority: String,
     connect_timeout: Duration,
-    threads: Arc<thread_local::ThreadLocal<Pool>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    threads: thread_local::ThreadLocal<Pool>,
+    /// Whether a sweeper task is running for these pools.
+    sweeping: AtomicBool,
 }
 
 #[derive(Default)]
@@ -45,8 +53,20 @@ struct Pool {
     /// Oldest first; taken from the back (the most recently used
     /// connection is the one most likely still open).
     idle: Mutex<Vec<Idle>>,
-    /// Whether a sweeper task is watching this pool.
-    swept: std::sync::atomic::AtomicBool,
+}
+
+impl Pool {
+    fn idle(&self) -> MutexGuard<'_, Vec<Idle>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops the connections that closed or were idle too long; returns
+    /// how many are left.
+    fn prune(&self, now: Instant) -> usize {
+        let mut idle = self.idle();
+        idle.retain(|c| !c.tx.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT);
+        idle.len()
+    }
 }
 
 struct Idle {
@@ -73,7 +93,7 @@ impl Pools {
         Pools {
             authority,
             connect_timeout,
-            threads: Arc::new(thread_local::ThreadLocal::new()),
+            shared: Arc::default(),
         }
     }
 
@@ -111,9 +131,8 @@ impl Pools {
         if conn.tx.is_closed() {
             return;
         }
-        let pool = self.threads.get_or_default();
         {
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = self.shared.threads.get_or_default().idle();
             if idle.len() >= MAX_IDLE {
                 idle.remove(0);
             }
@@ -122,18 +141,17 @@ impl Pools {
                 since: Instant::now(),
             });
         }
-        if !pool.swept.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tokio::spawn(sweep(Arc::downgrade(&self.threads)));
+        if !self.shared.sweeping.swap(true, Ordering::AcqRel) {
+            tokio::spawn(sweep(Arc::downgrade(&self.shared)));
         }
     }
 
     fn take_ready(&self) -> Option<SendRequest<Body>> {
-        let pool = self.threads.get()?;
-        let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        // Closed or expired connections are dropped; one still busy with
-        // its previous response (its body not yet read) stays for later.
-        idle.retain(|c| !c.tx.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT);
+        let pool = self.shared.threads.get()?;
+        pool.prune(Instant::now());
+        // A connection still busy with its previous response (its body not
+        // yet read) stays for later.
+        let mut idle = pool.idle();
         let i = idle.iter().rposition(|c| c.tx.is_ready())?;
         Some(idle.remove(i).tx)
     }
@@ -141,44 +159,28 @@ impl Pools {
     /// Connections pooled on this thread (for tests).
     #[cfg(test)]
     fn idle_here(&self) -> usize {
-        self.threads
-            .get()
-            .map_or(0, |p| p.idle.lock().unwrap().len())
+        self.shared.threads.get().map_or(0, |p| p.idle().len())
     }
 }
 
 /// Closes pooled connections idle longer than [`IDLE_TIMEOUT`], on every
 /// thread, until no connection is pooled anywhere or the upstream is gone
 /// (a reload replaced it).
-async fn sweep(threads: Weak<thread_local::ThreadLocal<Pool>>) {
+async fn sweep(shared: Weak<Shared>) {
     loop {
         tokio::time::sleep(IDLE_TIMEOUT / 2).await;
-        let Some(threads) = threads.upgrade() else {
+        let Some(shared) = shared.upgrade() else {
             return;
         };
         let now = Instant::now();
-        let mut left = 0;
-        for pool in threads.iter() {
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.retain(|c| !c.tx.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT);
-            left += idle.len();
+        if shared.threads.iter().map(|p| p.prune(now)).sum::<usize>() > 0 {
+            continue;
         }
-        if left == 0 {
-            for pool in threads.iter() {
-                pool.swept
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
-            }
-            // A connection put back between the count and the reset found
-            // the flag still set; look once more so that it is not missed.
-            if threads
-                .iter()
-                .any(|p| !p.idle.lock().unwrap_or_else(|e| e.into_inner()).is_empty())
-            {
-                for pool in threads.iter() {
-                    pool.swept.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                continue;
-            }
+        shared.sweeping.store(false, Ordering::Release);
+        // A connection put back after the count found the flag still set
+        // and started no sweeper: this one carries on for it.
+        let refilled = shared.threads.iter().any(|p| !p.idle().is_empty());
+        if !refilled || shared.sweeping.swap(true, Ordering::AcqRel) {
             return;
         }
     }
