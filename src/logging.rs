@@ -6,6 +6,7 @@
 //! requests, and a burst of lines costs one `write(2)` rather than one each.
 
 mod clock;
+mod fields;
 mod sink;
 
 use std::io::IsTerminal;
@@ -15,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 use serde::Deserialize;
 
 pub use clock::seconds_text;
+pub use fields::{Addr, Ip};
 pub use sink::LogGuard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -69,7 +71,9 @@ pub fn init(cfg: &LoggingConfig) -> LogGuard {
             .with_current_span(true)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder
+            .fmt_fields(fields::PlainFields::default())
+            .try_init(),
     };
     if installed.is_ok() {
         guard

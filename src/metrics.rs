@@ -148,6 +148,9 @@ pub fn path_cache_registry(paths: (u64, u64), verdicts: (u64, u64)) -> Registry 
 
 pub struct Metrics {
     registry: Registry,
+    /// Tells this set of metrics from another in the same process (tests
+    /// build many) for [`Metrics::request`]'s per-thread handles.
+    id: u64,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabel, Histogram>,
     pub upstream_errors: Family<KindLabel, Counter>,
@@ -253,8 +256,10 @@ impl Metrics {
             "Federated logins not recorded in the identities store: its queue was full",
             identity_records_dropped.clone(),
         );
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Metrics {
             registry,
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             requests,
             latency,
             upstream_errors,
@@ -284,6 +289,67 @@ impl Metrics {
         }
         let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
+    }
+
+    /// Counts one answered request and its latency.
+    ///
+    /// Every request comes here. A family's look-up builds an owned label
+    /// set (two `String`s) and takes the family's lock, which both serving
+    /// threads contend for; each thread keeps the handles of the
+    /// (route, status) pairs it has seen instead, a short list scanned by
+    /// value. The handles share the family's counters, so the exposition
+    /// is the same either way.
+    pub fn request(&self, route: &str, status: u16, seconds: f64) {
+        /// Routes and statuses a thread remembers; past this the list
+        /// starts again (labels come from the configuration and a handful
+        /// of statuses, so this is seldom reached).
+        const HANDLES: usize = 64;
+        struct Handle {
+            owner: u64,
+            status: u16,
+            route: Box<str>,
+            count: Counter,
+            latency: Histogram,
+        }
+        thread_local! {
+            static SEEN: std::cell::RefCell<Vec<Handle>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            if let Some(h) = seen
+                .iter()
+                .find(|h| h.owner == self.id && h.status == status && &*h.route == route)
+            {
+                h.count.inc();
+                h.latency.observe(seconds);
+                return;
+            }
+            let count = self
+                .requests
+                .get_or_create(&RequestLabels {
+                    route: route.into(),
+                    status,
+                })
+                .clone();
+            let latency = self
+                .latency
+                .get_or_create(&RouteLabel {
+                    route: route.into(),
+                })
+                .clone();
+            count.inc();
+            latency.observe(seconds);
+            if seen.len() >= HANDLES {
+                seen.clear();
+            }
+            seen.push(Handle {
+                owner: self.id,
+                status,
+                route: route.into(),
+                count,
+                latency,
+            });
+        });
     }
 
     pub fn handshake(&self, result: &str) {
@@ -319,5 +385,53 @@ mod tests {
             out.contains("fedgate_shared_state_up{backend=\"memcached\"} 1"),
             "{out}"
         );
+    }
+
+    /// Each thread keeps handles of the pairs it has seen; they must count
+    /// in the family (what the exposition shows) and only in the metrics
+    /// they came from.
+    #[test]
+    fn requests_are_counted_through_remembered_handles() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        for _ in 0..3 {
+            a.request("keystone", 200, 0.002);
+        }
+        a.request("keystone", 401, 0.001);
+        a.request("oidc-redirect", 302, 0.2);
+        b.request("keystone", 200, 0.004);
+        let (ta, tb) = (a.encode(), b.encode());
+        for line in [
+            "fedgate_requests_total{route=\"keystone\",status=\"200\"} 3",
+            "fedgate_requests_total{route=\"keystone\",status=\"401\"} 1",
+            "fedgate_requests_total{route=\"oidc-redirect\",status=\"302\"} 1",
+            "fedgate_request_duration_seconds_count{route=\"keystone\"} 4",
+            "fedgate_request_duration_seconds_count{route=\"oidc-redirect\"} 1",
+        ] {
+            assert!(ta.contains(line), "{line} in {ta}");
+        }
+        assert!(
+            tb.contains("fedgate_requests_total{route=\"keystone\",status=\"200\"} 1"),
+            "{tb}"
+        );
+        assert!(!tb.contains("status=\"401\""), "{tb}");
+        // Another thread starts with no handles and adds to the same counts.
+        std::thread::scope(|s| {
+            s.spawn(|| a.request("keystone", 200, 0.002));
+        });
+        assert!(
+            a.encode()
+                .contains("fedgate_requests_total{route=\"keystone\",status=\"200\"} 4")
+        );
+        // Past the list's length it starts again and still counts.
+        for i in 0..200u16 {
+            a.request("many", 200 + i, 0.001);
+        }
+        a.request("keystone", 200, 0.002);
+        let ta = a.encode();
+        assert!(
+            ta.contains("fedgate_requests_total{route=\"keystone\",status=\"200\"} 5"),
+            "{ta}"
+        );
+        assert!(ta.contains("fedgate_requests_total{route=\"many\",status=\"399\"} 1"));
     }
 }

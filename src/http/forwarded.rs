@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 use http::HeaderMap;
-use http::header::{FORWARDED, HeaderValue};
+use http::header::{FORWARDED, HeaderName, HeaderValue};
 
 use crate::conn::ConnInfo;
 
@@ -69,19 +69,26 @@ pub fn is_trusted(ip: IpAddr, trusted: &[Cidr]) -> bool {
     trusted.iter().any(|c| c.contains(ip))
 }
 
+/// The names this module sets, parsed once: a name given as `&str` is
+/// parsed again on every use, and every forwarded request sets four.
+static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+static XF_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static XF_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static XF_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
 /// Sets X-Forwarded-For/Proto/Host/Port for the request.
 pub fn apply(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&str>, trusted: &[Cidr]) {
     let peer = unmap(conn.peer.ip());
     let from_trusted = is_trusted(peer, trusted);
-    let xff = "x-forwarded-for";
+    let peer = crate::logging::Ip(peer).to_string();
     let chain = if from_trusted {
         let prior: Vec<&str> = headers
-            .get_all(xff)
+            .get_all(&XFF)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
         if prior.is_empty() {
-            peer.to_string()
+            peer
         } else {
             format!("{}, {peer}", prior.join(", "))
         }
@@ -95,26 +102,23 @@ pub fn apply(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&str>, trust
         for k in theirs {
             headers.remove(k);
         }
-        peer.to_string()
+        peer
     };
-    set(headers, xff, &chain);
-    if !(from_trusted && headers.contains_key("x-forwarded-proto")) {
-        set(
-            headers,
-            "x-forwarded-proto",
-            if conn.tls.is_some() { "https" } else { "http" },
-        );
+    set(headers, &XFF, chain.into_bytes());
+    if !(from_trusted && headers.contains_key(&XF_PROTO)) {
+        let proto = if conn.tls.is_some() { "https" } else { "http" };
+        headers.insert(XF_PROTO.clone(), HeaderValue::from_static(proto));
     }
-    if !(from_trusted && headers.contains_key("x-forwarded-host")) {
+    if !(from_trusted && headers.contains_key(&XF_HOST)) {
         match host {
-            Some(h) => set(headers, "x-forwarded-host", h),
+            Some(h) => set(headers, &XF_HOST, h.as_bytes().to_vec()),
             None => {
-                headers.remove("x-forwarded-host");
+                headers.remove(&XF_HOST);
             }
         }
     }
-    if !(from_trusted && headers.contains_key("x-forwarded-port")) {
-        set(headers, "x-forwarded-port", &conn.local.port().to_string());
+    if !(from_trusted && headers.contains_key(&XF_PORT)) {
+        headers.insert(XF_PORT.clone(), HeaderValue::from(conn.local.port()));
     }
 }
 
@@ -135,10 +139,11 @@ pub fn is_forwarding_header(name: &str) -> bool {
         })
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    match HeaderValue::from_str(value) {
+fn set(headers: &mut HeaderMap, name: &HeaderName, value: Vec<u8>) {
+    // The text becomes the value without a copy.
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         Ok(v) => {
-            headers.insert(name, v);
+            headers.insert(name.clone(), v);
         }
         Err(_) => {
             headers.remove(name);

@@ -2,7 +2,10 @@
 //! only, so never forwarded in either direction.
 
 use http::HeaderMap;
-use http::header::{CONNECTION, HeaderName};
+use http::header::{
+    CONNECTION, HeaderName, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
 
 const HOP: &[&str] = &[
     "connection",
@@ -23,6 +26,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// Removes hop-by-hop headers, including those named in `Connection`.
 /// One pass over the names, since most requests carry none of them.
 pub fn strip(headers: &mut HeaderMap) {
+    // Both lists are usually empty, and then nothing is allocated.
     let mut doomed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -30,16 +34,25 @@ pub fn strip(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
         .collect();
-    doomed.extend(
-        headers
-            .keys()
-            .filter(|k| is_hop_by_hop(k.as_str()))
-            .cloned(),
-    );
+    doomed.extend(headers.keys().filter(|k| HOP_NAMES.contains(k)).cloned());
     for n in doomed {
         headers.remove(n);
     }
 }
+
+/// [`HOP`] as header names, compared without parsing or case folding
+/// (a `HeaderName` is lower case).
+static HOP_NAMES: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
 
 #[cfg(test)]
 mod tests {
@@ -55,5 +68,21 @@ mod tests {
         strip(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-auth-token"));
+    }
+
+    #[test]
+    fn the_names_are_the_list() {
+        assert_eq!(HOP_NAMES.len(), HOP.len());
+        for (n, s) in HOP_NAMES.iter().zip(HOP) {
+            assert_eq!(n.as_str(), *s);
+        }
+        let mut h = HeaderMap::new();
+        for s in HOP {
+            h.insert(HeaderName::from_static(s), "1".parse().unwrap());
+            assert!(is_hop_by_hop(&s.to_uppercase()));
+        }
+        h.insert("x-kept", "1".parse().unwrap());
+        strip(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
     }
 }

@@ -137,17 +137,21 @@ impl HttpUpstream {
         // A failure to read the client's body (too large, or malformed
         // chunked framing) is the client's fault: marked here so that
         // `classify` answers 413 or 400, not 502.
-        let body = Limited::new(body, max)
-            .map_err(move |e| -> crate::http::body::BoxError {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    Box::new(UpstreamError::BodyTooLarge(max as u64))
-                } else {
-                    Box::new(UpstreamError::client_body(&e))
-                }
-            })
-            .boxed_unsync();
+        let body = if http_body::Body::is_end_stream(&body) {
+            body
+        } else {
+            Limited::new(body, max)
+                .map_err(move |e| -> crate::http::body::BoxError {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        Box::new(UpstreamError::BodyTooLarge(max as u64))
+                    } else {
+                        Box::new(UpstreamError::client_body(&e))
+                    }
+                })
+                .boxed_unsync()
+        };
         // A bodyless request can be sent again if the pooled connection
         // turns out to be one the server was closing (uWSGI's http-socket
         // closes after each response without saying so).
