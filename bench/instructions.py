@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Helpers of bench/instructions.sh (standard library only).
 
-  requests --port P --count N   N sequential GETs of /v3 over 4 keep-alive
-                                TLS connections (fails on any non-200)
+  requests --port P --warmup W --count N --pid PID
+                                over 4 keep-alive TLS connections, W
+                                sequential GETs of /v3, then callgrind's
+                                counters of PID zeroed, N more GETs, and the
+                                counters dumped: the handshakes and the
+                                warm-up are not counted (fails on any
+                                non-200)
   report --requests N A [B]     instructions per request of callgrind
                                 profile A (and B, "before"), their ratio,
                                 and A's costliest functions (self cost)
@@ -11,18 +16,26 @@ import argparse
 import collections
 import http.client
 import ssl
+import subprocess
 
 
-def requests(port, count):
+def requests(port, warmup, count, pid):
     ctx = ssl._create_unverified_context()
     conns = [http.client.HTTPSConnection("127.0.0.1", port, context=ctx) for _ in range(4)]
-    for i in range(count):
-        c = conns[i % len(conns)]
-        c.request("GET", "/v3", headers={"Host": "localhost"})
-        r = c.getresponse()
-        r.read()
-        if r.status != 200:
-            raise SystemExit(f"request {i}: status {r.status}")
+
+    def get(n):
+        for i in range(n):
+            c = conns[i % len(conns)]
+            c.request("GET", "/v3", headers={"Host": "localhost"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise SystemExit(f"request {i}: status {r.status}")
+
+    get(max(warmup, len(conns)))
+    subprocess.run(["callgrind_control", "-z", str(pid)], check=True, capture_output=True)
+    get(count)
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
     for c in conns:
         c.close()
 
@@ -60,8 +73,7 @@ def report(requests_n, profiles, top):
         print(f"{name}: {per:,.0f} instructions per request ({p})")
     if len(rows) == 2:
         print(f"fedgate / before: {rows[0][2] / rows[1][2]:.3f}")
-    print(f"\nfedgate's costliest functions (self, instructions per request; "
-          f"the 4 connections' handshakes are included):")
+    print("\nfedgate's costliest functions (self, instructions per request):")
     c = rows[0][1]
     total = sum(c.values())
     for name, v in c.most_common(top):
@@ -73,14 +85,16 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("requests")
     r.add_argument("--port", type=int, required=True)
+    r.add_argument("--warmup", type=int, default=300)
     r.add_argument("--count", type=int, required=True)
+    r.add_argument("--pid", type=int, required=True)
     s = sub.add_parser("report")
     s.add_argument("--requests", type=int, required=True)
     s.add_argument("--top", type=int, default=25)
     s.add_argument("profiles", nargs="+")
     a = ap.parse_args()
     if a.cmd == "requests":
-        requests(a.port, a.count)
+        requests(a.port, a.warmup, a.count, a.pid)
     else:
         report(a.requests, a.profiles[:2], a.top)
 

@@ -9,7 +9,8 @@
 #
 #   bench/instructions.sh          build release if needed, measure, print
 #   env: REQUESTS=2000  requests counted, after 300 of warm-up, over 4
-#                       keep-alive TLS connections (sequential)
+#                       keep-alive TLS connections (sequential; the
+#                       handshakes and the warm-up are not counted)
 #        FEDGATE_BIN=path     measure that fedgate instead of target/release
 #        FEDGATE_BEFORE=path  also measure an older build, and print the ratio
 #        TOP=25               functions listed (self cost, per request)
@@ -70,10 +71,7 @@ measure() {
     sleep 0.2
   done
   [ $ok = 1 ] || { log "$name does not answer"; tail -5 "$RUN/$name.out"; kill "$vg"; return 1; }
-  python3 "$HERE/instructions.py" requests --port $P_FEDGATE --count 300
-  callgrind_control -z "$vg" >/dev/null
-  python3 "$HERE/instructions.py" requests --port $P_FEDGATE --count "$N"
-  callgrind_control -d "$vg" >/dev/null
+  python3 "$HERE/instructions.py" requests --port $P_FEDGATE --warmup 300 --count "$N" --pid "$vg"
   kill -TERM "$vg"; wait "$vg" 2>/dev/null || true
   # The dump of the counted requests is part 1.
   mv "$RUN/$name.callgrind.$vg.1" "$RUN/$name.callgrind"
