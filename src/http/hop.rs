@@ -27,12 +27,16 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// One pass over the names, since most requests carry none of them.
 pub fn strip(headers: &mut HeaderMap) {
     // Both lists are usually empty, and then nothing is allocated.
+    // `Connection: keep-alive` and `close` name no header beyond the
+    // standard ones removed below: no name is parsed for them.
     let mut doomed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|s| !s.eq_ignore_ascii_case("keep-alive") && !s.eq_ignore_ascii_case("close"))
+        .filter_map(|s| HeaderName::from_bytes(s.as_bytes()).ok())
         .collect();
     doomed.extend(headers.keys().filter(|k| HOP_NAMES.contains(k)).cloned());
     for n in doomed {
@@ -61,7 +65,10 @@ mod tests {
     #[test]
     fn strips_listed_and_standard() {
         let mut h = HeaderMap::new();
-        h.insert("connection", "close, X-Secret-Hop".parse().unwrap());
+        h.insert(
+            "connection",
+            "close, X-Secret-Hop, Keep-Alive".parse().unwrap(),
+        );
         h.insert("x-secret-hop", "1".parse().unwrap());
         h.insert("keep-alive", "timeout=5".parse().unwrap());
         h.insert("x-auth-token", "t".parse().unwrap());
