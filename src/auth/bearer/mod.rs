@@ -168,11 +168,17 @@ impl BearerAuthenticator {
                 .by_issuer(jwt::issuer(&u)?)
                 .ok_or(TokenError::UnknownIssuer)?
                 .clone();
-            self.cache
-                .get_or_validate(key, validate_jwt(idp.clone(), token), |v| {
-                    build_entry(&idp, v)
-                })
-                .await?
+            // Boxed, as below: the validation's future (the IdP call and
+            // the cache's fill) is about 11 KB, and inline it would make
+            // every request's future on a bearer route that large, the
+            // cached ones too, which are nearly all of them.
+            Box::pin(
+                self.cache
+                    .get_or_validate(key, validate_jwt(idp.clone(), token), |v| {
+                        build_entry(&idp, v)
+                    }),
+            )
+            .await?
         } else {
             let plan = self.opaque_plan(opts);
             if plan.is_empty() {
@@ -181,13 +187,21 @@ impl BearerAuthenticator {
             let mut parts: Vec<&[u8]> = plan.iter().map(|i| i.name().as_bytes()).collect();
             parts.push(token.as_bytes());
             let key = cache::key(&parts);
+            // As for a JWT: an entry under this key is what the validation
+            // below would return from the cache.
+            if let Some(e) = self.cache.cached(&key).await {
+                return self.allowed(e, opts);
+            }
             let registry = self.registry.clone();
-            self.cache
-                .get_or_validate(key, validate_opaque(plan.clone(), token), move |v| {
+            Box::pin(self.cache.get_or_validate(
+                key,
+                validate_opaque(plan.clone(), token),
+                move |v| {
                     let idp = registry.by_name(&v.idp).ok_or(TokenError::UnknownIssuer)?;
                     build_entry(idp, v)
-                })
-                .await?
+                },
+            ))
+            .await?
         };
         self.allowed(entry, opts)
     }
