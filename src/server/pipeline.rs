@@ -82,6 +82,9 @@ impl std::fmt::Debug for RequestId {
     }
 }
 
+/// The response header that carries the request id; parsed once.
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-fedgate-request-id");
+
 /// SplitMix64's finaliser: a bijection on u64, so distinct inputs give
 /// distinct ids.
 fn splitmix64(mut z: u64) -> u64 {
@@ -161,8 +164,7 @@ pub async fn handle(
     };
     let mut resp = phases(&mut ctx, parts, body).await;
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
-        resp.headers_mut()
-            .insert(HeaderName::from_static("x-fedgate-request-id"), v);
+        resp.headers_mut().insert(REQUEST_ID.clone(), v);
     }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
