@@ -8,6 +8,7 @@
 //! in every link Keystone builds) and its RFC 7239 `Forwarded` header,
 //! which oslo.middleware also reads, are dropped for the same reason.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use http::HeaderMap;
@@ -76,22 +77,29 @@ static XF_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static XF_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static XF_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
-/// Sets X-Forwarded-For/Proto/Host/Port for the request.
-pub fn apply(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&str>, trusted: &[Cidr]) {
+/// Sets X-Forwarded-For/Proto/Host/Port for the request. `host` is the
+/// request's Host value ([`crate::http::host::request_host_value`]).
+pub fn apply(
+    headers: &mut HeaderMap,
+    conn: &ConnInfo,
+    host: Option<HeaderValue>,
+    trusted: &[Cidr],
+) {
     let peer = unmap(conn.peer.ip());
     let from_trusted = is_trusted(peer, trusted);
-    let peer = crate::logging::Ip(peer).to_string();
-    let chain = if from_trusted {
+    if from_trusted {
         let prior: Vec<&str> = headers
             .get_all(&XFF)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        if prior.is_empty() {
-            peer
+        let ip = crate::logging::Ip(peer).to_string();
+        let chain = if prior.is_empty() {
+            ip
         } else {
-            format!("{}, {peer}", prior.join(", "))
-        }
+            format!("{}, {ip}", prior.join(", "))
+        };
+        set(headers, &XFF, chain.into_bytes());
     } else {
         headers.remove(FORWARDED);
         let theirs: Vec<_> = headers
@@ -102,24 +110,60 @@ pub fn apply(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&str>, trust
         for k in theirs {
             headers.remove(k);
         }
-        peer
-    };
-    set(headers, &XFF, chain.into_bytes());
+        headers.insert(XFF.clone(), peer_value(peer));
+    }
     if !(from_trusted && headers.contains_key(&XF_PROTO)) {
         let proto = if conn.tls.is_some() { "https" } else { "http" };
         headers.insert(XF_PROTO.clone(), HeaderValue::from_static(proto));
     }
     if !(from_trusted && headers.contains_key(&XF_HOST)) {
         match host {
-            Some(h) => set(headers, &XF_HOST, h.as_bytes().to_vec()),
+            Some(h) => {
+                headers.insert(XF_HOST.clone(), h);
+            }
             None => {
                 headers.remove(&XF_HOST);
             }
         }
     }
     if !(from_trusted && headers.contains_key(&XF_PORT)) {
-        headers.insert(XF_PORT.clone(), HeaderValue::from(conn.local.port()));
+        headers.insert(XF_PORT.clone(), port_value(conn.local.port()));
     }
+}
+
+thread_local! {
+    /// The last peer address and listening port this thread wrote as
+    /// header values. A keep-alive connection's requests all come from one
+    /// address to one port and are served on one thread, so nearly every
+    /// request finds its values here and clones them (a reference count)
+    /// rather than formatting and validating them again.
+    static PEER: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    static PORT: RefCell<Option<(u16, HeaderValue)>> = const { RefCell::new(None) };
+}
+
+/// `ip` as an X-Forwarded-For value.
+fn peer_value(ip: IpAddr) -> HeaderValue {
+    PEER.with_borrow_mut(|memo| match memo {
+        Some((last, v)) if *last == ip => v.clone(),
+        _ => {
+            let v = HeaderValue::from_str(&crate::logging::Ip(ip).to_string())
+                .expect("an IP address is a valid header value");
+            *memo = Some((ip, v.clone()));
+            v
+        }
+    })
+}
+
+/// `port` as an X-Forwarded-Port value.
+fn port_value(port: u16) -> HeaderValue {
+    PORT.with_borrow_mut(|memo| match memo {
+        Some((last, v)) if *last == port => v.clone(),
+        _ => {
+            let v = HeaderValue::from(port);
+            *memo = Some((port, v.clone()));
+            v
+        }
+    })
 }
 
 /// Whether a header name is an `X-Forwarded-*` header once a WSGI server
@@ -163,6 +207,27 @@ mod tests {
         }
     }
 
+    /// The per-thread memo of the last peer and port never lends one
+    /// connection's values to another's request.
+    #[test]
+    fn each_request_gets_its_own_peer_and_port() {
+        let mut other = conn("[2001:db8::7]:9");
+        other.local = "10.1.1.1:443".parse().unwrap();
+        for (c, xff, port) in [
+            (conn("192.0.2.9:1234"), "192.0.2.9", "5000"),
+            (conn("192.0.2.9:1235"), "192.0.2.9", "5000"),
+            (other, "2001:db8::7", "443"),
+            (conn("198.51.100.3:1"), "198.51.100.3", "5000"),
+            (conn("[::ffff:192.0.2.9]:7"), "192.0.2.9", "5000"),
+        ] {
+            let mut h = HeaderMap::new();
+            apply(&mut h, &c, None, &[]);
+            assert_eq!(h["x-forwarded-for"], xff);
+            assert_eq!(h["x-forwarded-port"], port);
+            assert!(!h.contains_key("x-forwarded-host"));
+        }
+    }
+
     #[test]
     fn cidrs() {
         let c = Cidr::parse("10.0.0.0/8").unwrap();
@@ -197,7 +262,7 @@ mod tests {
         apply(
             &mut h,
             &conn("192.0.2.9:1234"),
-            Some("keystone.example:5000"),
+            Some(HeaderValue::from_static("keystone.example:5000")),
             &[],
         );
         assert_eq!(h["x-forwarded-for"], "192.0.2.9");
@@ -214,7 +279,12 @@ mod tests {
         h.insert("x-forwarded-server", "evil".parse().unwrap());
         h.insert("x.forwarded.ssl", "on".parse().unwrap());
         h.insert("x-forwardedness", "kept".parse().unwrap());
-        apply(&mut h, &conn("192.0.2.9:1234"), Some("k"), &[]);
+        apply(
+            &mut h,
+            &conn("192.0.2.9:1234"),
+            Some(HeaderValue::from_static("k")),
+            &[],
+        );
         let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         names.sort();
         assert_eq!(
@@ -240,7 +310,7 @@ mod tests {
         apply(
             &mut h,
             &conn("10.0.0.2:1234"),
-            Some("k"),
+            Some(HeaderValue::from_static("k")),
             &[Cidr::parse("10.0.0.0/8").unwrap()],
         );
         assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.2");

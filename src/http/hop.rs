@@ -24,12 +24,22 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 }
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
-/// One pass over the names, since most requests carry none of them.
+///
+/// Runs twice on every request (on the request, and on the upstream's
+/// response, which usually says `Connection: keep-alive`), so the usual
+/// cases cost one scan of the names and no allocation: a name is tested by
+/// its length and bytes ([`hop_index`]), not compared with nine
+/// `HeaderName`s, and `Connection: keep-alive` or `close`, which name no
+/// header beyond the standard ones, is removed without parsing a name.
 pub fn strip(headers: &mut HeaderMap) {
-    // Both lists are usually empty, and then nothing is allocated.
-    // `Connection: keep-alive` and `close` name no header beyond the
-    // standard ones removed below: no name is parsed for them.
-    let mut doomed: Vec<HeaderName> = headers
+    let present = headers
+        .keys()
+        .filter_map(hop_index)
+        .fold(0u16, |m, i| m | 1 << i);
+    if present == 0 {
+        return;
+    }
+    let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -38,14 +48,35 @@ pub fn strip(headers: &mut HeaderMap) {
         .filter(|s| !s.eq_ignore_ascii_case("keep-alive") && !s.eq_ignore_ascii_case("close"))
         .filter_map(|s| HeaderName::from_bytes(s.as_bytes()).ok())
         .collect();
-    doomed.extend(headers.keys().filter(|k| HOP_NAMES.contains(k)).cloned());
-    for n in doomed {
+    for n in named {
         headers.remove(n);
+    }
+    for (i, n) in HOP_NAMES.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(n);
+        }
     }
 }
 
-/// [`HOP`] as header names, compared without parsing or case folding
-/// (a `HeaderName` is lower case).
+/// The place of `name` in [`HOP`], if it is one. A `HeaderName` is lower
+/// case, so a match on its text is exact; the compiler turns it into a
+/// switch on the length and a comparison or two.
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => 8,
+        _ => return None,
+    })
+}
+
+/// [`HOP`] as header names, in the same order.
 static HOP_NAMES: [HeaderName; 9] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -80,8 +111,12 @@ mod tests {
     #[test]
     fn the_names_are_the_list() {
         assert_eq!(HOP_NAMES.len(), HOP.len());
-        for (n, s) in HOP_NAMES.iter().zip(HOP) {
+        for (i, (n, s)) in HOP_NAMES.iter().zip(HOP).enumerate() {
             assert_eq!(n.as_str(), *s);
+            assert_eq!(hop_index(n), Some(i));
+        }
+        for s in ["x-connection", "tee", "connections", "upgrades", "host"] {
+            assert_eq!(hop_index(&HeaderName::from_static(s)), None, "{s}");
         }
         let mut h = HeaderMap::new();
         for s in HOP {

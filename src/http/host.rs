@@ -13,7 +13,7 @@
 
 use std::net::Ipv6Addr;
 
-use http::header::HOST;
+use http::header::{HOST, HeaderValue};
 use http::request::Parts;
 
 /// Why a request's host is refused (400).
@@ -193,6 +193,21 @@ pub fn request_host(parts: &Parts) -> Option<String> {
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| parts.uri.authority().map(|a| a.as_str().to_string()))
+}
+
+/// [`request_host`] as a header value: the Host header's own value when
+/// there is one (a reference-counted clone, no copy), else the h2
+/// `:authority`.
+pub fn request_host_value(parts: &Parts) -> Option<HeaderValue> {
+    parts
+        .headers
+        .get(HOST)
+        .filter(|h| h.to_str().is_ok())
+        .cloned()
+        .or_else(|| {
+            let a = parts.uri.authority()?;
+            HeaderValue::from_str(a.as_str()).ok()
+        })
 }
 
 /// `server.public_names`: the names this service answers to. Empty means

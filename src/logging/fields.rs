@@ -75,10 +75,10 @@ impl PlainVisitor<'_> {
         let w = &mut self.writer;
         self.result = (|| {
             if !self.is_empty {
-                w.write_char(' ')?;
+                w.write_str(" ")?;
             }
             w.write_str(name)?;
-            w.write_char('=')?;
+            w.write_str("=")?;
             value(w)
         })();
         self.is_empty = false;

@@ -15,15 +15,27 @@ pub enum Side {
     Server,
 }
 
+/// `SSL_CLIENT_V_REMAIN` of a certificate ending at `not_after`, at `now`
+/// (Unix times), as mod_ssl computes it (`ssl_var_lookup_ssl_cert_remain`):
+/// whole days from `now` to the end of the day *after* `not_after`
+/// (mod_ssl adds one to the day of the month before converting the
+/// date), never negative. So a 12-hour proxy reads 1, and a certificate
+/// with 365 days and a minute left reads 365; 0 only once it has been
+/// expired for a day. Measured against Debian's Apache 2.4.67 in
+/// tests/x509_gridsite_interop.rs.
+pub fn v_remain(not_after: i64, now: i64) -> i64 {
+    not_after.saturating_add(86_400).saturating_sub(now).max(0) / 86_400
+}
+
 /// The last second (Unix time) at which `c`'s `SSL_CLIENT_V_REMAIN` still
 /// reads what it reads at `now`: values built at `now` may be reused until
 /// then (the whole-day count is the only value that moves with the clock).
 pub fn v_remain_stable_until(c: &Cert, now: i64) -> i64 {
-    let days = (c.not_after - now) / 86_400;
-    if days <= 0 {
+    let left = c.not_after.saturating_add(86_400).saturating_sub(now);
+    if left < 86_400 {
         return i64::MAX; // 0 from now on
     }
-    c.not_after - days * 86_400
+    now + left % 86_400
 }
 
 /// The values of `c`, at `now` (Unix time) for `SSL_CLIENT_V_REMAIN`.
@@ -39,11 +51,7 @@ pub fn cert_vars(c: &Cert, side: Side, now: i64) -> Vec<(String, String)> {
     put("V_START", asn1_time(c.not_before));
     put("V_END", asn1_time(c.not_after));
     if side == Side::Client {
-        // Whole days left, never negative.
-        put(
-            "V_REMAIN",
-            ((c.not_after - now) / 86_400).max(0).to_string(),
-        );
+        put("V_REMAIN", v_remain(c.not_after, now).to_string());
     }
     put("S_DN", c.subject_rfc2253.clone());
     put("I_DN", c.issuer_rfc2253.clone());
@@ -179,6 +187,29 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// mod_ssl's count: days to the end of the day after `notAfter`.
+    #[test]
+    fn days_remaining_count_as_mod_ssl_counts_them() {
+        let day = 86_400;
+        let na = 1_800_000_000;
+        for (left, want) in [
+            (365 * day + 60, 366),
+            (365 * day - 60, 365),
+            (12 * 3600, 1),
+            (day, 2),
+            (day - 1, 1),
+            (1, 1),
+            (0, 1),
+            (-1, 0),
+            (-day + 1, 0),
+            (-day, 0),
+            (-400 * day, 0),
+        ] {
+            assert_eq!(v_remain(na, na - left), want, "{left} s left");
+        }
+        assert_eq!(v_remain(i64::MAX, 0), i64::MAX / 86_400);
+    }
 
     #[test]
     fn serials_in_decimal() {

@@ -320,13 +320,8 @@ fn scrub(ctx: &Ctx<'_>, parts: &mut http::request::Parts) {
         tracing::warn!(id = %ctx.id, headers = ?names, peer = %conn.peer, "dropped client headers that could pose as identity");
     }
     hop::strip(&mut parts.headers);
-    let host = crate::http::host::request_host(parts);
-    forwarded::apply(
-        &mut parts.headers,
-        conn,
-        host.as_deref(),
-        &rt.trusted_proxies,
-    );
+    let host = crate::http::host::request_host_value(parts);
+    forwarded::apply(&mut parts.headers, conn, host, &rt.trusted_proxies);
 }
 
 /// Phases 3 and 4: route on the canonical path, which is what Keystone

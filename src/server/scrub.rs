@@ -90,12 +90,15 @@ pub fn identity_names(cfg: &Config) -> Vec<String> {
 
 #[derive(Debug, Clone)]
 pub struct Scrubber {
+    /// Sorted, so that the prefixes sharing a first byte are together.
     prefixes: Vec<String>,
-    /// The first bytes of `prefixes`. A name whose first byte, normalised,
-    /// is none of them (nor its first byte after an `HTTP_`) starts with no
-    /// prefix: most names are settled by one look-up, not by walking the
-    /// list twice.
-    firsts: [bool; 256],
+    /// For each normalised first byte, the range of `prefixes` that start
+    /// with it. A name is compared only with the prefixes that share its
+    /// first byte (or its first byte after an `HTTP_`): most names are
+    /// settled by one look-up, and the rest by a comparison or two, not by
+    /// walking the whole list twice. Boxed: a kilobyte inline would
+    /// ride in every future that holds a runtime being built.
+    by_first: Box<[(u16, u16); 256]>,
 }
 
 impl Scrubber {
@@ -110,13 +113,37 @@ impl Scrubber {
                 prefixes.push(n);
             }
         }
-        let mut firsts = [false; 256];
-        for p in &prefixes {
-            if let Some(&c) = p.as_bytes().first() {
-                firsts[usize::from(fold(c))] = true;
+        prefixes.sort();
+        // Far more than any configuration names; past it, the ranges
+        // would not fit their u16s, so the list is refused loudly rather
+        // than matched wrongly.
+        assert!(
+            prefixes.len() < usize::from(u16::MAX),
+            "too many scrub prefixes"
+        );
+        let mut by_first = Box::new([(0u16, 0u16); 256]);
+        for (i, p) in prefixes.iter().enumerate() {
+            // Normalised prefixes are never empty and start with their
+            // own folded byte.
+            let c = usize::from(fold(p.as_bytes()[0]));
+            let i = i as u16;
+            let r = &mut by_first[c];
+            if r.0 == r.1 {
+                *r = (i, i + 1);
+            } else {
+                r.1 = i + 1;
             }
         }
-        Scrubber { prefixes, firsts }
+        Scrubber { prefixes, by_first }
+    }
+
+    /// The prefixes that start with `name`'s first byte, normalised.
+    fn candidates(&self, name: &[u8]) -> &[String] {
+        let Some(&c) = name.first() else {
+            return &[];
+        };
+        let (a, b) = self.by_first[usize::from(fold(c))];
+        &self.prefixes[usize::from(a)..usize::from(b)]
     }
 
     /// The scrubber for a configuration (see [`identity_names`]).
@@ -139,16 +166,12 @@ impl Scrubber {
         } else {
             n
         };
-        let may_match = |s: &[u8]| {
-            s.first()
-                .is_some_and(|&c| self.firsts[usize::from(fold(c))])
+        let hit = |s: &[u8]| {
+            self.candidates(s)
+                .iter()
+                .any(|p| starts_with_normalized(s, p.as_bytes()))
         };
-        if !may_match(n) && !may_match(bare) {
-            return false;
-        }
-        self.prefixes.iter().any(|p| {
-            starts_with_normalized(n, p.as_bytes()) || starts_with_normalized(bare, p.as_bytes())
-        })
+        hit(n) || (bare.len() < n.len() && hit(bare))
     }
 
     /// Removes suspicious headers and returns their names (never values).
