@@ -8,9 +8,12 @@
                                 counters dumped: the handshakes and the
                                 warm-up are not counted (fails on any
                                 non-200)
-  report --requests N A [B]     instructions per request of callgrind
-                                profile A (and B, "before"), their ratio,
-                                and A's costliest functions (self cost)
+  report --requests N A [B] [--nginx C]
+                                instructions per request of callgrind
+                                profile A (and B, "before"; C, nginx as a
+                                TLS reverse proxy on the same path), the
+                                ratios, and A's costliest functions (self
+                                cost)
 """
 import argparse
 import collections
@@ -63,7 +66,7 @@ def self_costs(path):
     return costs
 
 
-def report(requests_n, profiles, top):
+def report(requests_n, profiles, top, nginx=None):
     rows = []
     for p in profiles:
         c = self_costs(p)
@@ -73,6 +76,10 @@ def report(requests_n, profiles, top):
         print(f"{name}: {per:,.0f} instructions per request ({p})")
     if len(rows) == 2:
         print(f"fedgate / before: {rows[0][2] / rows[1][2]:.3f}")
+    if nginx:
+        per = sum(self_costs(nginx).values()) / requests_n
+        print(f"nginx: {per:,.0f} instructions per request ({nginx})")
+        print(f"fedgate / nginx: {rows[0][2] / per:.3f}")
     print("\nfedgate's costliest functions (self, instructions per request):")
     c = rows[0][1]
     total = sum(c.values())
@@ -91,12 +98,13 @@ def main():
     s = sub.add_parser("report")
     s.add_argument("--requests", type=int, required=True)
     s.add_argument("--top", type=int, default=25)
+    s.add_argument("--nginx", help="a callgrind profile of nginx on the same path")
     s.add_argument("profiles", nargs="+")
     a = ap.parse_args()
     if a.cmd == "requests":
         requests(a.port, a.warmup, a.count, a.pid)
     else:
-        report(a.requests, a.profiles[:2], a.top)
+        report(a.requests, a.profiles[:2], a.top, a.nginx)
 
 
 if __name__ == "__main__":

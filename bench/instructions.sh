@@ -13,6 +13,9 @@
 #                       handshakes and the warm-up are not counted)
 #        FEDGATE_BIN=path     measure that fedgate instead of target/release
 #        FEDGATE_BEFORE=path  also measure an older build, and print the ratio
+#        WITH_NGINX=1         also measure nginx as the TLS reverse proxy of
+#                             bench/core.sh (one worker, no master, under
+#                             callgrind), and print fedgate / nginx
 #        TOP=25               functions listed (self cost, per request)
 #        BENCH_RUN=/tmp/fedgate-instructions
 #
@@ -47,6 +50,12 @@ cp "$RUN/pki/hostcert.pem" "$RUN/fedgate/ca/$(openssl x509 -noout -subject_hash 
 render() { sed -e "s#@RUN@#$RUN#g" -e "s#@P_UP@#$P_UP#g" -e "s#@P_FEDGATE@#$P_FEDGATE#g" -e "s#@P_ADMIN@#$P_ADMIN#g" "$1" >"$2"; }
 render "$HERE/conf/upstream-nginx.conf" "$RUN/upstream/nginx.conf"
 render "$HERE/conf/fedgate.toml" "$RUN/fedgate/fedgate.toml"
+# nginx as bench/core.sh runs it, but one process (callgrind follows one):
+# the same TLS front, access log and keep-alive pool to the upstream.
+mkdir -p "$RUN/nginx"
+sed -e "s#@RUN@#$RUN#g" -e "s#@P_UP@#$P_UP#g" -e "s#@P_NGINX@#$P_FEDGATE#g" \
+  -e 's/^worker_processes 2;/worker_processes 1; master_process off; daemon off;/' \
+  "$HERE/conf/front-nginx.conf" >"$RUN/nginx/nginx.conf"
 
 PIDS=()
 stop_all() {
@@ -61,9 +70,11 @@ PIDS+=($!)
 # the callgrind profile of the counted requests in $RUN/NAME.callgrind.
 measure() {
   local name=$1 bin=$2 vg
+  local cmd=("$bin" run --config "$RUN/fedgate/fedgate.toml")
+  [ "$name" != nginx ] || cmd=(nginx -e "$RUN/nginx/error.log" -c "$RUN/nginx/nginx.conf")
   valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
     --callgrind-out-file="$RUN/$name.callgrind.%p" \
-    "$bin" run --config "$RUN/fedgate/fedgate.toml" >"$RUN/$name.out" 2>&1 </dev/null &
+    "${cmd[@]}" >"$RUN/$name.out" 2>&1 </dev/null &
   vg=$!
   local ok=0
   for _ in $(seq 200); do
@@ -80,5 +91,7 @@ measure() {
 
 measure fedgate "$FEDGATE"
 [ -z "${FEDGATE_BEFORE:-}" ] || measure before "$FEDGATE_BEFORE"
+[ -z "${WITH_NGINX:-}" ] || measure nginx nginx
 python3 "$HERE/instructions.py" report --requests "$N" --top "${TOP:-25}" \
+  ${WITH_NGINX:+--nginx "$RUN/nginx.callgrind"} \
   "$RUN/fedgate.callgrind" ${FEDGATE_BEFORE:+"$RUN/before.callgrind"} | tee "$RUN/summary.txt"
