@@ -16,22 +16,21 @@ pub enum Side {
 }
 
 /// `SSL_CLIENT_V_REMAIN` of a certificate ending at `not_after`, at `now`
-/// (Unix times), as mod_ssl computes it (`ssl_var_lookup_ssl_cert_remain`):
-/// whole days from `now` to the end of the day *after* `not_after`
-/// (mod_ssl adds one to the day of the month before converting the
-/// date), never negative. So a 12-hour proxy reads 1, and a certificate
-/// with 365 days and a minute left reads 365; 0 only once it has been
-/// expired for a day. Measured against Debian's Apache 2.4.67 in
-/// tests/x509_gridsite_interop.rs.
+/// (Unix times): the whole days left, never negative, as current mod_ssl
+/// exports it (Apache 2.4.71 here, and the reference goldens). Older
+/// mod_ssl (Debian's 2.4.67) adds one to the day of the month of
+/// `notAfter` before converting it, and so reads one more, on every
+/// certificate; tests/x509_gridsite_interop.rs accepts exactly that
+/// difference and no other.
 pub fn v_remain(not_after: i64, now: i64) -> i64 {
-    not_after.saturating_add(86_400).saturating_sub(now).max(0) / 86_400
+    not_after.saturating_sub(now).max(0) / 86_400
 }
 
 /// The last second (Unix time) at which `c`'s `SSL_CLIENT_V_REMAIN` still
 /// reads what it reads at `now`: values built at `now` may be reused until
 /// then (the whole-day count is the only value that moves with the clock).
 pub fn v_remain_stable_until(c: &Cert, now: i64) -> i64 {
-    let left = c.not_after.saturating_add(86_400).saturating_sub(now);
+    let left = c.not_after.saturating_sub(now);
     if left < 86_400 {
         return i64::MAX; // 0 from now on
     }
@@ -188,21 +187,20 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 mod tests {
     use super::*;
 
-    /// mod_ssl's count: days to the end of the day after `notAfter`.
+    /// Whole days left, never negative.
     #[test]
-    fn days_remaining_count_as_mod_ssl_counts_them() {
+    fn days_remaining_are_whole_days_left() {
         let day = 86_400;
         let na = 1_800_000_000;
         for (left, want) in [
-            (365 * day + 60, 366),
-            (365 * day - 60, 365),
-            (12 * 3600, 1),
-            (day, 2),
-            (day - 1, 1),
-            (1, 1),
-            (0, 1),
+            (365 * day + 60, 365),
+            (365 * day - 60, 364),
+            (12 * 3600, 0),
+            (day, 1),
+            (day - 1, 0),
+            (1, 0),
+            (0, 0),
             (-1, 0),
-            (-day + 1, 0),
             (-day, 0),
             (-400 * day, 0),
         ] {

@@ -432,13 +432,13 @@ mod tests {
         let cv = valid_verdict(&auth, 10 * day + 100);
         let peer = "192.0.2.7".parse().unwrap();
         let first = auth.identity(&cv, "alice", peer, 0);
-        assert_eq!(first.get("SSL_CLIENT_V_REMAIN"), Some(&b"11"[..]));
+        assert_eq!(first.get("SSL_CLIENT_V_REMAIN"), Some(&b"10"[..]));
         assert_eq!(first.get("GRST_CRED_AURI_1"), Some(&b"ip:192.0.2.7"[..]));
         let again = auth.identity(&cv, "alice", peer, 100);
         assert!(Arc::ptr_eq(&first, &again), "built once per connection");
         let next_day = auth.identity(&cv, "alice", peer, 101);
         assert!(!Arc::ptr_eq(&first, &next_day));
-        assert_eq!(next_day.get("SSL_CLIENT_V_REMAIN"), Some(&b"10"[..]));
+        assert_eq!(next_day.get("SSL_CLIENT_V_REMAIN"), Some(&b"9"[..]));
         assert_eq!(next_day.get("GRST_CRED_AURI_1"), Some(&b"ip:192.0.2.7"[..]));
     }
 
