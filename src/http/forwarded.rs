@@ -143,24 +143,29 @@ thread_local! {
 
 /// `ip` as an X-Forwarded-For value.
 fn peer_value(ip: IpAddr) -> HeaderValue {
-    PEER.with_borrow_mut(|memo| match memo {
-        Some((last, v)) if *last == ip => v.clone(),
-        _ => {
-            let v = HeaderValue::from_str(&crate::logging::Ip(ip).to_string())
-                .expect("an IP address is a valid header value");
-            *memo = Some((ip, v.clone()));
-            v
-        }
+    memoised(&PEER, ip, |ip| {
+        HeaderValue::from_str(&crate::logging::Ip(ip).to_string())
+            .expect("an IP address is a valid header value")
     })
 }
 
 /// `port` as an X-Forwarded-Port value.
 fn port_value(port: u16) -> HeaderValue {
-    PORT.with_borrow_mut(|memo| match memo {
-        Some((last, v)) if *last == port => v.clone(),
+    memoised(&PORT, port, HeaderValue::from)
+}
+
+/// The value `make` gives for `key`, from this thread's `memo` when it was
+/// the last key asked for.
+fn memoised<K: Copy + PartialEq>(
+    memo: &'static std::thread::LocalKey<RefCell<Option<(K, HeaderValue)>>>,
+    key: K,
+    make: impl FnOnce(K) -> HeaderValue,
+) -> HeaderValue {
+    memo.with_borrow_mut(|m| match m {
+        Some((last, v)) if *last == key => v.clone(),
         _ => {
-            let v = HeaderValue::from(port);
-            *memo = Some((port, v.clone()));
+            let v = make(key);
+            *m = Some((key, v.clone()));
             v
         }
     })

@@ -187,16 +187,12 @@ pub fn split_host(host: &str) -> (&str, Option<&str>) {
 /// pipeline has validated both with [`request_authority`] before anything
 /// reads this.
 pub fn request_host(parts: &Parts) -> Option<String> {
-    parts
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_string()))
+    let v = request_host_value(parts)?;
+    v.to_str().ok().map(str::to_string)
 }
 
 /// [`request_host`] as a header value: the Host header's own value when
-/// there is one (a reference-counted clone, no copy), else the h2
+/// it is text (a reference-counted clone, no copy), else the h2
 /// `:authority`.
 pub fn request_host_value(parts: &Parts) -> Option<HeaderValue> {
     parts

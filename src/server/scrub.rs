@@ -98,7 +98,7 @@ pub struct Scrubber {
     /// settled by one look-up, and the rest by a comparison or two, not by
     /// walking the whole list twice. Boxed: a kilobyte inline would
     /// ride in every future that holds a runtime being built.
-    by_first: Box<[(u16, u16); 256]>,
+    by_first: Box<[std::ops::Range<usize>; 256]>,
 }
 
 impl Scrubber {
@@ -113,27 +113,16 @@ impl Scrubber {
                 prefixes.push(n);
             }
         }
+        // Normalised prefixes are never empty and start with their own
+        // folded byte, so sorting groups them by the byte they are
+        // looked up by.
         prefixes.sort();
-        // Far more than any configuration names; past it, the ranges
-        // would not fit their u16s, so the list is refused loudly rather
-        // than matched wrongly.
-        assert!(
-            prefixes.len() < usize::from(u16::MAX),
-            "too many scrub prefixes"
-        );
-        let mut by_first = Box::new([(0u16, 0u16); 256]);
-        for (i, p) in prefixes.iter().enumerate() {
-            // Normalised prefixes are never empty and start with their
-            // own folded byte.
-            let c = usize::from(fold(p.as_bytes()[0]));
-            let i = i as u16;
-            let r = &mut by_first[c];
-            if r.0 == r.1 {
-                *r = (i, i + 1);
-            } else {
-                r.1 = i + 1;
-            }
-        }
+        let by_first = Box::new(std::array::from_fn(|c| {
+            let first = |p: &String| usize::from(p.as_bytes()[0]);
+            let start = prefixes.partition_point(|p| first(p) < c);
+            let end = prefixes.partition_point(|p| first(p) <= c);
+            start..end
+        }));
         Scrubber { prefixes, by_first }
     }
 
@@ -142,8 +131,7 @@ impl Scrubber {
         let Some(&c) = name.first() else {
             return &[];
         };
-        let (a, b) = self.by_first[usize::from(fold(c))];
-        &self.prefixes[usize::from(a)..usize::from(b)]
+        &self.prefixes[self.by_first[usize::from(fold(c))].clone()]
     }
 
     /// The scrubber for a configuration (see [`identity_names`]).
